@@ -1,0 +1,72 @@
+"""The tracker interface every tracker implements, and the registry that builds them by name.
+
+A tracker sees the sequence strictly causally: `start` gets frame 0 and its mask, then
+`track` is called once per later frame, in order, and never sees a frame before it is due.
+Frames are 2-D float32 numpy arrays in the numpy axis order of the TrackRAD arrays
+(`frames[:, :, t]`, i.e. shape (W, H)); masks are 2-D bool arrays of the same shape.
+"""
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SequenceInfo:
+    """What a tracker may know about a sequence before it starts (no pixel data)."""
+
+    frame_shape: tuple[int, int]  # numpy shape of one frame, (W, H) in the contract's words
+    n_frames: int  # length of the sequence; trackers must not use it to look ahead
+    pixel_spacing_mm: tuple[float, float]  # spacing along numpy axis 0 and axis 1
+    frame_rate: float  # frames per second
+    field_strength: float  # tesla, 0.35 or 1.5
+    scanned_region: str  # e.g. "abdomen", "thorax", "lung", "pelvis"
+
+
+class Tracker(ABC):
+    """One target, one sequence at a time. Build a new tracker (or call start) per sequence."""
+
+    name: str = "tracker"
+
+    @abstractmethod
+    def start(self, first_frame: np.ndarray, first_mask: np.ndarray, info: SequenceInfo) -> None:
+        """Initialise on frame 0 and its (non-empty, bool) mask."""
+
+    @abstractmethod
+    def track(self, frame: np.ndarray) -> np.ndarray:
+        """Return the bool mask of the next frame (same shape as the frame)."""
+
+    def settings(self) -> dict[str, Any]:
+        """The settings this tracker runs with, for the run report."""
+        return {}
+
+    def events(self) -> dict[str, int]:
+        """Counters of notable events during the run (e.g. fallbacks), for the run report."""
+        return {}
+
+
+# name -> "module:Class"; imported lazily so the copy baseline never pulls in torch.
+TRACKER_CLASSES: dict[str, str] = {
+    "copy": "model.baselines:CopyTracker",
+}
+
+
+def available_trackers() -> list[str]:
+    return sorted(TRACKER_CLASSES)
+
+
+def build_tracker(name: str, **settings: Any) -> Tracker:
+    """Instantiate a registered tracker with keyword settings."""
+    try:
+        target = TRACKER_CLASSES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown tracker {name!r}; choose one of {', '.join(available_trackers())}"
+        ) from None
+    module_name, class_name = target.split(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**settings)
