@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,6 +31,10 @@ class Tracker(ABC):
     """One target, one sequence at a time. Build a new tracker (or call start) per sequence."""
 
     name: str = "tracker"
+    # A dataclass whose fields (int/float/str/bool, each with a default and
+    # `metadata={"help": ...}`) are the tracker's user-facing settings; inference.py turns
+    # every field into a `--field-name` option. None for trackers without settings.
+    Settings: ClassVar[type | None] = None
 
     @abstractmethod
     def start(self, first_frame: np.ndarray, first_mask: np.ndarray, info: SequenceInfo) -> None:
@@ -52,6 +56,9 @@ class Tracker(ABC):
 # name -> "module:Class"; imported lazily so the copy baseline never pulls in torch.
 TRACKER_CLASSES: dict[str, str] = {
     "copy": "model.baselines:CopyTracker",
+    "optical-flow": "model.peers:OpticalFlowTracker",
+    "template": "model.peers:TemplateTracker",
+    "xmem": "model.pipeline.tracker:XMemTracker",
 }
 
 
@@ -59,8 +66,8 @@ def available_trackers() -> list[str]:
     return sorted(TRACKER_CLASSES)
 
 
-def build_tracker(name: str, **settings: Any) -> Tracker:
-    """Instantiate a registered tracker with keyword settings."""
+def tracker_class(name: str) -> type[Tracker]:
+    """The class registered under `name` (imports its module)."""
     try:
         target = TRACKER_CLASSES[name]
     except KeyError:
@@ -68,5 +75,18 @@ def build_tracker(name: str, **settings: Any) -> Tracker:
             f"unknown tracker {name!r}; choose one of {', '.join(available_trackers())}"
         ) from None
     module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**settings)
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_tracker(name: str, **settings: Any) -> Tracker:
+    """Instantiate a registered tracker; keyword settings override its Settings defaults.
+
+    A tracker with a Settings dataclass is constructed as `cls(cls.Settings(**settings))`,
+    one without as `cls()`.
+    """
+    cls = tracker_class(name)
+    if cls.Settings is None:
+        if settings:
+            raise ValueError(f"tracker {name!r} takes no settings, got {sorted(settings)}")
+        return cls()
+    return cls(cls.Settings(**settings))
