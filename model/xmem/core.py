@@ -1,0 +1,159 @@
+"""Per-frame XMem inference (spec 3.2–3.3): padding, memory-frame and sensory-update
+scheduling, and the network calls around the MemoryManager.
+
+Masks are exhaustive: a mask given on a later frame covers every object (its extra channels,
+if any, are new objects), so that frame is taken from the mask, not segmented.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from model.xmem.aggregate import aggregate
+from model.xmem.config import InferenceConfig
+from model.xmem.memory import MemoryManager
+from model.xmem.network import XMem
+
+_STRIDE = 16  # the network's output stride: padded sizes are multiples of it
+
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _cpu_threads(requested: int | None) -> int | None:
+    """Threads to give torch on the CPU: the request, else all usable cores unless the user
+    already chose through the environment (None = leave torch's setting alone)."""
+    if requested is not None:
+        return requested
+    if any(name in os.environ for name in _THREAD_VARIABLES):
+        return None
+    return len(os.sched_getaffinity(0))
+
+
+def _padding(h: int, w: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) zero padding up to multiples of 16, the extra pixel right/bottom."""
+    ph, pw = -h % _STRIDE, -w % _STRIDE
+    return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+
+
+class InferenceCore:
+    def __init__(
+        self,
+        network: XMem,
+        config: InferenceConfig = InferenceConfig(),
+        device: str | torch.device | None = None,
+        threads: int | None = None,
+    ) -> None:
+        """Moves `network` to `device` (None: CUDA if available) in eval mode. CUDA runs the
+        network under fp16 autocast; the CPU runs float32 on `threads` threads (None: all
+        cores, unless OMP_NUM_THREADS/MKL_NUM_THREADS is set)."""
+        self.device = torch.device(device) if device is not None else default_device()
+        self.config = config
+        self.network = network.to(self.device).eval()
+        self.hidden_dim = network.dims.hidden_dim
+        if self.device.type == "cuda":
+            self._autocast = torch.autocast("cuda", dtype=torch.float16)
+        else:
+            self._autocast = contextlib.nullcontext()
+            n_threads = _cpu_threads(threads)
+            if n_threads is not None:
+                torch.set_num_threads(n_threads)
+        self._pads: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        self.reset()
+
+    def reset(self, expected_frames: int | None = None) -> None:
+        """Start a new sequence: empty memory. `expected_frames` (the sequence length, if
+        known) decides long-term usage counting when the config leaves it open."""
+        self.memory = MemoryManager(self.config, self.config.count_long_term_usage(expected_frames))
+        self.frame_index = -1
+        self.last_mem_index = 0
+        self.last_deep_update_index = -self.config.deep_update_every
+
+    @property
+    def work_elements(self) -> int:
+        return self.memory.work_elements
+
+    @property
+    def long_term_elements(self) -> int:
+        return self.memory.long_term_elements
+
+    @property
+    def num_objects(self) -> int:
+        return self.memory.num_objects
+
+    @torch.inference_mode()
+    def step(self, image: Tensor, mask: Tensor | None = None, end: bool = False) -> Tensor:
+        """One frame: image 3×H×W (normalised), optional mask H×W or N×H×W (soft or binary,
+        required on the first frame), `end` for the last frame (nothing is memorised).
+        Returns probabilities (N+1)×H×W, float32, background first, on the core's device."""
+        cfg = self.config
+        if mask is None and self.memory.work_elements == 0:
+            raise ValueError("the first frame needs a mask")
+        self.frame_index += 1
+        t = self.frame_index
+        h, w = image.shape[-2:]
+        pad = self._pads.get((h, w))
+        if pad is None:
+            pad = self._pads[(h, w)] = _padding(h, w)
+        image = image.to(self.device, torch.float32)
+        if any(pad):
+            image = F.pad(image, pad)
+        image = image[None]
+
+        is_mem_frame = (t - self.last_mem_index >= cfg.mem_every or mask is not None) and not end
+        synced = cfg.deep_update_every < 0
+        if synced:
+            is_deep_update = is_mem_frame
+        else:
+            is_deep_update = t - self.last_deep_update_index >= cfg.deep_update_every and not end
+        is_normal_update = (not synced or not is_deep_update) and not end
+
+        with self._autocast:
+            key, shrinkage, selection, f16, f8, f4 = self.network.encode_key(
+                image, need_shrinkage=is_mem_frame, need_selection=cfg.enable_long_term or mask is None
+            )
+        if mask is None:
+            readout = self.memory.match_memory(key, selection)
+            with self._autocast:
+                hidden, _, prob = self.network.segment(
+                    f16, f8, f4, readout, self.memory.hidden, h_out=is_normal_update, strip_bg=False
+                )
+            if is_normal_update:
+                self.memory.hidden = hidden
+            prob = prob[0]
+        else:
+            prob = self._mask_probabilities(mask, pad)
+            if self.hidden_dim > 0:
+                self.memory.extend_hidden(prob.shape[0] - 1, self.hidden_dim, key)
+
+        if is_mem_frame:
+            with self._autocast:
+                value, hidden = self.network.encode_value(
+                    image, f16, self.memory.hidden, prob[None, 1:], deep_update=is_deep_update
+                )
+            self.memory.add_memory(key, shrinkage, value, selection if cfg.enable_long_term else None)
+            self.last_mem_index = t
+            if is_deep_update:
+                self.memory.hidden = hidden
+                self.last_deep_update_index = t
+
+        left, _, top, _ = pad
+        return prob[:, top : top + h, left : left + w]
+
+    def _mask_probabilities(self, mask: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
+        """Given mask (H×W or N×H×W) → padded, soft-aggregated (N+1)×H'×W' probabilities."""
+        mask = mask.to(self.device, torch.float32)
+        if mask.dim() == 2:
+            mask = mask[None]
+        if mask.shape[0] < self.memory.num_objects:
+            raise ValueError(
+                f"a mask must cover all {self.memory.num_objects} known objects, got {mask.shape[0]} channels"
+            )
+        return aggregate(F.pad(mask, pad), dim=0)[1]
