@@ -1,0 +1,159 @@
+"""TrackRAD2025 entry point: read a case, track the first-frame mask through it, write the masks.
+
+With no arguments it reads /input and writes /output, as grand-challenge mounts them.
+Only I/O and orchestration live here; see model/ for the reading, the tracking and the metrics.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from model.io import CaseError, prepare_output, read_case, read_dataset_case, write_output
+from model.runner import run_tracker
+from model.tracker import available_trackers, build_tracker, tracker_class
+
+DEFAULT_TRACKER = "copy"  # the lead switches this to "xmem" when the XMem tracker lands
+DEFAULT_INPUT = Path("/input")
+DEFAULT_OUTPUT = Path("/output")
+_OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one case; returns the process exit code (0 ok, 1 bad input or output, 2 usage)."""
+    args, settings = _parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(args, settings)
+    except CaseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    started = time.perf_counter()
+    _check_report_path(args.report)
+    case = read_dataset_case(args.case) if args.case else read_case(args.input)
+    for warning in case.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    prepare_output(args.output)  # fail before tracking, not after
+    tracker = build_tracker(args.tracker, **settings)
+    loading = time.perf_counter() - started
+
+    result = run_tracker(tracker, case.frames, case.first_mask, case.info)
+
+    writing_started = time.perf_counter()
+    path = write_output(args.output, result.masks, case)
+    writing = time.perf_counter() - writing_started
+
+    frame_stats = _frame_stats(result.frame_seconds)
+    width, height, n_frames = case.frames.shape
+    print(f"loading: {loading:.3f} s ({case.image_path.name}, {width}x{height}, {n_frames} frames)")
+    print(
+        f"per frame ({args.tracker}): median {frame_stats['median'] * 1e3:.3f} ms, "
+        f"p95 {frame_stats['p95'] * 1e3:.3f} ms, max {frame_stats['max'] * 1e3:.3f} ms"
+    )
+    print(f"writing: {writing:.3f} s ({path})")
+    if args.report:
+        events = dict(tracker.events())
+        for key, count in result.events.items():
+            events[key] = events.get(key, 0) + count
+        if case.nonfinite_pixels:
+            events["nonfinite_pixels"] = case.nonfinite_pixels
+        _write_report(args.report, {
+            "tracker": args.tracker,
+            "settings": _settings_dict(args.tracker, settings),
+            "input": str(case.image_path),
+            "output": str(path),
+            "n_frames": n_frames,
+            "loading_seconds": loading,
+            "frame_seconds": frame_stats,
+            "writing_seconds": writing,
+            "total_seconds": time.perf_counter() - started,
+            "events": events,
+            "warnings": case.warnings,
+        })
+    return 0
+
+
+def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
+    # Phase 1: only --tracker, to know which Settings fields become options in phase 2.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--tracker", default=DEFAULT_TRACKER, choices=available_trackers())
+    known, _ = pre.parse_known_args(argv)
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--input", type=Path, default=DEFAULT_INPUT,
+                        help="grand-challenge input folder (default /input)")
+    source.add_argument("--case", type=Path,
+                        help="a case folder in the dataset layout (images/, targets/, *.json)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="output folder (default /output)")
+    parser.add_argument("--tracker", default=DEFAULT_TRACKER, choices=available_trackers(),
+                        help=f"tracker to run (default {DEFAULT_TRACKER}; copy = no tracking)")
+    parser.add_argument("--report", type=Path, help="write timings, settings and events as JSON")
+    fields = _settings_fields(known.tracker)
+    group = parser.add_argument_group(f"{known.tracker} settings")
+    for field in fields:
+        kind = _OPTION_TYPES[field.type if isinstance(field.type, str) else field.type.__name__]
+        option = "--" + field.name.replace("_", "-")
+        help_text = f"{field.metadata.get('help', '')} (default {field.default})".strip()
+        if kind is bool:
+            group.add_argument(option, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=field.default, help=help_text)
+        else:
+            group.add_argument(option, dest=field.name, type=kind, default=field.default,
+                               help=help_text)
+    args = parser.parse_args(argv)
+    settings = {field.name: getattr(args, field.name) for field in fields}
+    return args, settings
+
+
+def _settings_fields(tracker_name: str) -> tuple[dataclasses.Field, ...]:
+    settings_cls = tracker_class(tracker_name).Settings
+    return dataclasses.fields(settings_cls) if settings_cls is not None else ()
+
+
+def _settings_dict(tracker_name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    settings_cls = tracker_class(tracker_name).Settings
+    return dataclasses.asdict(settings_cls(**settings)) if settings_cls is not None else {}
+
+
+def _frame_stats(seconds: list[float]) -> dict[str, float]:
+    if not seconds:  # a one-frame sequence has nothing to track
+        return {"count": 0, "median": 0.0, "p95": 0.0, "max": 0.0}
+    values = np.asarray(seconds)
+    return {
+        "count": len(seconds),
+        "median": float(np.median(values)),
+        "p95": float(np.percentile(values, 95)),
+        "max": float(values.max()),
+    }
+
+
+def _check_report_path(report: Path | None) -> None:
+    if report is None:
+        return
+    folder = report.parent if str(report.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise CaseError(f"{report}: report folder missing or not writable")
+
+
+def _write_report(report: Path, content: dict[str, Any]) -> None:
+    temporary = report.with_name(report.name + ".tmp")
+    try:
+        temporary.write_text(json.dumps(content, indent=2) + "\n")
+        os.replace(temporary, report)
+    except OSError as error:
+        raise CaseError(f"{report}: cannot write report ({error.strerror})") from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""Reading and validating a TrackRAD case, and writing the algorithm's output.
+
+Two input layouts are understood:
+- grand-challenge (`read_case`): images/mri-linacs/<any>.mha, images/mri-linac-target/<any>.mha
+  and the three bare-JSON files at the top of the folder;
+- the downloaded dataset (`read_dataset_case`): images/<id>_frames.mha,
+  targets/<id>_first_label.mha (+ targets/<id>_labels.mha for scoring) and the same JSON files.
+
+Arrays follow SimpleITK's `GetArrayFromImage`: shape (W, H, T), time on the last numpy axis,
+which is ITK's first axis. Every problem raises `CaseError` with a message that names the
+file and the problem; inputs are only ever read.
+
+Documented input decisions:
+- a missing JSON file falls back to `DEFAULT_FRAME_RATE`, `DEFAULT_FIELD_STRENGTH` and
+  `DEFAULT_SCANNED_REGION` (a warning is recorded); a JSON file of the wrong type is an error;
+- NaN/Inf pixels in the sequence are sanitised (NaN -> 0, +/-Inf -> the finite max/min of the
+  sequence) and counted, because an error would score the whole case as lost;
+- a first mask with values other than 0/1 is binarised as `value > 0` (a warning is recorded);
+  NaN/Inf in the mask, or a mask that is empty after binarising, is an error.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from model.tracker import SequenceInfo
+
+IMAGE_SUFFIXES = (".mha", ".tif", ".tiff")
+SERIES_FOLDER = Path("images/mri-linacs")
+TARGET_FOLDER = Path("images/mri-linac-target")
+OUTPUT_FOLDER = Path("images/mri-linac-series-targets")
+OUTPUT_NAME = "output.mha"
+
+FRAME_RATE_JSON = "frame-rate.json"
+FIELD_STRENGTH_JSON = "b-field-strength.json"
+SCANNED_REGION_JSON = "scanned-region.json"
+# Used when the JSON file is absent: a mid-range cine frame rate, the more common
+# (Elekta Unity) field strength, and the region whose dose sigma is the challenge's default.
+DEFAULT_FRAME_RATE = 4.0
+DEFAULT_FIELD_STRENGTH = 1.5
+DEFAULT_SCANNED_REGION = "abdomen"
+
+
+class CaseError(Exception):
+    """A case cannot be read or written; the message names the file and the problem."""
+
+
+@dataclass
+class Case:
+    """One validated sequence with its first mask and what is needed to write the output."""
+
+    frames: np.ndarray  # (W, H, T) float32, finite
+    first_mask: np.ndarray  # (W, H) bool, non-empty
+    info: SequenceInfo
+    spacing: tuple[float, ...]  # ITK order (time first), copied to the output
+    origin: tuple[float, ...]
+    direction: tuple[float, ...]
+    image_path: Path
+    warnings: list[str] = field(default_factory=list)
+    nonfinite_pixels: int = 0
+
+
+def read_case(input_dir: Path) -> Case:
+    """Read a case in the grand-challenge layout (/input)."""
+    input_dir = Path(input_dir)
+    image_path = _single_image(input_dir / SERIES_FOLDER)
+    mask_path = _single_image(input_dir / TARGET_FOLDER)
+    return _load(image_path, mask_path, input_dir)
+
+
+def read_dataset_case(case_dir: Path) -> Case:
+    """Read a case in the dataset layout (images/<id>_frames.mha, targets/<id>_first_label.mha)."""
+    case_dir = Path(case_dir)
+    case_id = dataset_case_id(case_dir)
+    mask_path = case_dir / "targets" / f"{case_id}_first_label.mha"
+    if not mask_path.is_file():
+        raise CaseError(f"{mask_path}: first-frame mask not found")
+    return _load(case_dir / "images" / f"{case_id}_frames.mha", mask_path, case_dir)
+
+
+def read_labels(case_dir: Path) -> np.ndarray:
+    """Ground truth (W, H, T) uint8 0/1 of a dataset-layout case (targets/<id>_labels.mha)."""
+    case_dir = Path(case_dir)
+    path = case_dir / "targets" / f"{dataset_case_id(case_dir)}_labels.mha"
+    if not path.is_file():
+        raise CaseError(f"{path}: ground-truth labels not found")
+    labels = sitk.GetArrayFromImage(_read_image(path))
+    if labels.ndim != 3:
+        raise CaseError(f"{path}: labels must be 3-D (W, H, T), got {labels.ndim}-D")
+    return (labels > 0).astype(np.uint8)
+
+
+def prepare_output(output_dir: Path) -> Path:
+    """Create the output folder and check it is writable; return the output file's path.
+
+    Called before tracking so that a bad output folder fails fast.
+    """
+    folder = Path(output_dir) / OUTPUT_FOLDER
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise CaseError(f"{output_dir}: output folder not writable ({error.strerror})") from None
+    return folder / OUTPUT_NAME
+
+
+def write_output(output_dir: Path, masks: np.ndarray, reference: Case) -> Path:
+    """Write masks (W, H, T) as compressed uint8 0/1 with the reference's geometry, atomically.
+
+    The image is written to a temporary file in the target folder and renamed into place, so
+    a failure never leaves a partial output.mha behind.
+    """
+    if masks.shape != reference.frames.shape:
+        raise ValueError(f"masks shape {masks.shape} != sequence shape {reference.frames.shape}")
+    path = prepare_output(output_dir)
+    image = sitk.GetImageFromArray((masks > 0).astype(np.uint8))
+    image.SetSpacing(reference.spacing)
+    image.SetOrigin(reference.origin)
+    image.SetDirection(reference.direction)
+    # The suffix must stay .mha: SimpleITK picks the writer from it.
+    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".output-", suffix=".mha")
+    os.close(handle)
+    try:
+        sitk.WriteImage(image, temp_name, useCompression=True)
+        os.replace(temp_name, path)
+    except (OSError, RuntimeError) as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise CaseError(f"{path}: cannot write output ({_first_line(error)})") from None
+    return path
+
+
+def _load(image_path: Path, mask_path: Path, json_dir: Path) -> Case:
+    image = _read_image(image_path)
+    if image.GetDimension() != 3:
+        raise CaseError(
+            f"{image_path}: sequence must be 3-D (frames over time), got {image.GetDimension()}-D"
+        )
+    frames = sitk.GetArrayFromImage(image).astype(np.float32)
+    warnings: list[str] = []
+    nonfinite = int(np.count_nonzero(~np.isfinite(frames)))
+    if nonfinite:
+        frames = _sanitise(frames)
+        warnings.append(f"{image_path}: {nonfinite} NaN/Inf pixels replaced by finite values")
+    first_mask = _read_first_mask(mask_path, frames.shape[:2], warnings)
+    spacing = tuple(image.GetSpacing())
+    info = SequenceInfo(
+        frame_shape=(frames.shape[0], frames.shape[1]),
+        n_frames=frames.shape[2],
+        # numpy axis 0 is ITK axis 2, numpy axis 1 is ITK axis 1.
+        pixel_spacing_mm=(float(spacing[2]), float(spacing[1])),
+        frame_rate=_read_number(json_dir / FRAME_RATE_JSON, DEFAULT_FRAME_RATE, warnings),
+        field_strength=_read_number(
+            json_dir / FIELD_STRENGTH_JSON, DEFAULT_FIELD_STRENGTH, warnings
+        ),
+        scanned_region=_read_region(json_dir / SCANNED_REGION_JSON, warnings),
+    )
+    return Case(
+        frames=np.ascontiguousarray(frames),
+        first_mask=first_mask,
+        info=info,
+        spacing=spacing,
+        origin=tuple(image.GetOrigin()),
+        direction=tuple(image.GetDirection()),
+        image_path=image_path,
+        warnings=warnings,
+        nonfinite_pixels=nonfinite,
+    )
+
+
+def _read_first_mask(path: Path, frame_shape: tuple[int, ...], warnings: list[str]) -> np.ndarray:
+    image = _read_image(path)
+    if image.GetDimension() != 3:
+        raise CaseError(f"{path}: mask must be 3-D with one frame, got {image.GetDimension()}-D")
+    mask = sitk.GetArrayFromImage(image)
+    if mask.shape[:2] != tuple(frame_shape):
+        raise CaseError(
+            f"{path}: mask frame size {mask.shape[:2]} differs from the sequence's {tuple(frame_shape)}"
+        )
+    if mask.shape[2] != 1:
+        raise CaseError(f"{path}: mask must have exactly one frame, got {mask.shape[2]}")
+    mask = mask[:, :, 0]
+    if not np.all(np.isfinite(mask)):
+        raise CaseError(f"{path}: mask contains NaN/Inf")
+    if not np.all((mask == 0) | (mask == 1)):
+        warnings.append(f"{path}: mask values other than 0/1 binarised as value > 0")
+    binary = mask > 0
+    if not binary.any():
+        raise CaseError(f"{path}: mask is empty (no foreground pixel)")
+    return binary
+
+
+def _single_image(folder: Path) -> Path:
+    if not folder.is_dir():
+        raise CaseError(f"{folder}: image folder missing")
+    candidates = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not candidates:
+        raise CaseError(f"{folder}: no image found (expected one {'/'.join(IMAGE_SUFFIXES)} file)")
+    if len(candidates) > 1:
+        names = ", ".join(p.name for p in candidates)
+        raise CaseError(f"{folder}: {len(candidates)} candidate images ({names}), expected one")
+    return candidates[0]
+
+
+def dataset_case_id(case_dir: Path) -> str:
+    """The <id> of a dataset-layout case folder, from its images/<id>_frames.mha."""
+    case_dir = Path(case_dir)
+    images = case_dir / "images"
+    if not images.is_dir():
+        raise CaseError(f"{images}: image folder missing")
+    frames = sorted(images.glob("*_frames.mha"))
+    if not frames:
+        raise CaseError(f"{images}: no <id>_frames.mha image found")
+    if len(frames) > 1:
+        names = ", ".join(p.name for p in frames)
+        raise CaseError(f"{images}: {len(frames)} candidate images ({names}), expected one")
+    return frames[0].name[: -len("_frames.mha")]
+
+
+def _read_image(path: Path) -> sitk.Image:
+    # ITK's MetaIO prints its own complaints on fd 2; the CaseError message replaces them.
+    with _silenced_stderr():
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError:
+            raise CaseError(f"{path}: unreadable or truncated image file") from None
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise CaseError(f"{path}: expected a scalar image, got vector pixels")
+    return image
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CaseError(f"{path}: not valid JSON ({_first_line(error)})") from None
+
+
+def _read_number(path: Path, default: float, warnings: list[str]) -> float:
+    if not path.exists():
+        warnings.append(f"{path}: missing, using default {default}")
+        return default
+    value = _read_json(path)
+    # bool is an int in Python; `true` is not a frame rate.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CaseError(f"{path}: expected a JSON number, got {type(value).__name__}")
+    if not np.isfinite(value) or value <= 0:
+        raise CaseError(f"{path}: expected a positive number, got {value}")
+    return float(value)
+
+
+def _read_region(path: Path, warnings: list[str]) -> str:
+    if not path.exists():
+        warnings.append(f"{path}: missing, using default {DEFAULT_SCANNED_REGION!r}")
+        return DEFAULT_SCANNED_REGION
+    value = _read_json(path)
+    if not isinstance(value, str) or not value.strip():
+        raise CaseError(f"{path}: expected a non-empty JSON string, got {type(value).__name__}")
+    return value.strip().lower()
+
+
+def _sanitise(frames: np.ndarray) -> np.ndarray:
+    finite = frames[np.isfinite(frames)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    return np.nan_to_num(frames, nan=0.0, posinf=high, neginf=low)
+
+
+@contextlib.contextmanager
+def _silenced_stderr() -> Iterator[None]:
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

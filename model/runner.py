@@ -1,0 +1,52 @@
+"""Drive a tracker causally over a sequence, time every frame, never emit an empty mask."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.tracker import SequenceInfo, Tracker
+
+
+@dataclass
+class RunResult:
+    masks: np.ndarray  # (W, H, T) uint8 0/1; frame 0 is the first mask
+    frame_seconds: list[float]  # wall time of each `track` call (frames 1..T-1)
+    events: dict[str, int]  # runner events, e.g. {"empty_fallback": 2}
+
+
+def run_tracker(
+    tracker: Tracker, frames: np.ndarray, first_mask: np.ndarray, info: SequenceInfo
+) -> RunResult:
+    """Feed `frames[:, :, t]` one at a time (contiguous float32 copies, so a tracker can
+    neither see later frames nor alter the sequence) and collect the masks.
+
+    A mask that is empty, or of the wrong shape, is replaced by the last good mask and
+    counted as `empty_fallback` / `bad_shape_fallback`: an empty frame costs the maximal penalty.
+    """
+    n_frames = frames.shape[2]
+    masks = np.zeros(frames.shape, dtype=np.uint8)
+    last_good = np.asarray(first_mask, dtype=bool)
+    masks[:, :, 0] = last_good
+    events: Counter[str] = Counter()
+    frame_seconds: list[float] = []
+    tracker.start(_frame(frames, 0), last_good.copy(), info)
+    for t in range(1, n_frames):
+        frame = _frame(frames, t)
+        started = time.perf_counter()
+        mask = np.asarray(tracker.track(frame))
+        frame_seconds.append(time.perf_counter() - started)
+        if mask.shape != last_good.shape:
+            events["bad_shape_fallback"] += 1
+        elif not mask.any():
+            events["empty_fallback"] += 1
+        else:
+            last_good = mask.astype(bool)
+        masks[:, :, t] = last_good
+    return RunResult(masks=masks, frame_seconds=frame_seconds, events=dict(events))
+
+
+def _frame(frames: np.ndarray, t: int) -> np.ndarray:
+    return np.array(frames[:, :, t], dtype=np.float32, order="C")  # always a copy

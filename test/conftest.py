@@ -1,0 +1,87 @@
+"""Shared helpers: tiny synthetic cases on disk, read-only inputs, the entry point as a process."""
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_CASE = REPO / "resources" / "example" / "Z_001"
+OUTPUT_RELATIVE = Path("images/mri-linac-series-targets/output.mha")
+
+
+def write_mha(path: Path, array: np.ndarray, spacing=(1.0, 1.0, 1.0),
+              origin=(0.0, 0.0, 0.0)) -> Path:
+    """Write a numpy array (W, H, T) as SimpleITK would hand it back."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = sitk.GetImageFromArray(array)
+    if image.GetDimension() == 3:
+        image.SetSpacing(spacing)
+        image.SetOrigin(origin)
+    sitk.WriteImage(image, str(path), useCompression=True)
+    return path
+
+
+def square_sequence(shape=(24, 32), n_frames=5, size=6, step=(1, 0)) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (W, H, T) float32 with a bright moving square, and its true masks (uint8)."""
+    frames = np.zeros((*shape, n_frames), dtype=np.float32)
+    masks = np.zeros((*shape, n_frames), dtype=np.uint8)
+    for t in range(n_frames):
+        r, c = 4 + step[0] * t, 5 + step[1] * t
+        masks[r:r + size, c:c + size, t] = 1
+    frames += masks * 100.0
+    return frames, masks
+
+
+@pytest.fixture
+def make_input(tmp_path: Path) -> Callable[..., Path]:
+    """Build a grand-challenge /input folder; keyword arguments override its parts."""
+
+    def build(frames: np.ndarray | None = None, mask: np.ndarray | None = None,
+              spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
+              json_values: dict[str, object] | None = None) -> Path:
+        root = tmp_path / "input"
+        if frames is None:
+            frames, masks = square_sequence()
+            mask = masks[:, :, :1] if mask is None else mask
+        write_mha(root / "images/mri-linacs/case_frames.mha", frames, spacing, origin)
+        write_mha(root / "images/mri-linac-target/case_first_label.mha", mask, spacing, origin)
+        values = {"frame-rate.json": 8.0, "b-field-strength.json": 1.5,
+                  "scanned-region.json": "abdomen"}
+        values.update(json_values or {})
+        for name, value in values.items():
+            (root / name).write_text(json.dumps(value))
+        return root
+
+    return build
+
+
+def make_read_only(root: Path) -> dict[str, str]:
+    """chmod a-w the whole tree (as grand-challenge mounts inputs); return a content snapshot."""
+    snapshot = snapshot_tree(root)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    return snapshot
+
+
+def snapshot_tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def run_inference(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The entry point as a separate process, from the repository root."""
+    return subprocess.run([sys.executable, str(REPO / "inference.py"), *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def read_output(output_dir: Path) -> sitk.Image:
+    return sitk.ReadImage(str(output_dir / OUTPUT_RELATIVE))

@@ -1,0 +1,133 @@
+"""The Dockerfile, parsed: pinned base and requirements, non-root, and everything the entry point
+imports or opens at run time is copied into the image (and not dropped by .dockerignore)."""
+import fnmatch
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLE_CASE, REPO
+from model.tracker import TRACKER_CLASSES
+
+
+def instructions() -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+            for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def copied_sources() -> list[str]:
+    sources = []
+    for keyword, args in instructions():
+        if keyword == "COPY":
+            parts = [a for a in args.split() if not a.startswith("--")]
+            sources += [p.rstrip("/") for p in parts[:-1]]
+    return sources
+
+
+def requirement_pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+# Trace a real run of the entry point: every file it imports or opens inside the repository.
+_TRACER = """
+import runpy, sys
+opened = set()
+sys.addaudithook(lambda event, args: opened.add(str(args[0])) if event == "open" else None)
+sys.argv = ["inference.py", "--case", sys.argv[1], "--output", sys.argv[2]]
+try:
+    runpy.run_path("inference.py", run_name="__main__")
+except SystemExit as done:
+    assert not done.code, done.code
+files = opened | {getattr(m, "__file__", None) or "" for m in list(sys.modules.values())}
+print("\\n".join(sorted(files)))
+"""
+
+
+@pytest.fixture(scope="module")
+def runtime_files(tmp_path_factory) -> list[str]:
+    out = tmp_path_factory.mktemp("docker-trace")
+    done = subprocess.run([sys.executable, "-c", _TRACER, str(EXAMPLE_CASE), str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
+    files = []
+    for line in done.stdout.splitlines():
+        path = Path(line) if Path(line).is_absolute() else REPO / line
+        if path.is_file() and path.resolve().is_relative_to(REPO):
+            files.append(path.resolve().relative_to(REPO).as_posix())
+    return files
+
+
+def is_copied(relative: str) -> bool:
+    return any(relative == s or relative.startswith(s + "/") for s in copied_sources())
+
+
+def dockerignore_keeps(relative: str) -> bool:
+    # Docker's rule: the last pattern matching the path or one of its parents decides.
+    keep = True
+    parts = relative.split("/")
+    for raw in (REPO / ".dockerignore").read_text().splitlines():
+        pattern = raw.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!").rstrip("/")
+        prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.replace("**/", ""))
+               for p in prefixes):
+            keep = negated
+    return keep
+
+
+def test_runtime_imports_and_opened_files_are_in_the_image(runtime_files):
+    assert "inference.py" in runtime_files and "model/io.py" in runtime_files
+    # The traced run reads the example case from resources/, so data files are checked too.
+    missing = [f for f in runtime_files if not is_copied(f) or not dockerignore_keeps(f)]
+    assert missing == []
+
+
+def test_every_registered_tracker_module_is_in_the_image():
+    for target in TRACKER_CLASSES.values():
+        module_path = target.split(":")[0].replace(".", "/") + ".py"
+        assert is_copied(module_path) and dockerignore_keeps(module_path), module_path
+
+
+def test_requirements_and_resources_are_copied():
+    assert {"requirements.txt", "inference.py", "model", "resources"} <= set(copied_sources())
+    assert dockerignore_keeps("resources/example/Z_001/images/Z_001_frames.mha")
+    assert not dockerignore_keeps("test/test_io.py")
+
+
+def test_base_image_is_pinned_to_the_cuda_build_of_the_required_torch():
+    base = next(args for keyword, args in instructions() if keyword == "FROM").split()[-1]
+    image, _, tag = base.partition(":")
+    assert image == "pytorch/pytorch"
+    assert re.fullmatch(r"\d+\.\d+\.\d+-cuda\d+\.\d+-cudnn\d+-runtime", tag), tag
+    assert tag.startswith(requirement_pins()["torch"] + "-cuda")
+
+
+def test_requirements_pin_exact_versions():
+    pins = requirement_pins()
+    assert {"torch", "numpy", "simpleitk", "scikit-image", "opencv-python-headless"} <= pins.keys()
+    assert all(re.fullmatch(r"\d+(\.\d+)+", version) for version in pins.values()), pins
+
+
+def test_pip_install_keeps_the_base_torch():
+    run = " ".join(args for keyword, args in instructions() if keyword == "RUN")
+    assert "grep -v -E '^torch" in run and "-r /tmp/requirements-without-torch.txt" in run
+    assert "--user" in run and "--no-cache-dir" in run
+
+
+def test_non_root_user_workdir_and_entrypoint():
+    steps = instructions()
+    users = [args for keyword, args in steps if keyword == "USER"]
+    assert users and users[-1] not in {"root", "0"}
+    assert [args for keyword, args in steps if keyword == "WORKDIR"][-1] == "/opt/app"
+    assert [args for keyword, args in steps if keyword == "ENTRYPOINT"] == ['["python", "inference.py"]']

@@ -1,0 +1,84 @@
+"""test/run.sh and model.harness: staging, scoring, the table, and the pass/fail rules."""
+import shutil
+import subprocess
+
+import numpy as np
+import SimpleITK as sitk
+
+from conftest import EXAMPLE_CASE, REPO
+from model import harness
+from model.io import read_dataset_case, read_labels
+from model.metrics import score_sequence
+
+
+def test_run_sh_prints_the_example_table_with_the_copy_baseline():
+    done = subprocess.run(["bash", "test/run.sh", "--tracker", "copy"], cwd=REPO,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    truth = read_labels(EXAMPLE_CASE)
+    copied = np.repeat(truth[:, :, :1], truth.shape[2], axis=2)
+    expected = score_sequence(copied, truth, "abdomen")
+    row = next(line for line in done.stdout.splitlines() if line.startswith("Z_001"))
+    assert f"{expected['dsc']:.3f}" in row and f"{expected['rel_d98']:.3f}" in row
+    assert row.rstrip().endswith("ok")
+    assert "time per frame (linear fit)" in done.stdout and "mean over cases" in done.stdout
+
+
+def test_stage_input_lays_out_the_challenge_folders_read_only(tmp_path):
+    harness.stage_input(EXAMPLE_CASE, tmp_path / "input")
+    files = sorted(p.relative_to(tmp_path / "input").as_posix()
+                   for p in (tmp_path / "input").rglob("*") if p.is_file())
+    assert files == ["b-field-strength.json", "frame-rate.json",
+                     "images/mri-linac-target/Z_001_first_label.mha",
+                     "images/mri-linacs/Z_001_frames.mha", "scanned-region.json"]
+    assert not (tmp_path / "input" / "frame-rate.json").stat().st_mode & 0o222
+    for path in [tmp_path / "input", *(tmp_path / "input").rglob("*")]:
+        path.chmod(0o755)
+
+
+def test_docker_command_uses_the_challenge_mounts(tmp_path, monkeypatch):
+    monkeypatch.setattr(harness, "_has_gpu", lambda: True)
+    command = harness.entry_command(tmp_path / "in", tmp_path / "out", None, "algo:1")
+    assert command[:5] == ["docker", "run", "--rm", "--network", "none"]
+    assert "--gpus" in command and f"{tmp_path / 'in'}:/input:ro" in command
+    assert command[command.index("algo:1") + 1:] == ["--report", "/output/run-report.json"]
+
+
+def test_failed_case_and_unlabelled_case(tmp_path, capsys):
+    good = tmp_path / "A_1"
+    shutil.copytree(EXAMPLE_CASE, good)
+    for path in good.rglob("Z_001*"):
+        path.rename(path.with_name(path.name.replace("Z_001", "A_1")))
+    (good / "targets" / "A_1_labels.mha").unlink()  # unlabelled: run and checked, not scored
+    bad = tmp_path / "B_2"
+    shutil.copytree(good, bad)
+    for path in bad.rglob("A_1*"):
+        path.rename(path.with_name(path.name.replace("A_1", "B_2")))
+    mask = bad / "targets" / "B_2_first_label.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((125, 125, 1), np.uint8)), str(mask))
+    assert harness.find_cases(tmp_path) == [good, bad]
+    assert harness.main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "mask is empty" in next(line for line in out.splitlines() if line.startswith("B_2"))
+    assert next(line for line in out.splitlines() if line.startswith("A_1")).rstrip().endswith("ok")
+    assert "FAIL: 1 of 2 case(s) failed" in out
+
+
+def test_summary_fails_on_slow_runs_and_empty_frames():
+    fast = harness.CaseResult("X", n_frames=10, wall_seconds=1.0, scores={})
+    assert harness.summarise([fast], 1.0)[1] is True
+    assert harness.summarise([fast], 0.05)[1] is False
+    empty = harness.CaseResult("Y", n_frames=10, wall_seconds=1.0, empty_frames=2)
+    lines, passed = harness.summarise([empty], 1.0)
+    assert not passed and "FAIL: 2 empty output frame(s)" in lines
+
+
+def test_no_case_found_is_a_usage_error(tmp_path, capsys):
+    assert harness.main([str(tmp_path)]) == 2
+    assert "no case folder" in capsys.readouterr().err
+
+
+def test_example_case_is_the_shipped_challenge_case():
+    case = read_dataset_case(harness.DEFAULT_DATASET / "Z_001")
+    assert case.frames.shape == (125, 125, 10)
+    assert (harness.DEFAULT_DATASET / "SOURCE.md").is_file()

@@ -1,0 +1,247 @@
+"""The entry point as grand-challenge runs it: real processes, read-only inputs, bad inputs."""
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+import inference
+from conftest import (
+    EXAMPLE_CASE,
+    OUTPUT_RELATIVE,
+    make_read_only,
+    read_output,
+    run_inference,
+    snapshot_tree,
+    square_sequence,
+    write_mha,
+)
+from model.io import read_labels
+from model.metrics import score_sequence
+from model.tracker import TRACKER_CLASSES, SequenceInfo, Tracker
+
+
+def test_example_case_with_the_copy_baseline(tmp_path):
+    out = tmp_path / "out"
+    done = run_inference("--case", EXAMPLE_CASE, "--output", out, "--tracker", "copy",
+                         "--report", tmp_path / "report.json")
+    assert done.returncode == 0, done.stderr
+    assert "loading:" in done.stdout and "per frame" in done.stdout and "writing:" in done.stdout
+    source = sitk.ReadImage(str(EXAMPLE_CASE / "images" / "Z_001_frames.mha"))
+    output = read_output(out)
+    masks = sitk.GetArrayFromImage(output)
+    assert masks.dtype == np.uint8 and masks.shape == (125, 125, 10)
+    assert (output.GetSpacing(), output.GetOrigin(), output.GetDirection()) == (
+        source.GetSpacing(), source.GetOrigin(), source.GetDirection())
+    assert masks.reshape(-1, 10).sum(axis=0).min() > 0  # no empty frame
+    # The copy baseline's DSC, by hand: the first label against every later label.
+    truth = read_labels(EXAMPLE_CASE)
+    first = truth[:, :, 0] > 0
+    by_hand = np.mean([2 * np.sum(first & (truth[:, :, t] > 0)) / (first.sum() + truth[:, :, t].sum())
+                       for t in range(1, 10)])
+    assert score_sequence(masks, truth, "abdomen")["dsc"] == pytest.approx(by_hand)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["tracker"] == "copy" and report["n_frames"] == 10
+    assert report["frame_seconds"]["count"] == 9
+    assert {"loading_seconds", "writing_seconds", "settings", "events"} <= report.keys()
+
+
+def test_non_square_frames_and_non_unit_spacing_in_the_challenge_layout(make_input, tmp_path):
+    frames, masks = square_sequence(shape=(24, 37), n_frames=6)
+    root = make_input(frames, masks[:, :, :1], spacing=(0.125, 1.7, 2.3), origin=(4.0, -5.0, 6.0))
+    snapshot = make_read_only(root)
+    out = tmp_path / "out"
+    done = run_inference("--input", root, "--output", out)
+    assert done.returncode == 0, done.stderr
+    output = read_output(out)
+    result = sitk.GetArrayFromImage(output)
+    assert result.shape == (24, 37, 6) and result.dtype == np.uint8
+    assert output.GetSpacing() == pytest.approx((0.125, 1.7, 2.3))
+    assert output.GetOrigin() == (4.0, -5.0, 6.0)
+    assert set(np.unique(result)) == {0, 1} and result.reshape(-1, 6).sum(axis=0).min() > 0
+    assert snapshot_tree(root) == snapshot
+
+
+def test_one_frame_sequence_writes_the_first_mask(make_input, tmp_path):
+    frames, masks = square_sequence(n_frames=1)
+    done = run_inference("--input", make_input(frames, masks), "--output", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_output(tmp_path / "out")), masks)
+
+
+@dataclass
+class _FlakySettings:
+    misses: int = field(default=0, metadata={"help": "frames returned empty"})
+    label: str = field(default="x", metadata={"help": "a string setting"})
+    fast: bool = field(default=False, metadata={"help": "a flag"})
+
+
+class FlakyTracker(Tracker):
+    """Returns empty masks for the first `misses` frames, to exercise settings and fallbacks."""
+
+    name = "flaky"
+    Settings = _FlakySettings
+
+    def __init__(self, settings: _FlakySettings) -> None:
+        self.config, self.calls = settings, 0
+
+    def start(self, first_frame, first_mask, info: SequenceInfo) -> None:
+        self.mask = first_mask
+
+    def track(self, frame):
+        self.calls += 1
+        return np.zeros_like(self.mask) if self.calls <= self.config.misses else self.mask
+
+    def events(self):
+        return {"calls": self.calls}
+
+
+def test_settings_become_options_and_reach_the_report(make_input, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(TRACKER_CLASSES, "flaky", f"{__name__}:FlakyTracker")
+    report = tmp_path / "report.json"
+    code = inference.main(["--input", str(make_input()), "--output", str(tmp_path / "out"),
+                           "--tracker", "flaky", "--misses", "2", "--label", "y", "--fast",
+                           "--report", str(report)])
+    assert code == 0
+    content = json.loads(report.read_text())
+    assert content["settings"] == {"misses": 2, "label": "y", "fast": True}
+    assert content["events"] == {"calls": 4, "empty_fallback": 2}
+    masks = sitk.GetArrayFromImage(read_output(tmp_path / "out"))
+    assert masks.reshape(-1, 5).sum(axis=0).min() > 0
+    assert "--misses" in _help_text(capsys)
+
+
+def _help_text(capsys) -> str:
+    with pytest.raises(SystemExit):
+        inference.main(["--tracker", "flaky", "--help"])
+    return capsys.readouterr().out
+
+
+def test_default_tracker_is_a_single_constant():
+    assert inference.DEFAULT_TRACKER in TRACKER_CLASSES
+
+
+def test_mask_values_other_than_0_1_are_binarised_with_a_warning(make_input, tmp_path):
+    frames, masks = square_sequence()
+    done = run_inference("--input", make_input(frames, masks[:, :, :1] * 7),
+                         "--output", tmp_path / "out")
+    assert done.returncode == 0 and "binarised as value > 0" in done.stderr
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_output(tmp_path / "out"))[:, :, 1],
+                                  masks[:, :, 0])
+
+
+def test_nan_and_inf_pixels_are_sanitised_with_a_warning(make_input, tmp_path):
+    frames, masks = square_sequence()
+    frames[3, 3, 2], frames[4, 4, 3] = np.nan, np.inf
+    done = run_inference("--input", make_input(frames, masks[:, :, :1]), "--output",
+                         tmp_path / "out", "--report", tmp_path / "r.json")
+    assert done.returncode == 0 and "2 NaN/Inf pixels replaced" in done.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["events"]["nonfinite_pixels"] == 2
+
+
+def test_missing_json_uses_defaults_with_a_warning(make_input, tmp_path):
+    root = make_input()
+    (root / "frame-rate.json").unlink()
+    done = run_inference("--input", root, "--output", tmp_path / "out")
+    assert done.returncode == 0 and "frame-rate.json: missing, using default 4.0" in done.stderr
+
+
+# --- bad inputs: one line on stderr naming the file and the problem, exit 1, no output ----------
+
+def _break_series(root: Path, how: str) -> None:
+    folder = root / "images" / "mri-linacs"
+    image = folder / "case_frames.mha"
+    if how == "missing":
+        shutil.rmtree(folder)
+    elif how == "empty":
+        image.unlink()
+    elif how == "two":
+        shutil.copy(image, folder / "other.mha")
+    elif how == "garbage":
+        image.write_text("this is not an image\n")
+    elif how == "truncated":
+        image.write_bytes(image.read_bytes()[:-40])
+    elif how == "2d":
+        write_mha(image, np.zeros((24, 32), np.float32))
+
+
+def _break_mask(root: Path, how: str) -> None:
+    mask_path = root / "images" / "mri-linac-target" / "case_first_label.mha"
+    _, masks = square_sequence()
+    arrays = {
+        "size": np.ones((20, 32, 1), np.uint8),
+        "frames": masks[:, :, :2],
+        "empty": np.zeros((24, 32, 1), np.uint8),
+        "nan": np.where(masks[:, :, :1] > 0, np.nan, 0).astype(np.float32),
+    }
+    write_mha(mask_path, arrays[how])
+
+
+BAD_INPUTS = {
+    # name: (how to break a good input, file named in the message, problem in the message)
+    "image folder missing": (lambda r: _break_series(r, "missing"), "mri-linacs", "image folder missing"),
+    "image folder empty": (lambda r: _break_series(r, "empty"), "mri-linacs", "no image found"),
+    "two candidate images": (lambda r: _break_series(r, "two"), "mri-linacs", "2 candidate images"),
+    "unreadable mha": (lambda r: _break_series(r, "garbage"), "case_frames.mha", "unreadable"),
+    "truncated mha": (lambda r: _break_series(r, "truncated"), "case_frames.mha", "truncated"),
+    "sequence not 3-D": (lambda r: _break_series(r, "2d"), "case_frames.mha", "must be 3-D"),
+    "mask frame size differs": (lambda r: _break_mask(r, "size"), "case_first_label.mha",
+                                "mask frame size (20, 32) differs from the sequence's (24, 32)"),
+    "mask with two frames": (lambda r: _break_mask(r, "frames"), "case_first_label.mha",
+                             "exactly one frame, got 2"),
+    "empty mask": (lambda r: _break_mask(r, "empty"), "case_first_label.mha", "mask is empty"),
+    "NaN in mask": (lambda r: _break_mask(r, "nan"), "case_first_label.mha", "NaN/Inf"),
+    "frame rate of the wrong type": (lambda r: (r / "frame-rate.json").write_text('"8"'),
+                                     "frame-rate.json", "expected a JSON number, got str"),
+    "field strength of the wrong type": (lambda r: (r / "b-field-strength.json").write_text("true"),
+                                         "b-field-strength.json", "got bool"),
+    "scanned region of the wrong type": (lambda r: (r / "scanned-region.json").write_text("3"),
+                                         "scanned-region.json", "expected a non-empty JSON string"),
+    "json not valid": (lambda r: (r / "frame-rate.json").write_text("{8"), "frame-rate.json",
+                       "not valid JSON"),
+    "negative frame rate": (lambda r: (r / "frame-rate.json").write_text("-2"), "frame-rate.json",
+                            "expected a positive number"),
+}
+
+
+def _assert_clean_failure(done, out: Path, *fragments: str) -> None:
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert not (out / OUTPUT_RELATIVE).exists()
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_input(name, make_input, tmp_path):
+    breaker, filename, problem = BAD_INPUTS[name]
+    root = make_input()
+    breaker(root)
+    snapshot = make_read_only(root)
+    out = tmp_path / "out"
+    done = run_inference("--input", root, "--output", out)
+    _assert_clean_failure(done, out, filename, problem)
+    assert snapshot_tree(root) == snapshot
+
+
+def test_output_folder_not_writable(make_input, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the output folder should go")
+    blocker.chmod(0o444)
+    out = blocker / "out"  # unwritable for root too: its parent is a file
+    done = run_inference("--input", make_input(), "--output", out)
+    _assert_clean_failure(done, out, str(out), "output folder not writable")
+
+
+def test_dataset_layout_without_first_label(tmp_path):
+    case = tmp_path / "Q_9"
+    shutil.copytree(EXAMPLE_CASE, case)
+    (case / "targets" / "Q_9_first_label.mha").unlink(missing_ok=True)
+    (case / "images" / "Z_001_frames.mha").rename(case / "images" / "Q_9_frames.mha")
+    done = run_inference("--case", case, "--output", tmp_path / "out")
+    _assert_clean_failure(done, tmp_path / "out", "Q_9_first_label.mha", "not found")
