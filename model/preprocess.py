@@ -1,0 +1,35 @@
+"""Grey cine-MRI frame -> network input, shared by training and inference.
+
+XMem was trained on ImageNet-normalised RGB. An MRI frame has arbitrary scanner units, so each
+frame is clipped to its 0.5/99.5 percentiles (removes the few very bright vessel / artefact
+pixels that would otherwise dominate the scale) and z-scored; the result is roughly on the scale
+of an ImageNet-normalised channel and is replicated into the 3 input channels. Array axes are
+kept exactly as given: the caller decides the orientation.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+CLIP_PERCENTILES = (0.5, 99.5)
+# Below this standard deviation a frame counts as flat: it is centred but not scaled, so a
+# constant frame becomes all zeros instead of NaN.
+FLAT_STD = 1e-6
+
+
+def normalise_frame(frame: np.ndarray) -> np.ndarray:
+    """Percentile-clip and z-score one 2-D frame; returns float32 of the same shape."""
+    image = np.nan_to_num(np.asarray(frame, dtype=np.float32))
+    low, high = np.percentile(image, CLIP_PERCENTILES)
+    image = np.clip(image, low, high).astype(np.float32, copy=False)
+    image -= image.mean()
+    std = float(image.std())
+    if std > FLAT_STD:
+        image /= std
+    return image
+
+
+def to_network_input(frame: np.ndarray) -> torch.Tensor:
+    """One 2-D frame -> normalised float32 tensor 3×A×B (A×B = the frame's shape)."""
+    image = torch.from_numpy(normalise_frame(frame))
+    return image.unsqueeze(0).expand(3, -1, -1).contiguous()

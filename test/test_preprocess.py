@@ -1,0 +1,30 @@
+import numpy as np
+import torch
+
+from model.preprocess import normalise_frame, to_network_input
+
+
+def test_normalise_frame_is_zero_mean_unit_variance_and_clips_outliers():
+    rng = np.random.default_rng(0)
+    frame = rng.normal(100.0, 20.0, size=(40, 50))
+    frame[0, 0] = 1e6  # one hot pixel must not set the scale
+    out = normalise_frame(frame)
+    assert out.dtype == np.float32 and out.shape == (40, 50)
+    assert abs(out.mean()) < 1e-4
+    assert abs(out.std() - 1.0) < 1e-4
+    assert out[0, 0] < 4.0
+
+
+def test_normalise_frame_handles_flat_and_integer_frames():
+    flat = normalise_frame(np.full((8, 8), 7, dtype=np.uint16))
+    assert flat.dtype == np.float32
+    assert np.all(flat == 0.0)
+
+
+def test_to_network_input_replicates_the_normalised_frame():
+    frame = np.arange(12, dtype=np.float32).reshape(3, 4)
+    tensor = to_network_input(frame)
+    assert tensor.shape == (3, 3, 4) and tensor.dtype == torch.float32
+    expected = torch.from_numpy(normalise_frame(frame))
+    for channel in tensor:
+        assert torch.equal(channel, expected)
