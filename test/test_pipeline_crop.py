@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from model.pipeline.crop import (
+    CropBox,
+    CropWindow,
+    initial_box,
+    margin_for_region,
+    mask_centroid,
+)
+
+
+def disk(shape, centre, radius):
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
+
+
+def test_margin_depends_on_region():
+    assert margin_for_region("pelvis") == 20.0
+    assert margin_for_region(" Prostate ") == 20.0
+    assert margin_for_region("lung") == margin_for_region("abdomen") == 30.0
+    assert margin_for_region("somewhere new") == 30.0
+
+
+def test_initial_box_is_bounding_box_plus_margin_square_in_mm():
+    mask = np.zeros((100, 120), bool)
+    mask[40:50, 30:60] = True  # 10 x 30 pixels
+    box = initial_box(mask, spacing_mm=(2.0, 1.0), margin_mm=10.0)
+    # Largest extent 30 mm (axis 1) + 2 x 10 mm = 50 mm: 25 px at 2 mm, 50 px at 1 mm.
+    assert box.size == (25, 50)
+    assert box.centre == pytest.approx((45.0, 45.0), abs=0.5)
+    with pytest.raises(ValueError):
+        initial_box(np.zeros((5, 5), bool), (1.0, 1.0), 10.0)
+
+
+def test_crop_resizes_box_and_paste_inverts_it():
+    rows, cols = np.mgrid[:80, :90]
+    frame = (np.sin(rows / 6.0) + np.cos(cols / 9.0)).astype(np.float32)
+    window = CropWindow(CropBox(origin=(10, 20), size=(32, 32)), frame.shape, out_size=64)
+    crop = window.crop(frame)
+    assert crop.shape == (64, 64) and crop.dtype == np.float32
+    # 2x bilinear enlargement: the box's mean is preserved.
+    assert crop.mean() == pytest.approx(frame[10:42, 20:52].mean(), abs=0.02)
+    out = np.full(frame.shape, -7.0, np.float32)
+    window.paste(crop, out)
+    # Enlarged bilinearly, shrunk back by area averaging: the round trip is close to identity.
+    assert np.abs(out[10:42, 20:52] - frame[10:42, 20:52]).max() < 0.03
+    untouched = np.ones(frame.shape, bool)
+    untouched[10:42, 20:52] = False
+    assert np.all(out[untouched] == -7.0)
+
+
+def test_box_partly_outside_the_frame_is_padded_and_pasted_back_clipped():
+    frame = np.ones((40, 40), np.float32)
+    window = CropWindow(CropBox(origin=(-10, 30), size=(20, 20)), frame.shape, out_size=20)
+    crop = window.crop(frame, pad_value=-3.0)
+    assert np.all(crop[10:, :10] == 1.0)  # inside the frame
+    assert np.all(crop[:10, :] == -3.0) and np.all(crop[:, 10:] == -3.0)
+    out = np.zeros(frame.shape, np.float32)
+    window.paste(np.full((20, 20), 5.0, np.float32), out)
+    assert np.all(out[:10, 30:] == 5.0) and out.sum() == 5.0 * 100
+
+
+def test_crop_mask_keeps_a_target_smaller_than_a_network_pixel():
+    mask = np.zeros((200, 200), bool)
+    mask[100, 100] = True
+    window = CropWindow(CropBox(origin=(68, 68), size=(64, 64)), mask.shape, out_size=16)
+    small = window.crop_mask(mask)
+    assert small.shape == (16, 16) and small.sum() == 1 and small[8, 8]
+
+
+def test_follow_recentres_only_past_the_fraction():
+    shape = (200, 200)
+    window = CropWindow(CropBox(origin=(50, 50), size=(100, 100)), shape, out_size=64)
+    assert not window.follow(disk(shape, (110, 100), 5), recentre_fraction=0.25)  # 10 px < 12.5
+    assert window.box.origin == (50, 50)
+    assert window.follow(disk(shape, (130, 100), 5), recentre_fraction=0.25)  # 30 px off
+    assert window.box.centre == pytest.approx(mask_centroid(disk(shape, (130, 100), 5)), abs=0.5)
+    assert window.box.size == (100, 100)  # never rescaled
+
+
+def test_recentring_keeps_a_target_moving_60_pixels_inside_the_crop():
+    shape, radius, frames = (160, 160), 6, 16
+    centres = [(40 + 4 * t, 50 + 2 * t) for t in range(frames)]  # 60 px along axis 0
+    masks = [disk(shape, c, radius) for c in centres]
+    box = initial_box(masks[0], (1.0, 1.0), margin_mm=10.0)
+    window = CropWindow(box, shape, out_size=64)
+    static = CropWindow(box, shape, out_size=64)
+
+    def inside(win, mask):
+        (o0, o1), (s0, s1) = win.box.origin, win.box.size
+        return mask[o0 : o0 + s0, o1 : o1 + s1].sum() == mask.sum()
+
+    moves = 0
+    for mask in masks[1:]:
+        assert inside(window, mask)  # the box chosen from the previous frame holds this one
+        moves += window.follow(mask, recentre_fraction=0.25)
+    assert moves >= 2
+    assert not all(inside(static, m) for m in masks)  # without following it would be lost
