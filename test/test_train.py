@@ -1,0 +1,150 @@
+"""Training: clip sampling, losses, the forward pass and the CPU loop (tiny inputs)."""
+import csv
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+import torch.nn.functional as F
+
+from model.io import dataset_case_id
+from model.synthetic.translation import write_translation_case
+from model.train.__main__ import main
+from model.train.config import TrainConfig, parse_config
+from model.train.data import ClipSampler, load_sequences, max_skip_at, sample_positions
+from model.train.forward import reference_frames
+from model.train.loop import CHECKPOINT, Trainer, build_trainer, train
+from model.train.losses import bootstrapped_ce, dice_loss, top_fraction
+from model.xmem.checkpoint import load_network
+from model.xmem.network import XMem
+
+TINY = dict(crop_size=64, num_frames=3, num_ref_frames=2, batch_size=1, margin_mm=(8.0, 12.0))
+
+
+def _keep_labels(case_dir, keep):
+    """Blank the ground truth of every frame not in `keep` (a partially labelled case)."""
+    path = case_dir / "targets" / f"{dataset_case_id(case_dir)}_labels.mha"
+    image = sitk.ReadImage(str(path))
+    labels = sitk.GetArrayFromImage(image)
+    labels[:, :, [t for t in range(labels.shape[2]) if t not in keep]] = 0
+    out = sitk.GetImageFromArray(labels)
+    out.CopyInformation(image)
+    sitk.WriteImage(out, str(path))
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cases")
+    write_translation_case(root / "full", "A_001", n_frames=8, shape=(64, 64), radius_px=7.0)
+    write_translation_case(root / "partial", "A_002", n_frames=10, shape=(64, 64), seed=1, radius_px=7.0)
+    _keep_labels(root / "partial", {0, 3, 7, 9})
+    write_translation_case(root / "first_only", "A_003", n_frames=6, shape=(64, 64), seed=2)
+    _keep_labels(root / "first_only", {0})
+    val = tmp_path_factory.mktemp("val")
+    write_translation_case(val / "v", "V_001", n_frames=5, shape=(64, 64), seed=3, radius_px=7.0)
+    return root, val
+
+
+def test_sample_positions_grow_a_window_of_max_skip():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        positions = sample_positions(40, 6, 3, rng)
+        assert positions == sorted(set(positions)) and 0 <= positions[0] and positions[-1] < 40
+        assert max(np.diff(positions)) <= 3
+    assert len(sample_positions(2, 5, 3, rng)) == 5  # short sequences repeat frames
+    assert [max_skip_at(p) for p in (0.0, 0.1, 0.5, 0.95)] == [5, 10, 15, 5]
+
+
+def test_partially_labelled_cases_use_labelled_frames_only(cases):
+    root, _ = cases
+    sequences, skipped = load_sequences((str(root),))
+    by_name = {s.name: s for s in sequences}
+    assert by_name["partial"].labelled.tolist() == [0, 3, 7, 9]
+    assert by_name["full"].labelled.tolist() == list(range(8))
+    assert "first_only" not in by_name and any("first_only" in note for note in skipped)
+
+    config = TrainConfig(data=(str(root / "partial"),), static_fraction=0.0, **TINY)
+    sampler = ClipSampler(config, np.random.default_rng(0))
+    frames, masks = sampler.batch(0.0)
+    assert frames.shape == (1, 3, 3, 64, 64) and masks.shape == (1, 3, 1, 64, 64)
+    assert torch.equal(frames[:, :, 0], frames[:, :, 2])  # grey replicated into 3 channels
+    assert all(masks[0, t].any() for t in range(3))  # every sampled frame carries a target
+
+
+def test_static_clips_are_deformed_copies_with_a_target():
+    config = TrainConfig(static_fraction=1.0, crop_size=64, num_frames=4, num_ref_frames=2, batch_size=2)
+    frames, masks = ClipSampler(config, np.random.default_rng(1)).batch(0.0)
+    assert frames.shape == (2, 4, 3, 64, 64)
+    assert set(masks.unique().tolist()) == {0.0, 1.0}
+    assert masks[:, 0].flatten(1).sum(1).min() > 0
+    assert not torch.equal(frames[:, 0], frames[:, 1])  # each frame deformed independently
+    assert abs(frames.mean().item()) < 1.0 and 0.3 < frames.std().item() < 2.0  # normalised
+
+
+def test_bootstrapped_ce_schedule_and_dice():
+    assert [top_fraction(i, 10, 20) for i in (0, 9, 10, 15, 20, 99)] == pytest.approx([1, 1, 1, 0.575, 0.15, 0.15])
+    logits = torch.randn(2, 2, 8, 8)
+    target = torch.randint(0, 2, (2, 8, 8))
+    assert bootstrapped_ce(logits, target, 1.0) == pytest.approx(F.cross_entropy(logits, target).item())
+    losses = F.cross_entropy(logits, target, reduction="none").flatten()
+    assert bootstrapped_ce(logits, target, 0.25) == pytest.approx(losses.sort().values[-32:].mean().item())
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    assert dice_loss(mask, mask) < 0.02 and dice_loss(1 - mask, mask) > 0.9
+
+
+def test_reference_frames_keep_frame_zero_and_are_distinct():
+    rng = np.random.default_rng(0)
+    assert reference_frames(2, 3, 2, rng).tolist() == [[0, 1], [0, 1]]
+    refs = reference_frames(6, 3, 4, rng)
+    assert refs.shape == (4, 3) and (refs[:, 0] == 0).all() and (refs < 6).all()
+    assert all(len(set(row)) == 3 for row in refs.tolist())
+
+
+def test_training_steps_reduce_the_loss_with_batchnorm_frozen():
+    torch.manual_seed(0)
+    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, **TINY)
+    rng = np.random.default_rng(0)
+    frames, masks = ClipSampler(config, rng).batch(0.0)
+    trainer = Trainer(XMem(), config, torch.device("cpu"), rng)
+    bn = trainer.network.key_encoder.bn1
+    running_mean, weight = bn.running_mean.clone(), bn.weight.detach().clone()
+    losses = [trainer.step(frames, masks)["loss"] for _ in range(20)]
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+    assert torch.equal(bn.running_mean, running_mean)  # statistics frozen (eval mode)
+    assert not torch.equal(bn.weight, weight)  # affine parameters still learn
+    assert trainer.iteration == 20
+
+
+def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path):
+    root, val = cases
+    out = tmp_path / "run"
+    common = dict(data=(str(root),), static_fraction=0.5, scratch=True, out=str(out), log_every=2,
+                  save_every=2, val_data=str(val), val_every=2, **TINY)
+    lines = []
+    train(TrainConfig(iterations=2, **common), log=lines.append)
+    assert any("it/s" in line and "ETA" in line for line in lines)
+    assert (out / CHECKPOINT).is_file()
+    saved = load_network(out / "network_0000002.pth")  # network-only file loads for inference
+    rows = list(csv.DictReader(open(out / "log.csv")))
+    assert [r["iteration"] for r in rows] == ["2"]
+    val_rows = list(csv.DictReader(open(out / "val.csv")))
+    assert [r["iteration"] for r in val_rows] == ["2"] and 0.0 <= float(val_rows[0]["dsc"]) <= 1.0
+
+    resume = TrainConfig(iterations=3, resume=str(out / CHECKPOINT), **{**common, "scratch": False})
+    trainer = build_trainer(resume, log=lines.append)
+    assert trainer.iteration == 2
+    for name, value in saved.state_dict().items():
+        assert torch.equal(trainer.network.state_dict()[name], value)
+    train(resume, log=lines.append)
+    assert [r["iteration"] for r in csv.DictReader(open(out / "log.csv"))] == ["2", "3"]
+    assert (out / "network_0000003.pth").is_file()
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["--scratch", "--weights", "x.pth", "--static-fraction", "1"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --weights and --scratch exclude each other"
+    assert main(["--weights", str(tmp_path / "none.pth"), "--static-fraction", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err and "python -m model.download" in err
+    config = parse_config(["--data", "a", "b", "--lr-steps", "5", "7", "--no-amp", "--crop-size", "128"])
+    assert config.data == ("a", "b") and config.lr_steps == (5, 7) and not config.amp and config.crop_size == 128
