@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from model.errors import InputError
 from model.io import CaseError, prepare_output, read_case, read_dataset_case, write_output
 from model.runner import run_tracker
 from model.tracker import available_trackers, build_tracker, tracker_class
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args, settings = _parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return _run(args, settings)
-    except CaseError as error:
+    except InputError as error:  # bad case files, weights or settings: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -68,7 +69,9 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             events["nonfinite_pixels"] = case.nonfinite_pixels
         _write_report(args.report, {
             "tracker": args.tracker,
-            "settings": _settings_dict(args.tracker, settings),
+            # The chosen settings, then what the tracker resolved for this case ('auto' values,
+            # the weights file, the device).
+            "settings": {**_settings_dict(args.tracker, settings), **tracker.settings()},
             "input": str(case.image_path),
             "output": str(path),
             "n_frames": n_frames,

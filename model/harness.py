@@ -175,8 +175,14 @@ def summarise(results: list[CaseResult], max_seconds_per_frame: float) -> tuple[
         median_ms = f"{statistics.median(medians) * 1e3:.3f} ms" if medians else "n/a"
         lines.append(f"time per frame (linear fit) {per_frame:.3f} s, loading {loading:.2f} s, "
                      f"median per-frame time {median_ms}")
-        if per_frame > max_seconds_per_frame:
-            lines.append(f"FAIL: time per frame {per_frame:.3f} s > {max_seconds_per_frame} s")
+        # With a single frame count the fit cannot separate start-up (imports, weights) from
+        # frames and charges it all to frames; then the in-process median is the fair check.
+        if len({r.n_frames for r in ok}) < 2 and medians:
+            checked, basis = statistics.median(medians), "median per-frame time"
+        else:
+            checked, basis = per_frame, "time per frame (linear fit)"
+        if checked > max_seconds_per_frame:
+            lines.append(f"FAIL: {basis} {checked:.3f} s > {max_seconds_per_frame} s")
             passed = False
     empty = sum(r.empty_frames for r in ok)
     if empty:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from model.errors import InputError
 from model.tracker import SequenceInfo
 
 IMAGE_SUFFIXES = (".mha", ".tif", ".tiff")
@@ -49,7 +50,7 @@ DEFAULT_FIELD_STRENGTH = 1.5
 DEFAULT_SCANNED_REGION = "abdomen"
 
 
-class CaseError(Exception):
+class CaseError(InputError):
     """A case cannot be read or written; the message names the file and the problem."""
 
 

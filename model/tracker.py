@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from model.errors import InputError
+
 
 @dataclass(frozen=True)
 class SequenceInfo:
@@ -45,7 +47,8 @@ class Tracker(ABC):
         """Return the bool mask of the next frame (same shape as the frame)."""
 
     def settings(self) -> dict[str, Any]:
-        """The settings this tracker runs with, for the run report."""
+        """What the tracker resolved for this sequence beyond its Settings fields (e.g. the
+        value an 'auto' setting took, the weights file); the run report adds it to the fields."""
         return {}
 
     def events(self) -> dict[str, int]:
@@ -87,6 +90,10 @@ def build_tracker(name: str, **settings: Any) -> Tracker:
     cls = tracker_class(name)
     if cls.Settings is None:
         if settings:
-            raise ValueError(f"tracker {name!r} takes no settings, got {sorted(settings)}")
+            raise InputError(f"tracker {name!r} takes no settings, got {sorted(settings)}")
         return cls()
-    return cls(cls.Settings(**settings))
+    try:
+        chosen = cls.Settings(**settings)
+    except (TypeError, ValueError) as error:  # Settings.__post_init__ validates values
+        raise InputError(f"{name} settings: {error}") from None
+    return cls(chosen)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from model.errors import InputError
 from model.xmem.checkpoint import CheckpointError, load_state_dict_file
 
 ENV_VAR = "TRACKRAD_XMEM_WEIGHTS"
@@ -28,7 +29,7 @@ HOW_TO_GET = (
 )
 
 
-class WeightsError(Exception):
+class WeightsError(InputError):
     """No usable weights; str() is a single line meant for the user."""
 
 

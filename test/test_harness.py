@@ -73,6 +73,18 @@ def test_summary_fails_on_slow_runs_and_empty_frames():
     assert not passed and "FAIL: 2 empty output frame(s)" in lines
 
 
+def test_speed_check_uses_the_fit_across_lengths_and_the_median_for_one_length():
+    # One length: 5 s of start-up over 10 frames would read as 0.6 s/frame; the in-process
+    # median (0.1 s) is what the limit is checked against.
+    slow_start = harness.CaseResult("X", n_frames=10, wall_seconds=6.0, median_frame_seconds=0.1)
+    assert harness.summarise([slow_start], 0.5)[1] is True
+    assert harness.summarise([slow_start], 0.05)[1] is False
+    # Two lengths: the fit separates loading (5 s) from 0.1 s per frame, whatever the medians say.
+    longer = harness.CaseResult("Y", n_frames=20, wall_seconds=7.0, median_frame_seconds=0.9)
+    lines, passed = harness.summarise([slow_start, longer], 0.5)
+    assert passed and "time per frame (linear fit) 0.100 s, loading 5.00 s" in lines[0]
+
+
 def test_no_case_found_is_a_usage_error(tmp_path, capsys):
     assert harness.main([str(tmp_path)]) == 2
     assert "no case folder" in capsys.readouterr().err

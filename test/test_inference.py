@@ -238,6 +238,20 @@ def test_output_folder_not_writable(make_input, tmp_path):
     _assert_clean_failure(done, out, str(out), "output folder not writable")
 
 
+def test_missing_weights_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRACKRAD_XMEM_WEIGHTS", raising=False)
+    missing = tmp_path / "nowhere.pth"
+    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem",
+                         "--weights", missing)
+    _assert_clean_failure(done, tmp_path / "out", str(missing))
+
+
+def test_invalid_setting_is_one_line_naming_the_setting(tmp_path):
+    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem",
+                         "--crop-size", "100")
+    _assert_clean_failure(done, tmp_path / "out", "xmem settings", "crop_size")
+
+
 def test_dataset_layout_without_first_label(tmp_path):
     case = tmp_path / "Q_9"
     shutil.copytree(EXAMPLE_CASE, case)

@@ -8,7 +8,6 @@ recipes and the reasons.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -222,7 +221,7 @@ class XMemTracker(Tracker):
         return torch.from_numpy(crop).to(self._core.device).unsqueeze(0).expand(3, -1, -1)
 
     def settings(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self._settings), "resolved": dict(self._resolved)}
+        return {"resolved": dict(self._resolved)}
 
     def events(self) -> dict[str, int]:
         counts = self._post.events() if self._post is not None else {}

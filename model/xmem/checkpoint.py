@@ -7,6 +7,7 @@ from os import PathLike
 import torch
 from torch import Tensor
 
+from model.errors import InputError
 from model.xmem.network import NetworkDims, XMem
 
 _KEY_WEIGHT = "key_proj.key_proj.weight"
@@ -17,7 +18,7 @@ _BN_COUNTER = "num_batches_tracked"
 _LISTED = 3  # keys named per category in an error message
 
 
-class CheckpointError(Exception):
+class CheckpointError(InputError):
     """A file that is not an XMem checkpoint, or one that does not fit the network (one line)."""
 
 
