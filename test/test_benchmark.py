@@ -1,0 +1,111 @@
+"""The benchmark command on two tiny sequences, and the pictures it relies on."""
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from model import benchmark
+from model.overlay import write_line_chart, write_montage, write_overlay
+from model.synthetic import MotionRanges, generate_sequence, write_case
+
+TRACKERS = ["copy", "optical-flow", "template", "xmem"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dataset")
+    for index, (field, region) in enumerate([(0.35, "lung"), (1.5, "abdomen")]):
+        sequence = generate_sequence(
+            index, 12, field, region, MotionRanges(si_mm=(8, 12)), frame_rate=4.0, shape=(96, 96)
+        )
+        write_case(root / f"S_00{index + 1}", f"S_00{index + 1}", sequence)
+    return root
+
+
+def test_benchmark_writes_table_with_all_columns(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "bench"
+    benchmark.main([str(tiny_dataset), "--trackers", ",".join(TRACKERS), "--out", str(out), "--overlays"])
+    printed = capsys.readouterr().out
+    assert all(column in printed for column in benchmark.COLUMNS)
+
+    with open(out / "table.csv") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == benchmark.COLUMNS
+        rows = {row["tracker"]: row for row in reader}
+    assert list(rows) == TRACKERS
+    numeric = ["dsc", "hd95_px", "masd_px", "cd_px", "rel_d98", "median_ms", "p95_ms", "peak_rss_mib"]
+    for name in ["copy", "optical-flow", "template"]:
+        row = rows[name]
+        assert row["cases"] == "2"
+        values = {key: float(row[key]) for key in numeric}
+        assert 0 <= values["dsc"] <= 1 and values["peak_rss_mib"] > 0
+    xmem = rows["xmem"]
+    if xmem["note"].startswith("skipped:"):
+        assert xmem["dsc"] == "" and rows["copy"]["time_vs_xmem"] == ""
+    else:
+        assert float(xmem["time_vs_xmem"]) == pytest.approx(1.0)
+        assert float(rows["template"]["time_vs_xmem"]) > 0
+    # Tracking beats copying on moving tumours.
+    assert float(rows["template"]["dsc"]) > float(rows["copy"]["dsc"])
+
+    markdown = (out / "table.md").read_text().splitlines()
+    assert len(markdown) == 2 + len(TRACKERS) and all(c in markdown[0] for c in benchmark.COLUMNS)
+    chart = cv2.imread(str(out / "dsc_over_time.png"))
+    assert chart is not None and chart.shape[0] > 100
+    gif = Image.open(out / "overlays" / "S_001" / "template.gif")
+    assert gif.n_frames == 12
+    assert (out / "overlays" / "S_002" / "copy.png").is_file()
+
+
+def test_unknown_tracker_is_rejected_before_running(tiny_dataset, tmp_path):
+    with pytest.raises(SystemExit):
+        benchmark.main([str(tiny_dataset), "--trackers", "copy,nope", "--out", str(tmp_path)])
+    assert not (tmp_path / "table.csv").exists()
+
+
+def test_frame_dsc_per_frame():
+    truth = np.zeros((8, 8, 3), np.uint8)
+    truth[2:6, 2:6, :2] = 1
+    pred = truth.copy()
+    pred[:, :, 1] = 0
+    pred[0:2, 0:2, 1] = 1
+    np.testing.assert_allclose(benchmark.frame_dsc(pred, truth), [1.0, 0.0, np.nan])
+
+
+def _moving_square(n_frames: int = 5):
+    frames = np.zeros((40, 50, n_frames), np.float32)
+    masks = np.zeros(frames.shape, np.uint8)
+    for t in range(n_frames):
+        frames[10 + t : 20 + t, 10:20, t] = 1.0
+        masks[10 + t : 20 + t, 10:20, t] = 1
+    return frames, masks
+
+
+def test_overlay_gif_and_mp4_show_contours(tmp_path):
+    frames, masks = _moving_square()
+    gif = write_overlay(frames, masks, tmp_path / "seq.gif", truth=masks, fps=4.0)
+    image = Image.open(gif)
+    assert image.n_frames == 5 and image.info["duration"] == 250
+    # Enlarged to at least 256 px; the contour colours are present.
+    rgb = np.asarray(image.convert("RGB"))
+    assert min(rgb.shape[:2]) >= 256
+    assert ((rgb[:, :, 1] > 150) & (rgb[:, :, 2] < 120)).any()  # green truth / amber prediction
+    mp4 = write_overlay(frames, masks, tmp_path / "seq.mp4")
+    capture = cv2.VideoCapture(str(mp4))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    with pytest.raises(ValueError):
+        write_overlay(frames, masks, tmp_path / "seq.avi")
+
+
+def test_montage_and_line_chart(tmp_path):
+    frames, masks = _moving_square(10)
+    montage = cv2.imread(str(write_montage(frames, masks, tmp_path / "m.png", count=6, columns=3)))
+    single = 256 // 40 + 1  # zoom factor for a 40-pixel side
+    assert montage.shape[:2] == (2 * 40 * single, 3 * 50 * single)
+    chart = write_line_chart({"a": ([0, 1, 2], [0.2, 0.5, 0.9])}, tmp_path / "c.png", "t", "x", "y")
+    picture = cv2.imread(str(chart))
+    assert picture.shape == (500, 900, 3) and (picture < 250).any()
