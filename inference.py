@@ -17,13 +17,23 @@ from typing import Any
 import numpy as np
 
 from model.errors import InputError
-from model.io import CaseError, prepare_output, read_case, read_dataset_case, write_output
+from model.io import (
+    Case,
+    CaseError,
+    dataset_case_id,
+    prepare_output,
+    read_case,
+    read_dataset_case,
+    read_labels,
+    write_output,
+)
 from model.runner import run_tracker
 from model.tracker import available_trackers, build_tracker, tracker_class
 
 DEFAULT_TRACKER = "copy"  # the lead switches this to "xmem" when the XMem tracker lands
 DEFAULT_INPUT = Path("/input")
 DEFAULT_OUTPUT = Path("/output")
+OVERLAY_SUFFIXES = (".gif", ".mp4")
 _OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -61,6 +71,9 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         f"p95 {frame_stats['p95'] * 1e3:.3f} ms, max {frame_stats['max'] * 1e3:.3f} ms"
     )
     print(f"writing: {writing:.3f} s ({path})")
+    if args.overlay:
+        for picture in _write_pictures(args, case, result.masks):
+            print(f"overlay: {picture}")
     if args.report:
         events = dict(tracker.events())
         for key, count in result.events.items():
@@ -102,6 +115,9 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     parser.add_argument("--tracker", default=DEFAULT_TRACKER, choices=available_trackers(),
                         help=f"tracker to run (default {DEFAULT_TRACKER}; copy = no tracking)")
     parser.add_argument("--report", type=Path, help="write timings, settings and events as JSON")
+    parser.add_argument("--overlay", type=Path,
+                        help="write the sequence with the predicted contour (and, with --case, "
+                             "the ground truth) as an animated .gif or .mp4, plus a .png montage")
     fields = _settings_fields(known.tracker)
     group = parser.add_argument_group(f"{known.tracker} settings")
     for field in fields:
@@ -115,6 +131,8 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
             group.add_argument(option, dest=field.name, type=kind, default=field.default,
                                help=help_text)
     args = parser.parse_args(argv)
+    if args.overlay is not None and args.overlay.suffix.lower() not in OVERLAY_SUFFIXES:
+        parser.error(f"--overlay {args.overlay}: the file must end in .gif or .mp4")
     settings = {field.name: getattr(args, field.name) for field in fields}
     return args, settings
 
@@ -127,6 +145,23 @@ def _settings_fields(tracker_name: str) -> tuple[dataclasses.Field, ...]:
 def _settings_dict(tracker_name: str, settings: dict[str, Any]) -> dict[str, Any]:
     settings_cls = tracker_class(tracker_name).Settings
     return dataclasses.asdict(settings_cls(**settings)) if settings_cls is not None else {}
+
+
+def _write_pictures(args: argparse.Namespace, case: Case, masks: np.ndarray) -> list[Path]:
+    """The animated overlay and its PNG montage; ground truth drawn when a --case has labels."""
+    from model.overlay import write_montage, write_overlay  # pictures only: not on the hot path
+
+    truth = None
+    if args.case and (args.case / "targets" / f"{dataset_case_id(args.case)}_labels.mha").is_file():
+        truth = read_labels(args.case)
+    montage = args.overlay.with_suffix(".png")
+    try:
+        return [
+            write_overlay(case.frames, masks, args.overlay, truth=truth, fps=case.info.frame_rate),
+            write_montage(case.frames, masks, montage, truth=truth),
+        ]
+    except OSError as error:
+        raise CaseError(f"{args.overlay}: cannot write the overlay ({error.strerror or error})") from None
 
 
 def _frame_stats(seconds: list[float]) -> dict[str, float]:

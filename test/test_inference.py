@@ -238,6 +238,29 @@ def test_output_folder_not_writable(make_input, tmp_path):
     _assert_clean_failure(done, out, str(out), "output folder not writable")
 
 
+def test_overlay_writes_an_animation_and_a_montage_with_the_ground_truth(tmp_path):
+    from PIL import Image
+
+    overlay = tmp_path / "pictures" / "z001.gif"
+    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "copy",
+                         "--overlay", overlay)
+    assert done.returncode == 0, done.stderr
+    with Image.open(overlay) as gif:
+        assert gif.n_frames == 10
+    with Image.open(overlay.with_suffix(".png")) as montage:
+        pixels = np.asarray(montage.convert("RGB")).reshape(-1, 3).astype(int)
+    # The copy mask (amber) and the moving ground truth (green) are both drawn.
+    assert ((pixels[:, 1] > 150) & (pixels[:, 0] < 100) & (pixels[:, 2] < 100)).any()
+    assert ((pixels[:, 0] > 200) & (pixels[:, 1] > 100) & (pixels[:, 2] < 80)).any()
+
+
+def test_overlay_with_another_suffix_is_a_usage_error(tmp_path):
+    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--overlay",
+                         tmp_path / "x.avi")
+    assert done.returncode == 2 and "must end in .gif or .mp4" in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_weights_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.delenv("TRACKRAD_XMEM_WEIGHTS", raising=False)
     missing = tmp_path / "nowhere.pth"
