@@ -77,10 +77,11 @@ def stage_input(case_dir: Path, input_dir: Path) -> None:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
-def entry_command(input_dir: Path, output_dir: Path, tracker: str | None,
+def entry_command(input_dir: Path, output_dir: Path, extra: list[str],
                   docker_image: str | None) -> list[str]:
-    """The process that runs one case: the entry point, or the image with the challenge's mounts."""
-    extra = ["--tracker", tracker] if tracker else []
+    """The process that runs one case: the entry point, or the image with the challenge's mounts.
+
+    `extra` are entry-point options (--tracker and the tracker's settings) passed through."""
     if docker_image is None:
         return [sys.executable, str(REPO / "inference.py"), "--input", str(input_dir),
                 "--output", str(output_dir), "--report", str(output_dir / REPORT_NAME), *extra]
@@ -90,7 +91,7 @@ def entry_command(input_dir: Path, output_dir: Path, tracker: str | None,
             docker_image, "--report", f"/output/{REPORT_NAME}", *extra]
 
 
-def run_case(case_dir: Path, tracker: str | None, docker_image: str | None) -> CaseResult:
+def run_case(case_dir: Path, extra: list[str], docker_image: str | None) -> CaseResult:
     """Stage, run and score one case; every failure is recorded in `error`, never raised."""
     try:
         result = CaseResult(case_id=dataset_case_id(case_dir))
@@ -107,7 +108,7 @@ def run_case(case_dir: Path, tracker: str | None, docker_image: str | None) -> C
         output_dir.chmod(0o777)  # the container's non-root user must be able to write here
         try:
             started = time.perf_counter()
-            process = subprocess.run(entry_command(input_dir, output_dir, tracker, docker_image),
+            process = subprocess.run(entry_command(input_dir, output_dir, extra, docker_image),
                                      capture_output=True, text=True)
             result.wall_seconds = time.perf_counter() - started
             if process.returncode != 0:
@@ -202,14 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracker", help="tracker to run (default: the entry point's default)")
     parser.add_argument("--max-seconds-per-frame", type=float, default=1.0)
     parser.add_argument("--docker", metavar="IMAGE", help="run this built image instead")
-    args = parser.parse_args(argv)
+    # Any other option (e.g. --crop-size 256) is a setting of the tracker: passed through.
+    args, tracker_options = parser.parse_known_args(argv)
+    extra = (["--tracker", args.tracker] if args.tracker else []) + tracker_options
     cases = find_cases(args.dataset)
     if not cases:
         print(f"error: {args.dataset}: no case folder (with images/) found", file=sys.stderr)
         return 2
     results = []
     for case_dir in cases:
-        results.append(run_case(case_dir, args.tracker, args.docker))
+        results.append(run_case(case_dir, extra, args.docker))
         print(f"{results[-1].case_id}: {results[-1].error or 'done'}", file=sys.stderr)
     print(format_table(results))
     lines, passed = summarise(results, args.max_seconds_per_frame)

@@ -38,7 +38,7 @@ def test_stage_input_lays_out_the_challenge_folders_read_only(tmp_path):
 
 def test_docker_command_uses_the_challenge_mounts(tmp_path, monkeypatch):
     monkeypatch.setattr(harness, "_has_gpu", lambda: True)
-    command = harness.entry_command(tmp_path / "in", tmp_path / "out", None, "algo:1")
+    command = harness.entry_command(tmp_path / "in", tmp_path / "out", [], "algo:1")
     assert command[:5] == ["docker", "run", "--rm", "--network", "none"]
     assert "--gpus" in command and f"{tmp_path / 'in'}:/input:ro" in command
     assert command[command.index("algo:1") + 1:] == ["--report", "/output/run-report.json"]
@@ -83,6 +83,14 @@ def test_speed_check_uses_the_fit_across_lengths_and_the_median_for_one_length()
     longer = harness.CaseResult("Y", n_frames=20, wall_seconds=7.0, median_frame_seconds=0.9)
     lines, passed = harness.summarise([slow_start, longer], 0.5)
     assert passed and "time per frame (linear fit) 0.100 s, loading 5.00 s" in lines[0]
+
+
+def test_tracker_settings_pass_through_to_the_entry_point(capsys):
+    assert harness.main([str(EXAMPLE_CASE), "--tracker", "optical-flow", "--method", "farneback"]) == 0
+    capsys.readouterr()
+    assert harness.main([str(EXAMPLE_CASE), "--tracker", "copy", "--no-such-setting", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "--no-such-setting" in next(line for line in out.splitlines() if line.startswith("Z_001"))
 
 
 def test_no_case_found_is_a_usage_error(tmp_path, capsys):
