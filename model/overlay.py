@@ -62,7 +62,7 @@ def write_overlay(
         height, width = pictures[0].shape[:2]
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
         if not writer.isOpened():
-            raise RuntimeError(f"{path}: OpenCV cannot write MP4 here; use a .gif path")
+            raise OSError(f"{path}: OpenCV cannot write MP4 here; use a .gif path")
         for picture in pictures:
             writer.write(picture)
         writer.release()
