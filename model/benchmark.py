@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.harness import find_cases
-from model.io import dataset_case_id, read_dataset_case, read_labels
+from model.errors import InputError
+from model.io import dataset_case_id, find_case_dirs, read_dataset_case, read_labels
 from model.metrics import score_sequence
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.runner import run_tracker
@@ -190,9 +190,7 @@ def dsc_over_time(runs: list[TrackerRun]) -> dict[str, tuple[np.ndarray, np.ndar
 
 def run_benchmark(dataset: Path, trackers: list[str], out: Path, overlays: bool = False) -> list[dict[str, str]]:
     """Run every tracker (each in a fresh spawned process), write the outputs, return the rows."""
-    case_dirs = find_cases(Path(dataset))
-    if not case_dirs:
-        raise SystemExit(f"{dataset}: no case folders (with images/) found")
+    case_dirs = find_case_dirs(Path(dataset))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = []
@@ -235,7 +233,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(trackers) - set(available_trackers()))
     if unknown:
         parser.error(f"unknown trackers {unknown}; choose from {available_trackers()}")
-    rows = run_benchmark(args.dataset, trackers, args.out, args.overlays)
+    try:
+        rows = run_benchmark(args.dataset, trackers, args.out, args.overlays)
+    except InputError as error:  # e.g. no case folder under DATASET
+        raise SystemExit(f"error: {error}") from None
     print(format_text(rows))
     print(f"written: {args.out / 'table.csv'}, {args.out / 'table.md'}, {args.out / 'dsc_over_time.png'}")
 

@@ -33,6 +33,7 @@ from model.io import (
     CaseError,
     DEFAULT_SCANNED_REGION,
     dataset_case_id,
+    find_case_dirs,
     read_labels,
 )
 from model.metrics import fit_runtime, score_sequence
@@ -52,13 +53,6 @@ class CaseResult:
     empty_frames: int = 0
     scores: dict[str, float] = field(default_factory=dict)  # empty when the case has no labels
     error: str | None = None
-
-
-def find_cases(dataset: Path) -> list[Path]:
-    """`dataset` itself if it is a case folder (has images/), else its case sub-folders."""
-    if (dataset / "images").is_dir():
-        return [dataset]
-    return sorted(p for p in dataset.iterdir() if (p / "images").is_dir()) if dataset.is_dir() else []
 
 
 def stage_input(case_dir: Path, input_dir: Path) -> None:
@@ -206,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     # Any other option (e.g. --crop-size 256) is a setting of the tracker: passed through.
     args, tracker_options = parser.parse_known_args(argv)
     extra = (["--tracker", args.tracker] if args.tracker else []) + tracker_options
-    cases = find_cases(args.dataset)
-    if not cases:
-        print(f"error: {args.dataset}: no case folder (with images/) found", file=sys.stderr)
+    try:
+        cases = find_case_dirs(args.dataset)
+    except CaseError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     results = []
     for case_dir in cases:

@@ -214,6 +214,18 @@ def _single_image(folder: Path) -> Path:
     return candidates[0]
 
 
+def find_case_dirs(root: Path) -> list[Path]:
+    """Dataset-layout case folders: `root` itself if it is one (has images/), else its
+    sub-folders that are, sorted. Raises CaseError when there is none."""
+    root = Path(root)
+    if (root / "images").is_dir():
+        return [root]
+    cases = sorted(p for p in root.iterdir() if (p / "images").is_dir()) if root.is_dir() else []
+    if not cases:
+        raise CaseError(f"{root}: no case folder (a folder with images/) found")
+    return cases
+
+
 def dataset_case_id(case_dir: Path) -> str:
     """The <id> of a dataset-layout case folder, from its images/<id>_frames.mha."""
     case_dir = Path(case_dir)

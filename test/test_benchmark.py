@@ -67,6 +67,11 @@ def test_unknown_tracker_is_rejected_before_running(tiny_dataset, tmp_path):
     assert not (tmp_path / "table.csv").exists()
 
 
+def test_dataset_without_cases_is_one_error_line(tmp_path):
+    with pytest.raises(SystemExit, match="no case folder"):
+        benchmark.main([str(tmp_path), "--trackers", "copy", "--out", str(tmp_path / "out")])
+
+
 def test_frame_dsc_per_frame():
     truth = np.zeros((8, 8, 3), np.uint8)
     truth[2:6, 2:6, :2] = 1

@@ -7,7 +7,7 @@ import SimpleITK as sitk
 
 from conftest import EXAMPLE_CASE, REPO
 from model import harness
-from model.io import read_dataset_case, read_labels
+from model.io import find_case_dirs, read_dataset_case, read_labels
 from model.metrics import score_sequence
 
 
@@ -56,7 +56,7 @@ def test_failed_case_and_unlabelled_case(tmp_path, capsys):
         path.rename(path.with_name(path.name.replace("A_1", "B_2")))
     mask = bad / "targets" / "B_2_first_label.mha"
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((125, 125, 1), np.uint8)), str(mask))
-    assert harness.find_cases(tmp_path) == [good, bad]
+    assert find_case_dirs(tmp_path) == [good, bad]
     assert harness.main([str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "mask is empty" in next(line for line in out.splitlines() if line.startswith("B_2"))

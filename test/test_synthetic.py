@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from model.harness import find_cases
-from model.io import read_dataset_case, read_labels
+from model.io import find_case_dirs, read_dataset_case, read_labels
 from model.synthetic import MotionRanges, generate_sequence, make_translation_sequence
 from model.synthetic.__main__ import main as synthetic_main
 from model.synthetic.motion import respiratory_trace
@@ -82,7 +81,7 @@ def test_through_plane_area_changes():
 
 def test_cli_writes_a_dataset_the_harness_reads(tmp_path):
     synthetic_main([str(tmp_path), "--cases", "2", "--seed", "4", "--frames", "12:14"])
-    cases = find_cases(tmp_path)
+    cases = find_case_dirs(tmp_path)
     assert [c.name for c in cases] == ["S_001", "S_002"]
     fields = set()
     for case_dir in cases:

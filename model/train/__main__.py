@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import sys
 
-from model.io import CaseError
+from model.errors import InputError
 from model.train.config import parse_config
 from model.train.loop import train
-from model.weights import WeightsError
-from model.xmem.checkpoint import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         train(parse_config(argv), log=lambda line: print(line, flush=True))
-    except (ValueError, WeightsError, CaseError, CheckpointError, FileNotFoundError) as error:
+    # Bad data folders, weights, checkpoints or settings: one line, no traceback.
+    except (InputError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

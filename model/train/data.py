@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.io import CaseError, read_dataset_case, read_labels
+from model.io import CaseError, find_case_dirs, read_dataset_case, read_labels
 from model.pipeline.crop import CropBox, CropWindow, initial_box
 from model.preprocess import normalise_frame
 from model.train.augment import add_noise, random_affine, random_gamma, warp_affine
@@ -39,17 +39,6 @@ class LabelledSequence:
     labels: np.ndarray  # (W, H, T) bool
     labelled: np.ndarray  # indices of frames with a non-empty label, ascending
     spacing_mm: tuple[float, float]
-
-
-def find_case_dirs(root: Path) -> list[Path]:
-    """`root` itself if it is a case folder (has images/), else its case sub-folders, sorted."""
-    root = Path(root)
-    if (root / "images").is_dir():
-        return [root]
-    cases = sorted(p for p in root.iterdir() if (p / "images").is_dir()) if root.is_dir() else []
-    if not cases:
-        raise CaseError(f"{root}: no dataset-layout case (a folder with images/) found")
-    return cases
 
 
 def load_sequences(roots: tuple[str, ...]) -> tuple[list[LabelledSequence], list[str]]:

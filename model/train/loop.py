@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from model.train.config import TrainConfig
-from model.train.data import ClipSampler, find_case_dirs
+from model.io import find_case_dirs
+from model.train.data import ClipSampler
 from model.train.forward import clip_forward
 from model.train.losses import clip_loss, top_fraction
 from model.train.validate import METRICS, validate
