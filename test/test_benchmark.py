@@ -6,11 +6,14 @@ import csv
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from model import benchmark
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.synthetic import MotionRanges, generate_sequence, write_case
+from model.weights import ENV_VAR
+from model.xmem.network import XMem
 
 TRACKERS = ["copy", "optical-flow", "template", "xmem"]
 
@@ -26,7 +29,17 @@ def tiny_dataset(tmp_path_factory):
     return root
 
 
-def test_benchmark_writes_table_with_all_columns(tiny_dataset, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """XMem weights that run but do not track: enough to time XMem and form the ratios."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "random.pth"
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in XMem().state_dict().items()}, path)
+    return path
+
+
+def test_benchmark_writes_table_with_all_columns(tiny_dataset, random_weights, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(random_weights))  # inherited by the spawned worker processes
     out = tmp_path / "bench"
     benchmark.main([str(tiny_dataset), "--trackers", ",".join(TRACKERS), "--out", str(out), "--overlays"])
     printed = capsys.readouterr().out
@@ -44,11 +57,9 @@ def test_benchmark_writes_table_with_all_columns(tiny_dataset, tmp_path, capsys)
         values = {key: float(row[key]) for key in numeric}
         assert 0 <= values["dsc"] <= 1 and values["peak_rss_mib"] > 0
     xmem = rows["xmem"]
-    if xmem["note"].startswith("skipped:"):
-        assert xmem["dsc"] == "" and rows["copy"]["time_vs_xmem"] == ""
-    else:
-        assert float(xmem["time_vs_xmem"]) == pytest.approx(1.0)
-        assert float(rows["template"]["time_vs_xmem"]) > 0
+    assert float(xmem["time_vs_xmem"]) == pytest.approx(1.0)
+    expected = float(rows["template"]["median_ms"]) / float(xmem["median_ms"])
+    assert float(rows["template"]["time_vs_xmem"]) == pytest.approx(expected, rel=0.01)
     # Tracking beats copying on moving tumours.
     assert float(rows["template"]["dsc"]) > float(rows["copy"]["dsc"])
 
@@ -59,6 +70,17 @@ def test_benchmark_writes_table_with_all_columns(tiny_dataset, tmp_path, capsys)
     gif = Image.open(out / "overlays" / "S_001" / "template.gif")
     assert gif.n_frames == 12
     assert (out / "overlays" / "S_002" / "copy.png").is_file()
+
+
+def test_xmem_without_weights_gets_a_row_saying_why(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "missing.pth"))
+    out = tmp_path / "bench"
+    benchmark.main([str(tiny_dataset), "--trackers", "copy,xmem", "--out", str(out)])
+    with open(out / "table.csv") as handle:
+        rows = {row["tracker"]: row for row in csv.DictReader(handle)}
+    assert rows["xmem"]["note"].startswith("skipped:") and "missing.pth" in rows["xmem"]["note"]
+    assert rows["xmem"]["dsc"] == "" and rows["copy"]["time_vs_xmem"] == ""
+    assert float(rows["copy"]["dsc"]) > 0
 
 
 def test_unknown_tracker_is_rejected_before_running(tiny_dataset, tmp_path):
