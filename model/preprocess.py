@@ -29,7 +29,12 @@ def normalise_frame(frame: np.ndarray) -> np.ndarray:
     return image
 
 
-def to_network_input(frame: np.ndarray) -> torch.Tensor:
-    """One 2-D frame -> normalised float32 tensor 3×A×B (A×B = the frame's shape)."""
-    image = torch.from_numpy(normalise_frame(frame))
-    return image.unsqueeze(0).expand(3, -1, -1).contiguous()
+NETWORK_CHANNELS = 3  # XMem's encoders take RGB
+
+
+def grey_to_network_channels(grey: torch.Tensor, channel_dim: int) -> torch.Tensor:
+    """Replicate normalised grey into the network's RGB channels, inserted at `channel_dim`
+    (a broadcast view, no copy): 2-D crop -> 3×H×W at 0, B×T×H×W clips -> B×T×3×H×W at 2."""
+    sizes = [-1] * (grey.dim() + 1)
+    sizes[channel_dim] = NETWORK_CHANNELS
+    return grey.unsqueeze(channel_dim).expand(*sizes)

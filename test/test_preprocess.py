@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from model.preprocess import normalise_frame, to_network_input
+from model.preprocess import grey_to_network_channels, normalise_frame
 
 
 def test_normalise_frame_is_zero_mean_unit_variance_and_clips_outliers():
@@ -21,10 +21,11 @@ def test_normalise_frame_handles_flat_and_integer_frames():
     assert np.all(flat == 0.0)
 
 
-def test_to_network_input_replicates_the_normalised_frame():
-    frame = np.arange(12, dtype=np.float32).reshape(3, 4)
-    tensor = to_network_input(frame)
-    assert tensor.shape == (3, 3, 4) and tensor.dtype == torch.float32
-    expected = torch.from_numpy(normalise_frame(frame))
-    for channel in tensor:
-        assert torch.equal(channel, expected)
+def test_grey_is_replicated_into_three_channels_where_asked():
+    grey = torch.from_numpy(normalise_frame(np.arange(12, dtype=np.float32).reshape(3, 4)))
+    crop = grey_to_network_channels(grey, channel_dim=0)
+    assert crop.shape == (3, 3, 4) and all(torch.equal(channel, grey) for channel in crop)
+    clips = torch.stack([grey, -grey])[None]  # B=1, T=2
+    batch = grey_to_network_channels(clips, channel_dim=2)
+    assert batch.shape == (1, 2, 3, 3, 4)
+    assert all(torch.equal(batch[0, 1, c], -grey) for c in range(3))

@@ -16,7 +16,7 @@ import torch
 
 from model.pipeline.crop import CropWindow, initial_box, margin_for_region
 from model.pipeline.postprocess import PostProcessor, ema_weight_for_frame_rate
-from model.preprocess import normalise_frame
+from model.preprocess import grey_to_network_channels, normalise_frame
 from model.tracker import SequenceInfo, Tracker
 from model.weights import load_weights
 from model.xmem.checkpoint import load_network
@@ -218,7 +218,7 @@ class XMemTracker(Tracker):
         grey -> 3 channels. Outside the frame is padded with the frame's darkest value."""
         normalised = normalise_frame(frame)
         crop = self._window.crop(normalised, pad_value=float(normalised.min()))
-        return torch.from_numpy(crop).to(self._core.device).unsqueeze(0).expand(3, -1, -1)
+        return grey_to_network_channels(torch.from_numpy(crop).to(self._core.device), channel_dim=0)
 
     def settings(self) -> dict[str, Any]:
         return {"resolved": dict(self._resolved)}

@@ -22,7 +22,7 @@ import torch
 
 from model.io import CaseError, find_case_dirs, read_dataset_case, read_labels
 from model.pipeline.crop import CropBox, CropWindow, initial_box
-from model.preprocess import normalise_frame
+from model.preprocess import grey_to_network_channels, normalise_frame
 from model.train.augment import add_noise, random_affine, random_gamma, warp_affine
 from model.train.config import TrainConfig
 from model.train.static import static_frames
@@ -146,8 +146,8 @@ class ClipSampler:
         raise RuntimeError(f"no clip with a visible first target in {MAX_TRIES} tries")
 
     def batch(self, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """frames B×T×3×S×S float32 (grey replicated, as to_network_input does), masks B×T×1×S×S."""
+        """frames B×T×3×S×S float32 (grey replicated as at inference), masks B×T×1×S×S."""
         clips = [self.clip(progress) for _ in range(self.config.batch_size)]
         frames = torch.from_numpy(np.stack([c[0] for c in clips]))
         masks = torch.from_numpy(np.stack([c[1] for c in clips])).float()
-        return frames.unsqueeze(2).expand(-1, -1, 3, -1, -1), masks.unsqueeze(2)
+        return grey_to_network_channels(frames, channel_dim=2), masks.unsqueeze(2)
