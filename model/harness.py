@@ -31,10 +31,10 @@ from model.io import (
     OUTPUT_NAME,
     SCANNED_REGION_JSON,
     CaseError,
-    DEFAULT_SCANNED_REGION,
     dataset_case_id,
     find_case_dirs,
     read_labels,
+    read_scanned_region,
 )
 from model.metrics import fit_runtime, score_sequence
 
@@ -137,10 +137,7 @@ def _collect(result: CaseResult, case_dir: Path, output_dir: Path) -> None:
     if truth.shape != masks.shape:
         result.error = f"{output}: shape {masks.shape} differs from the labels' {truth.shape}"
         return
-    region_file = case_dir / SCANNED_REGION_JSON
-    region = json.loads(region_file.read_text()).lower() if region_file.is_file() \
-        else DEFAULT_SCANNED_REGION
-    result.scores = score_sequence(masks, truth, region)
+    result.scores = score_sequence(masks, truth, read_scanned_region(case_dir))
 
 
 def format_table(results: list[CaseResult]) -> str:

@@ -268,9 +268,18 @@ def _read_number(path: Path, default: float, warnings: list[str]) -> float:
     # bool is an int in Python; `true` is not a frame rate.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CaseError(f"{path}: expected a JSON number, got {type(value).__name__}")
-    if not np.isfinite(value) or value <= 0:
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        raise CaseError(f"{path}: number out of range") from None
+    if not np.isfinite(number) or number <= 0:
         raise CaseError(f"{path}: expected a positive number, got {value}")
-    return float(value)
+    return number
+
+
+def read_scanned_region(json_dir: Path) -> str:
+    """The scanned region of a case folder (the documented default when the file is missing)."""
+    return _read_region(Path(json_dir) / SCANNED_REGION_JSON, [])
 
 
 def _read_region(path: Path, warnings: list[str]) -> str:

@@ -120,10 +120,6 @@ def _help_text(capsys) -> str:
     return capsys.readouterr().out
 
 
-def test_default_tracker_is_a_single_constant():
-    assert inference.DEFAULT_TRACKER in TRACKER_CLASSES
-
-
 def test_mask_values_other_than_0_1_are_binarised_with_a_warning(make_input, tmp_path):
     frames, masks = square_sequence()
     done = run_inference("--input", make_input(frames, masks[:, :, :1] * 7),
@@ -204,6 +200,8 @@ BAD_INPUTS = {
                        "not valid JSON"),
     "negative frame rate": (lambda r: (r / "frame-rate.json").write_text("-2"), "frame-rate.json",
                             "expected a positive number"),
+    "frame rate beyond a float": (lambda r: (r / "frame-rate.json").write_text("9" * 400),
+                                  "frame-rate.json", "number out of range"),
 }
 
 
@@ -267,6 +265,12 @@ def test_missing_weights_is_one_line_naming_where_it_looked(tmp_path, monkeypatc
     done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem",
                          "--weights", missing)
     _assert_clean_failure(done, tmp_path / "out", str(missing))
+
+
+def test_unavailable_device_is_one_line_before_loading_weights(tmp_path):
+    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem",
+                         "--device", "cuda:7")
+    _assert_clean_failure(done, tmp_path / "out", "xmem settings", "'cuda:7' is not available")
 
 
 def test_invalid_setting_is_one_line_naming_the_setting(tmp_path):

@@ -21,10 +21,7 @@ from model.tracker import SequenceInfo, Tracker
 from model.weights import load_weights
 from model.xmem.checkpoint import load_network
 from model.xmem.config import InferenceConfig
-from model.xmem.core import InferenceCore
-
-NETWORK_STRIDE = 16  # XMem's coarsest feature map is 1/16 of the input
-
+from model.xmem.core import STRIDE, InferenceCore, default_device
 
 class VideoCore(Protocol):
     """What the tracker needs from model.xmem.core.InferenceCore (a test may pass a double)."""
@@ -98,8 +95,8 @@ class XMemSettings:
     )
 
     def __post_init__(self) -> None:
-        if self.crop_size < NETWORK_STRIDE or self.crop_size % NETWORK_STRIDE:
-            raise ValueError(f"crop_size must be a positive multiple of {NETWORK_STRIDE}, got {self.crop_size}")
+        if self.crop_size < STRIDE or self.crop_size % STRIDE:
+            raise ValueError(f"crop_size must be a positive multiple of {STRIDE}, got {self.crop_size}")
         margin = _auto_or_float(self.margin_mm, "margin_mm")
         if margin is not None and margin < 0:
             raise ValueError(f"margin_mm must be >= 0, got {margin}")
@@ -126,11 +123,16 @@ class XMemSettings:
 
     def torch_device(self) -> torch.device:
         if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            return default_device()
         try:
-            return torch.device(self.device)
+            device = torch.device(self.device)
         except RuntimeError:
             raise ValueError(f"unknown device {self.device!r}") from None
+        if device.type == "cuda":
+            available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if (device.index or 0) >= available:
+                raise ValueError(f"device {self.device!r} is not available ({available} CUDA device(s) here)")
+        return device
 
     def margin_for(self, info: SequenceInfo) -> float:
         margin = _auto_or_float(self.margin_mm, "margin_mm")

@@ -18,7 +18,7 @@ from model.xmem.config import InferenceConfig
 from model.xmem.memory import MemoryManager
 from model.xmem.network import XMem
 
-_STRIDE = 16  # the network's output stride: padded sizes are multiples of it
+STRIDE = 16  # the network's output stride: padded sizes are multiples of it
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -39,7 +39,7 @@ def _cpu_threads(requested: int | None) -> int | None:
 
 def _padding(h: int, w: int) -> tuple[int, int, int, int]:
     """(left, right, top, bottom) zero padding up to multiples of 16, the extra pixel right/bottom."""
-    ph, pw = -h % _STRIDE, -w % _STRIDE
+    ph, pw = -h % STRIDE, -w % STRIDE
     return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
 
 
@@ -60,6 +60,9 @@ class InferenceCore:
         self.hidden_dim = network.dims.hidden_dim
         if self.device.type == "cuda":
             self._autocast = torch.autocast("cuda", dtype=torch.float16)
+            # The input size is fixed per sequence (the tracker's crop), so cuDNN's algorithm
+            # search pays off after the first frame.
+            torch.backends.cudnn.benchmark = True
         else:
             self._autocast = contextlib.nullcontext()
             n_threads = _cpu_threads(threads)

@@ -37,9 +37,6 @@ class KeyValueMemoryStore:
     def num_objects(self) -> int:
         return sum(len(group) for group in self.groups)
 
-    def group_size(self, group: int) -> int:
-        return self.values[group].shape[0]
-
     def add(
         self,
         key: Tensor,
