@@ -58,6 +58,9 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     loading = time.perf_counter() - started
 
     result = run_tracker(tracker, case.frames, case.first_mask, case.info)
+    if result.tracker_error:
+        print(f"warning: the {args.tracker} tracker failed; the last good mask fills the "
+              f"remaining frames. {result.tracker_error}", file=sys.stderr)
 
     writing_started = time.perf_counter()
     path = write_output(args.output, result.masks, case)

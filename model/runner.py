@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass
 
@@ -15,6 +16,9 @@ class RunResult:
     masks: np.ndarray  # (W, H, T) uint8 0/1; frame 0 is the first mask
     frame_seconds: list[float]  # wall time of each `track` call (frames 1..T-1)
     events: dict[str, int]  # runner events, e.g. {"empty_fallback": 2}
+    # The traceback of an exception raised by the tracker (None if it ran through); the frames
+    # from that one on repeat the last good mask.
+    tracker_error: str | None = None
 
 
 def run_tracker(
@@ -25,6 +29,9 @@ def run_tracker(
 
     A mask that is empty, or of the wrong shape, is replaced by the last good mask and
     counted as `empty_fallback` / `bad_shape_fallback`: an empty frame costs the maximal penalty.
+    If `track` raises (a bug, CUDA out of memory, ...), the tracker is abandoned: that frame and
+    all later ones repeat the last good mask, the event is counted as `tracker_error` and the
+    traceback is returned, because a complete output scores far better than none.
     """
     n_frames = frames.shape[2]
     masks = np.zeros(frames.shape, dtype=np.uint8)
@@ -32,20 +39,27 @@ def run_tracker(
     masks[:, :, 0] = last_good
     events: Counter[str] = Counter()
     frame_seconds: list[float] = []
-    tracker.start(_frame(frames, 0), last_good.copy(), info)
-    for t in range(1, n_frames):
-        frame = _frame(frames, t)
-        started = time.perf_counter()
-        mask = np.asarray(tracker.track(frame))
-        frame_seconds.append(time.perf_counter() - started)
-        if mask.shape != last_good.shape:
-            events["bad_shape_fallback"] += 1
-        elif not mask.any():
-            events["empty_fallback"] += 1
-        else:
-            last_good = mask.astype(bool)
-        masks[:, :, t] = last_good
-    return RunResult(masks=masks, frame_seconds=frame_seconds, events=dict(events))
+    tracker_error = None
+    t = 0  # the frame in hand (0 = start), for the fallback below
+    try:
+        tracker.start(_frame(frames, 0), last_good.copy(), info)
+        for t in range(1, n_frames):
+            frame = _frame(frames, t)
+            started = time.perf_counter()
+            mask = np.asarray(tracker.track(frame))
+            frame_seconds.append(time.perf_counter() - started)
+            if mask.shape != last_good.shape:
+                events["bad_shape_fallback"] += 1
+            elif not mask.any():
+                events["empty_fallback"] += 1
+            else:
+                last_good = mask.astype(bool)
+            masks[:, :, t] = last_good
+    except Exception:
+        tracker_error = f"frame {t}: {traceback.format_exc()}"
+        events["tracker_error"] += 1
+        masks[:, :, t:] = last_good[:, :, None]
+    return RunResult(masks, frame_seconds, dict(events), tracker_error)
 
 
 def _frame(frames: np.ndarray, t: int) -> np.ndarray:

@@ -114,6 +114,23 @@ def test_settings_become_options_and_reach_the_report(make_input, tmp_path, monk
     assert "--misses" in _help_text(capsys)
 
 
+class CrashingTracker(FlakyTracker):
+    def track(self, frame):
+        raise RuntimeError("CUDA out of memory")
+
+
+def test_a_crashing_tracker_still_writes_a_complete_output(make_input, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(TRACKER_CLASSES, "crashing", f"{__name__}:CrashingTracker")
+    report = tmp_path / "report.json"
+    code = inference.main(["--input", str(make_input()), "--output", str(tmp_path / "out"),
+                           "--tracker", "crashing", "--report", str(report)])
+    assert code == 0
+    assert "warning: the crashing tracker failed" in capsys.readouterr().err
+    masks = sitk.GetArrayFromImage(read_output(tmp_path / "out"))
+    assert all(np.array_equal(masks[:, :, t], masks[:, :, 0]) for t in range(masks.shape[2]))
+    assert json.loads(report.read_text())["events"]["tracker_error"] == 1
+
+
 def _help_text(capsys) -> str:
     with pytest.raises(SystemExit):
         inference.main(["--tracker", "flaky", "--help"])
