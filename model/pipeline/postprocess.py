@@ -8,7 +8,10 @@ Per frame, in the full frame's coordinates:
    most, else (no overlap) the largest;
 4. guard: an empty result, or an area outside [last / f, last * f] with `last` the area of the
    last accepted mask and f the area-jump factor, is rejected; the last accepted mask is output
-   instead and the event counted.
+   instead and the event counted. A change that persists is real (the tumour's cross-section
+   does change with through-plane motion): after `patience` consecutive area-jump rejections
+   whose areas agree with each other within f, the new mask is accepted, so the guard can
+   never lock the output onto a stale mask for good.
 """
 from __future__ import annotations
 
@@ -56,17 +59,18 @@ class PostProcessor:
         ema_weight: float,
         threshold: float,
         area_jump_factor: float,
+        patience: int,
     ) -> None:
-        if not 0.0 < ema_weight <= 1.0:
-            raise ValueError(f"ema_weight must be in (0, 1], got {ema_weight}")
-        if not first_mask.any():
-            raise ValueError("the first-frame mask is empty")
+        """Arguments as validated by XMemSettings; `first_mask` is non-empty (model.io)."""
         self._weight = ema_weight
         self._threshold = threshold
         self._factor = area_jump_factor
         self._ema = first_mask.astype(np.float32)
         self._last = first_mask.astype(bool, copy=True)
         self._last_area = int(np.count_nonzero(self._last))
+        self._patience = patience
+        self._streak = 0  # consecutive area-jump rejections with mutually consistent areas
+        self._streak_area = 0  # area of the latest of them
         self.vanished = 0
         self.area_jumps = 0
 
@@ -79,13 +83,22 @@ class PostProcessor:
         area = int(np.count_nonzero(mask))
         if area == 0:
             self.vanished += 1
+            self._streak = 0
             return self._last.copy()
-        if area > self._factor * self._last_area or area * self._factor < self._last_area:
-            self.area_jumps += 1
-            return self._last.copy()
+        if self._jumps(area, self._last_area):
+            consistent = self._streak > 0 and not self._jumps(area, self._streak_area)
+            self._streak = self._streak + 1 if consistent else 1
+            self._streak_area = area
+            if self._streak < self._patience:
+                self.area_jumps += 1
+                return self._last.copy()
+        self._streak = 0
         self._last = mask
         self._last_area = area
         return mask.copy()
+
+    def _jumps(self, area: int, reference: int) -> bool:
+        return area > self._factor * reference or area * self._factor < reference
 
     def events(self) -> dict[str, int]:
         return {"fallback_mask_vanished": self.vanished, "fallback_area_jump": self.area_jumps}

@@ -80,6 +80,11 @@ class XMemSettings:
         metadata={"help": "keep the last good mask when the new area is more than this factor "
                           "above or below the last good area"},
     )
+    area_jump_patience: int = field(
+        default=3,
+        metadata={"help": "accept an area change after this many consecutive frames that "
+                          "agree on it (a lasting change is real, a one-frame spike is not)"},
+    )
     mem_every: int = field(
         default=5, metadata={"help": "XMem writes a memory frame every this many frames"}
     )
@@ -111,6 +116,8 @@ class XMemSettings:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.area_jump_factor <= 1.0:
             raise ValueError(f"area_jump_factor must be > 1, got {self.area_jump_factor}")
+        if self.area_jump_patience < 1:
+            raise ValueError(f"area_jump_patience must be at least 1, got {self.area_jump_patience}")
         self.torch_device()  # rejects unknown device strings now, not after loading weights
         self.inference_config()  # mem_every / top_k range checks
 
@@ -187,7 +194,9 @@ class XMemTracker(Tracker):
         ema_weight = settings.ema_weight_for(info)
         box = initial_box(first_mask, info.pixel_spacing_mm, margin_mm)
         self._window = CropWindow(box, first_mask.shape, settings.crop_size)
-        self._post = PostProcessor(first_mask, ema_weight, settings.threshold, settings.area_jump_factor)
+        self._post = PostProcessor(
+            first_mask, ema_weight, settings.threshold, settings.area_jump_factor, settings.area_jump_patience
+        )
         self._probability = np.zeros(first_mask.shape, dtype=np.float32)
         self._recentred = 0
         self._resolved = {
