@@ -227,6 +227,25 @@ def test_causal_frame_t_depends_on_frames_up_to_t_only():
         assert all(torch.equal(a, b) for a, b in zip(probs, full_probs[:n]))
 
 
+def test_causal_with_smoothing_component_choice_and_crop_following_in_play():
+    # ThresholdCore tracks, so every post-processing stage and the moving crop carry state from
+    # frame to frame (with random weights every frame would be a fallback to the first mask).
+    frames, truth = moving_blob()
+    settings = XMemSettings(**SMALL)  # ema_weight auto: 0.92 at 4 frames/s
+
+    def run(n):
+        tracker = XMemTracker(settings, core=ThresholdCore())
+        part = np.ascontiguousarray(frames[:, :, :n])
+        result = run_tracker(tracker, part, truth[:, :, 0], info_for(part))
+        return result.masks, tracker.events()
+
+    full, events = run(16)
+    assert events["crop_recentred"] >= 2 and not np.array_equal(full[:, :, 8], full[:, :, 0])
+    for n in (4, 9):
+        masks, _ = run(n)
+        assert np.array_equal(masks, full[:, :, :n])
+
+
 # --- tracking quality with shipped weights ----------------------------------------------
 
 def test_tracks_a_translating_textured_target_with_shipped_weights():

@@ -146,14 +146,25 @@ def test_hidden_state_is_carried_from_frame_to_frame(network: RecordingXMem) -> 
     assert not torch.allclose(core.step(images[1]), reference)
 
 
-def test_outputs_depend_only_on_past_frames(network: RecordingXMem) -> None:
-    core = InferenceCore(network, device="cpu")
-    shared = frames(7, seed=2)
+# Consolidates at frames 3, 5, 7, 9, 11 (8 prototypes each) and evicts at frame 11, inside the
+# 12 shared frames below.
+SMALL_MEMORY = InferenceConfig(
+    mem_every=1, min_mid_term_frames=2, max_mid_term_frames=4, max_long_term_elements=40, num_prototypes=8
+)
+
+
+@pytest.mark.parametrize("config", [InferenceConfig(), SMALL_MEMORY], ids=["default", "small-memory"])
+def test_outputs_depend_only_on_past_frames(network: RecordingXMem, config: InferenceConfig) -> None:
+    core = InferenceCore(network, config, device="cpu")
+    shared = frames(12, seed=2)
     a = run(core, network, shared + frames(3, seed=3), masks={0: square_mask()})
+    long_term_at_end = core.long_term_elements
     b = run(core, network, shared + frames(3, seed=4), masks={0: square_mask()})
-    for t in range(7):
+    for t in range(12):
         assert torch.equal(a[t], b[t])
-    assert not torch.equal(a[8], b[8])
+    assert not torch.equal(a[13], b[13])
+    if config is SMALL_MEMORY:  # long-term memory filled up to its cap: eviction ran
+        assert long_term_at_end > 40 - 8
 
 
 def test_real_core_memory_stays_bounded(network: RecordingXMem) -> None:
