@@ -27,6 +27,7 @@ from model.io import (
     read_labels,
     write_output,
 )
+from model.metrics import time_summary
 from model.runner import run_tracker
 from model.tracker import available_trackers, build_tracker, tracker_class
 
@@ -66,7 +67,7 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     path = write_output(args.output, result.masks, case)
     writing = time.perf_counter() - writing_started
 
-    frame_stats = _frame_stats(result.frame_seconds)
+    frame_stats = time_summary(result.frame_seconds)
     width, height, n_frames = case.frames.shape
     print(f"loading: {loading:.3f} s ({case.image_path.name}, {width}x{height}, {n_frames} frames)")
     print(
@@ -165,18 +166,6 @@ def _write_pictures(args: argparse.Namespace, case: Case, masks: np.ndarray) -> 
         ]
     except OSError as error:
         raise CaseError(f"{args.overlay}: cannot write the overlay ({error.strerror or error})") from None
-
-
-def _frame_stats(seconds: list[float]) -> dict[str, float]:
-    if not seconds:  # a one-frame sequence has nothing to track
-        return {"count": 0, "median": 0.0, "p95": 0.0, "max": 0.0}
-    values = np.asarray(seconds)
-    return {
-        "count": len(seconds),
-        "median": float(np.median(values)),
-        "p95": float(np.percentile(values, 95)),
-        "max": float(values.max()),
-    }
 
 
 def _check_report_path(report: Path | None) -> None:

@@ -12,9 +12,9 @@ import json
 import time
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
+from model.metrics import time_summary
 from model.xmem.config import InferenceConfig
 from model.xmem.core import InferenceCore
 from model.xmem.network import XMem
@@ -51,6 +51,7 @@ def bench_size(core: InferenceCore, size: int, frames: int, warmup: int, seed: i
         core.step(image)
         _synchronize(core.device)
         times.append(time.perf_counter() - start)
+    summary = time_summary(times)
     return {
         "size": size,
         "device": str(core.device),
@@ -60,8 +61,8 @@ def bench_size(core: InferenceCore, size: int, frames: int, warmup: int, seed: i
         "threads": torch.get_num_threads(),
         "frames": frames,
         "warmup": warmup,
-        "median_s": round(float(np.median(times)), 5),
-        "p95_s": round(float(np.percentile(times, 95)), 5),
+        "median_s": round(summary["median"], 5),
+        "p95_s": round(summary["p95"], 5),
         "work_elements": core.work_elements,
         "long_term_elements": core.long_term_elements,
     }

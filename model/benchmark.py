@@ -36,7 +36,7 @@ import numpy as np
 
 from model.errors import InputError
 from model.io import dataset_case_id, find_case_dirs, read_dataset_case, read_labels
-from model.metrics import score_sequence
+from model.metrics import dice_per_frame, score_sequence, time_summary
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.runner import run_tracker
 from model.tracker import available_trackers, build_tracker
@@ -98,7 +98,7 @@ def benchmark_tracker(name: str, case_dirs: list[Path], overlay_dir: Path | None
                 case_id=case_id,
                 frame_rate=case.info.frame_rate,
                 scores=score_sequence(result.masks, truth, case.info.scanned_region),
-                frame_dsc=frame_dsc(result.masks, truth)[1:].tolist(),
+                frame_dsc=dice_per_frame(result.masks, truth)[1:].tolist(),
                 frame_seconds=result.frame_seconds,
                 events={**tracker.events(), **result.events},
             )
@@ -112,15 +112,6 @@ def benchmark_tracker(name: str, case_dirs: list[Path], overlay_dir: Path | None
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         run.peak_gpu_mib = torch.cuda.max_memory_allocated() / 2**20
     return run
-
-
-def frame_dsc(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """(T,) DSC of every frame of two (W, H, T) masks; NaN where the truth is empty."""
-    pred, truth = pred > 0, truth > 0
-    overlap = np.count_nonzero(pred & truth, axis=(0, 1))
-    sizes = np.count_nonzero(pred, axis=(0, 1)) + np.count_nonzero(truth, axis=(0, 1))
-    dsc = 2.0 * overlap / np.maximum(sizes, 1)
-    return np.where(np.count_nonzero(truth, axis=(0, 1)) > 0, dsc, np.nan)
 
 
 def summarise(runs: list[TrackerRun]) -> list[dict[str, str]]:
@@ -137,15 +128,15 @@ def summarise(runs: list[TrackerRun]) -> list[dict[str, str]]:
             rows.append(row)
             continue
         means = {key: float(np.nanmean([c.scores[key] for c in run.cases])) for key in METRIC_KEYS}
-        seconds = np.concatenate([c.frame_seconds for c in run.cases]) * 1000
+        times = time_summary(np.concatenate([c.frame_seconds for c in run.cases]))
         row.update(
             dsc=f"{means['dsc']:.3f}",
             hd95_px=f"{means['hd95']:.2f}",
             masd_px=f"{means['masd']:.2f}",
             cd_px=f"{means['cd']:.2f}",
             rel_d98=f"{means['rel_d98']:.3f}",
-            median_ms=f"{np.median(seconds):.3f}",
-            p95_ms=f"{np.percentile(seconds, 95):.3f}",
+            median_ms=f"{times['median'] * 1000:.3f}",
+            p95_ms=f"{times['p95'] * 1000:.3f}",
             peak_rss_mib=f"{run.peak_rss_mib:.0f}",
             peak_gpu_mib="" if np.isnan(run.peak_gpu_mib) else f"{run.peak_gpu_mib:.0f}",
             # Significant digits, not decimals: fast peers are thousands of times quicker.
@@ -219,7 +210,7 @@ def run_benchmark(dataset: Path, trackers: list[str], out: Path, overlays: bool 
 def _median_ms(run: TrackerRun) -> float:
     if not run.cases:
         return float("nan")
-    return float(np.median(np.concatenate([c.frame_seconds for c in run.cases]))) * 1000
+    return time_summary(np.concatenate([c.frame_seconds for c in run.cases]))["median"] * 1000
 
 
 def main(argv: list[str] | None = None) -> None:

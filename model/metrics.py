@@ -56,6 +56,30 @@ def frame_scores(pred: np.ndarray, truth: np.ndarray) -> FrameScores:
     return FrameScores(dsc=float(dsc), hd95=float(hd95), masd=float(to_truth.mean()), cd=cd)
 
 
+def dice_per_frame(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(T,) DSC of every frame of two (W, H, T) masks, NaN where the truth is empty (no
+    penalties: for plots over time, not the challenge's means)."""
+    pred, truth = pred > 0, truth > 0
+    overlap = np.count_nonzero(pred & truth, axis=(0, 1))
+    sizes = np.count_nonzero(pred, axis=(0, 1)) + np.count_nonzero(truth, axis=(0, 1))
+    dsc = 2.0 * overlap / np.maximum(sizes, 1)
+    return np.where(np.count_nonzero(truth, axis=(0, 1)) > 0, dsc, np.nan)
+
+
+def time_summary(seconds: Sequence[float]) -> dict[str, float]:
+    """count, median, p95 and max of per-frame times; zeros when there are none (a one-frame
+    sequence has nothing to track)."""
+    if len(seconds) == 0:
+        return {"count": 0, "median": 0.0, "p95": 0.0, "max": 0.0}
+    values = np.asarray(seconds, dtype=np.float64)
+    return {
+        "count": len(values),
+        "median": float(np.median(values)),
+        "p95": float(np.percentile(values, 95)),
+        "max": float(values.max()),
+    }
+
+
 def score_sequence(pred: np.ndarray, truth: np.ndarray, scanned_region: str) -> dict[str, float]:
     """Per-sequence means (frames 1..T-1 with non-empty truth) and the relative D98.
 

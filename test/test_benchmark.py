@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from model import benchmark
+from model.metrics import dice_per_frame
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.synthetic import MotionRanges, generate_sequence, write_case
 from model.weights import ENV_VAR
@@ -100,7 +101,7 @@ def test_frame_dsc_per_frame():
     pred = truth.copy()
     pred[:, :, 1] = 0
     pred[0:2, 0:2, 1] = 1
-    np.testing.assert_allclose(benchmark.frame_dsc(pred, truth), [1.0, 0.0, np.nan])
+    np.testing.assert_allclose(dice_per_frame(pred, truth), [1.0, 0.0, np.nan])
 
 
 def _moving_square(n_frames: int = 5):
