@@ -67,17 +67,23 @@ class ThresholdCore:
     device = torch.device("cpu")
 
     def __init__(self):
-        self.images, self.masks = [], []
+        self.images, self.masks, self.commits = [], [], []
 
     def reset(self, expected_frames=None):
         assert expected_frames is None  # the length of the sequence must not reach the memory
-        self.images, self.masks = [], []
+        self.images, self.masks, self.commits = [], [], []
 
     def step(self, image, mask=None, end=False):
         self.images.append(image.clone())
         self.masks.append(None if mask is None else mask.clone())
         foreground = (image[0] > 3.0).float()  # the disk is ~7 standard deviations bright
         return torch.stack([1 - foreground, foreground])
+
+    def predict(self, image):
+        return self.step(image)
+
+    def commit(self, accept=True):
+        self.commits.append(accept)
 
 
 def translating_phantom(n_frames, step=(3.0, 1.0), shape=(64, 80)):
@@ -106,6 +112,14 @@ class RecordingCore:
         out = self.core.step(image, mask, end)
         self.outputs.append(out.clone())
         return out
+
+    def predict(self, image):
+        out = self.core.predict(image)
+        self.outputs.append(out.clone())
+        return out
+
+    def commit(self, accept=True):
+        self.core.commit(accept)
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -182,12 +196,15 @@ def test_crop_follows_a_target_moving_60_pixels_and_masks_come_back_in_place():
 def test_lost_target_keeps_the_last_good_mask():
     frames, truth = moving_blob(n_frames=6)
     frames[:, :, 3:] = frames[:, :, :1].mean()  # the image goes flat: nothing to segment
-    tracker = XMemTracker(XMemSettings(**SMALL), core=ThresholdCore())
+    core = ThresholdCore()
+    tracker = XMemTracker(XMemSettings(**SMALL), core=core)
     result = run_tracker(tracker, frames, truth[:, :, 0], info_for(frames))
     assert all(result.masks[:, :, t].any() for t in range(6))
     assert np.array_equal(result.masks[:, :, 5], result.masks[:, :, 2])
     assert tracker.events()["fallback_mask_vanished"] == 3
     assert result.events == {}  # the tracker, not the runner, handled it
+    # The rejected frames (3, 4, 5) are kept out of the memory; the good ones are offered.
+    assert core.commits == [True, True, False, False, False]
 
 
 # --- invariants with a randomly initialised XMem -----------------------------------------

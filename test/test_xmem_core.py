@@ -167,6 +167,29 @@ def test_outputs_depend_only_on_past_frames(network: RecordingXMem, config: Infe
         assert long_term_at_end > 40 - 8
 
 
+def test_a_rejected_memory_frame_stays_out_and_the_next_frame_is_memorised(network: RecordingXMem) -> None:
+    core = InferenceCore(network, InferenceConfig(mem_every=2), device="cpu")
+    images = frames(4, seed=6)
+    core.predict(images[0], square_mask())
+    core.commit(accept=False)  # a given mask is ground truth: memorised regardless
+    assert core.work_elements == HW
+    core.step(images[1])
+    core.predict(images[2])  # due as a memory frame
+    core.commit(accept=False)
+    assert core.work_elements == HW and core.last_mem_index == 0
+    core.predict(images[3])  # still due
+    core.commit()
+    assert core.work_elements == 2 * HW and core.last_mem_index == 3
+
+
+def test_predict_twice_without_commit_is_an_error(network: RecordingXMem) -> None:
+    core = InferenceCore(network, device="cpu")
+    images = frames(2, seed=7)
+    core.predict(images[0], square_mask())
+    with pytest.raises(RuntimeError, match="commit"):
+        core.predict(images[1])
+
+
 def test_real_core_memory_stays_bounded(network: RecordingXMem) -> None:
     config = InferenceConfig(
         mem_every=1, min_mid_term_frames=2, max_mid_term_frames=4, max_long_term_elements=40, num_prototypes=8

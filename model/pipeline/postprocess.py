@@ -73,6 +73,7 @@ class PostProcessor:
         self._streak_area = 0  # area of the latest of them
         self.vanished = 0
         self.area_jumps = 0
+        self.fell_back = False  # whether the latest frame repeated the last accepted mask
 
     def __call__(self, probability: np.ndarray) -> np.ndarray:
         """Post-process one frame's foreground probability map (frame shape, float32)."""
@@ -81,6 +82,7 @@ class PostProcessor:
         self._ema += self._weight * probability
         mask = select_component(self._ema > self._threshold, self._last)
         area = int(np.count_nonzero(mask))
+        self.fell_back = True
         if area == 0:
             self.vanished += 1
             self._streak = 0
@@ -93,6 +95,7 @@ class PostProcessor:
                 self.area_jumps += 1
                 return self._last.copy()
         self._streak = 0
+        self.fell_back = False
         self._last = mask
         self._last_area = area
         return mask.copy()

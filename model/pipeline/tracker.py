@@ -34,6 +34,10 @@ class VideoCore(Protocol):
         self, image: torch.Tensor, mask: torch.Tensor | None = None, end: bool = False
     ) -> torch.Tensor: ...
 
+    def predict(self, image: torch.Tensor) -> torch.Tensor: ...
+
+    def commit(self, accept: bool = True) -> None: ...
+
 
 def _auto_or_float(value: str, name: str) -> float | None:
     """None for "auto", else the number; a clear error for anything else."""
@@ -214,11 +218,14 @@ class XMemTracker(Tracker):
     def track(self, frame: np.ndarray) -> np.ndarray:
         if self._window is None or self._post is None:
             raise RuntimeError("XMemTracker.track called before start")
-        probabilities = self._core.step(self._network_input(frame))
+        probabilities = self._core.predict(self._network_input(frame))
         foreground = probabilities[1].float().cpu().numpy()
         self._probability.fill(0.0)
         self._window.paste(foreground, self._probability)
         mask = self._post(self._probability)
+        # A prediction the post-processing rejected must not become memory: it would teach
+        # XMem the wrong target for every later frame.
+        self._core.commit(accept=not self._post.fell_back)
         # The window moves for the next frame only: this frame's crop is already used.
         if self._window.follow(mask, self._settings.recentre_fraction):
             self._recentred += 1

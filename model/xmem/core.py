@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +44,20 @@ def _padding(h: int, w: int) -> tuple[int, int, int, int]:
     return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
 
 
+@dataclass(frozen=True)
+class _MemoryWrite:
+    """What a memory frame needs once its prediction is accepted (padded image, features, probs)."""
+
+    image: Tensor
+    f16: Tensor
+    key: Tensor
+    shrinkage: Tensor
+    selection: Tensor | None
+    prob: Tensor
+    deep_update: bool
+    from_mask: bool  # a given mask is ground truth: always memorised
+
+
 class InferenceCore:
     def __init__(
         self,
@@ -76,6 +91,7 @@ class InferenceCore:
         known) decides long-term usage counting when the config leaves it open."""
         self.memory = MemoryManager(self.config, self.config.count_long_term_usage(expected_frames))
         self.frame_index = -1
+        self._pending: _MemoryWrite | None = None
         self.last_mem_index = 0
         self.last_deep_update_index = -self.config.deep_update_every
 
@@ -91,11 +107,22 @@ class InferenceCore:
     def num_objects(self) -> int:
         return self.memory.num_objects
 
-    @torch.inference_mode()
     def step(self, image: Tensor, mask: Tensor | None = None, end: bool = False) -> Tensor:
         """One frame: image 3×H×W (normalised), optional mask H×W or N×H×W (soft or binary,
         required on the first frame), `end` for the last frame (nothing is memorised).
-        Returns probabilities (N+1)×H×W, float32, background first, on the core's device."""
+        Returns probabilities (N+1)×H×W, float32, background first, on the core's device.
+        Equivalent to `predict` followed by `commit()`."""
+        prob = self.predict(image, mask, end)
+        self.commit()
+        return prob
+
+    @torch.inference_mode()
+    def predict(self, image: Tensor, mask: Tensor | None = None, end: bool = False) -> Tensor:
+        """The first half of `step`: segment the frame (or take its mask) and, if it is due as a
+        memory frame, hold the memory write until `commit`, so that a caller who rejects the
+        prediction can keep it out of the memory."""
+        if self._pending is not None:
+            raise RuntimeError("commit() the previous frame before predicting the next one")
         cfg = self.config
         if mask is None and self.memory.work_elements == 0:
             raise ValueError("the first frame needs a mask")
@@ -137,18 +164,34 @@ class InferenceCore:
                 self.memory.extend_hidden(prob.shape[0] - 1, self.hidden_dim, key)
 
         if is_mem_frame:
-            with self._autocast:
-                value, hidden = self.network.encode_value(
-                    image, f16, self.memory.hidden, prob[None, 1:], deep_update=is_deep_update
-                )
-            self.memory.add_memory(key, shrinkage, value, selection if cfg.enable_long_term else None)
-            self.last_mem_index = t
-            if is_deep_update:
-                self.memory.hidden = hidden
-                self.last_deep_update_index = t
-
+            self._pending = _MemoryWrite(
+                image, f16, key, shrinkage, selection, prob, is_deep_update, from_mask=mask is not None
+            )
         left, _, top, _ = pad
         return prob[:, top : top + h, left : left + w]
+
+    @torch.inference_mode()
+    def commit(self, accept: bool = True) -> None:
+        """Finish the frame `predict` started: write it to memory if it was due (and run the deep
+        sensory update synchronised with it). With accept=False the write is dropped; the memory
+        frame then stays due, so the next frame is memorised instead. A frame given a mask is
+        always accepted: it is ground truth."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if not accept and not pending.from_mask:
+            return
+        with self._autocast:
+            value, hidden = self.network.encode_value(
+                pending.image, pending.f16, self.memory.hidden, pending.prob[None, 1:],
+                deep_update=pending.deep_update,
+            )
+        selection = pending.selection if self.config.enable_long_term else None
+        self.memory.add_memory(pending.key, pending.shrinkage, value, selection)
+        self.last_mem_index = self.frame_index
+        if pending.deep_update:
+            self.memory.hidden = hidden
+            self.last_deep_update_index = self.frame_index
 
     def _mask_probabilities(self, mask: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
         """Given mask (H×W or N×H×W) → padded, soft-aggregated (N+1)×H'×W' probabilities."""
