@@ -171,9 +171,13 @@ def _write_pictures(args: argparse.Namespace, case: Case, masks: np.ndarray) -> 
 def _check_report_path(report: Path | None) -> None:
     if report is None:
         return
-    folder = report.parent if str(report.parent) else Path(".")
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise CaseError(f"{report}: report folder missing or not writable")
+    folder = report.parent
+    try:  # created like the output folder (the report often goes inside it)
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        raise CaseError(f"{report}: cannot create the report folder") from None
+    if not os.access(folder, os.W_OK):
+        raise CaseError(f"{report}: report folder not writable")
 
 
 def _write_report(report: Path, content: dict[str, Any]) -> None:

@@ -276,6 +276,23 @@ def test_overlay_with_another_suffix_is_a_usage_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_report_and_overlay_may_go_inside_the_output_folder_not_yet_created(tmp_path):
+    out = tmp_path / "new" / "out"
+    done = run_inference("--case", EXAMPLE_CASE, "--output", out, "--report", out / "run.json",
+                         "--overlay", out / "pictures" / "run.gif")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "run.json").read_text())["n_frames"] == 10
+    assert (out / "pictures" / "run.png").is_file()
+
+
+def test_report_folder_that_cannot_exist_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out",
+                         "--report", blocker / "run.json")
+    _assert_clean_failure(done, tmp_path / "out", "cannot create the report folder")
+
+
 def test_missing_weights_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.delenv("TRACKRAD_XMEM_WEIGHTS", raising=False)
     missing = tmp_path / "nowhere.pth"
