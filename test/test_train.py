@@ -11,7 +11,7 @@ from model.io import dataset_case_id
 from model.synthetic.translation import write_translation_case
 from model.train.__main__ import main
 from model.train.config import TrainConfig, parse_config
-from model.train.data import ClipSampler, load_sequences, max_skip_at, sample_positions
+from model.train.data import ClipSampler, load_sequences, max_skip_at, patch_slices, sample_positions
 from model.train.forward import reference_frames
 from model.train.loop import CHECKPOINT, Trainer, build_trainer, train
 from model.train.losses import bootstrapped_ce, dice_loss, top_fraction
@@ -69,6 +69,30 @@ def test_partially_labelled_cases_use_labelled_frames_only(cases):
     assert frames.shape == (1, 3, 3, 64, 64) and masks.shape == (1, 3, 1, 64, 64)
     assert torch.equal(frames[:, :, 0], frames[:, :, 2])  # grey replicated into 3 channels
     assert all(masks[0, t].any() for t in range(3))  # every sampled frame carries a target
+
+
+def test_patches_hold_the_first_target_at_the_crop_view_scale(cases):
+    mask = np.zeros((96, 96), bool)
+    mask[50:70, 10:25] = True
+    rng = np.random.default_rng(0)
+    origins = set()
+    for _ in range(40):
+        rows, cols = patch_slices(mask, 32, rng)
+        assert rows.stop - rows.start == 32 == cols.stop - cols.start
+        assert mask[rows, cols].sum() == mask.sum()  # the whole box, unscaled
+        origins.add((rows.start, cols.start))
+    assert len(origins) > 5  # a random window, not a fixed one
+    big = np.zeros((96, 96), bool)
+    big[10:80, 20:90] = True  # larger than the patch: centred on it
+    assert patch_slices(big, 32, rng) == (slice(29, 61), slice(39, 71))
+
+    root, _ = cases
+    config = TrainConfig(data=(str(root / "full"),), static_fraction=0.0, patch_size=32, **TINY)
+    frames, masks = ClipSampler(config, np.random.default_rng(0)).batch(0.0)
+    assert frames.shape == (1, 3, 3, 32, 32) and masks.shape == (1, 3, 1, 32, 32)
+    assert masks[0, 0].any()
+    with pytest.raises(ValueError, match="patch_size"):
+        TrainConfig(static_fraction=1.0, crop_size=64, patch_size=80)
 
 
 def test_static_clips_are_deformed_copies_with_a_target():

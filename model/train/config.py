@@ -16,7 +16,9 @@ class TrainConfig:
     # Data. Spec section 4 values unless noted; tuples are given as repeated/space-separated values.
     data: tuple[str, ...] = _opt((), "dataset-layout folders (a case folder or a folder of case folders)", nargs="*", type=str)
     static_fraction: float = _opt(0.2, "share of clips made from deformed static images (skimage.data)")
-    crop_size: int = _opt(384, "side of the square network input (e.g. 128 for CPU runs)")
+    crop_size: int = _opt(384, "side of the square crop view, as at inference (model.pipeline: 384)")
+    patch_size: int = _opt(0, "train on a random patch of this side cut from the crop view and holding the "
+                              "first frame's target (0 = the whole view): inference scale at a fraction of the cost")
     margin_mm: tuple[float, float] = _opt((15.0, 40.0), "random crop margin around the target box (mm)", nargs=2, type=float)
     jitter: float = _opt(0.15, "random shift of the crop box, as a fraction of its size")
     num_frames: int = _opt(8, "frames per clip")
@@ -50,6 +52,8 @@ class TrainConfig:
             raise ValueError("need num_frames >= 2 and 1 <= num_ref_frames < num_frames")
         if self.crop_size < 32 or self.crop_size % 16:
             raise ValueError(f"crop_size must be a multiple of 16 and at least 32, got {self.crop_size}")
+        if self.patch_size and (self.patch_size < 32 or self.patch_size % 16 or self.patch_size > self.crop_size):
+            raise ValueError(f"patch_size must be 0 or a multiple of 16 in [32, crop_size], got {self.patch_size}")
         if not 0.0 <= self.static_fraction <= 1.0:
             raise ValueError(f"static_fraction must be in [0, 1], got {self.static_fraction}")
         if not self.data and self.static_fraction < 1.0:

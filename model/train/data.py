@@ -88,8 +88,8 @@ def make_clip(
     config: TrainConfig,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Augment, normalise and crop raw frames → (T×S×S float32, T×S×S bool), or None when the
-    first frame's target left the crop."""
+    """Augment, normalise and crop raw frames → (T×S×S float32, T×S×S bool), S the patch size
+    when set, else the crop size; None when the first frame's target left the crop."""
     frames = [normalise_frame(f) for f in random_gamma(frames, rng)]
     box = initial_box(masks[0], spacing_mm, rng.uniform(*config.margin_mm))
     shift = [int(round(rng.uniform(-config.jitter, config.jitter) * s)) for s in box.size]
@@ -108,9 +108,28 @@ def make_clip(
             crop, crop_mask = np.flip(crop, flips), np.flip(crop_mask, flips)
         out_frames.append(add_noise(crop, rng))
         out_masks.append(crop_mask)
-    if not out_masks[0].any():
+    clip_frames, clip_masks = np.stack(out_frames), np.stack(out_masks)
+    if not clip_masks[0].any():
         return None
-    return np.stack(out_frames), np.stack(out_masks)
+    if config.patch_size:
+        rows, cols = patch_slices(clip_masks[0], config.patch_size, rng)
+        clip_frames, clip_masks = clip_frames[:, rows, cols], clip_masks[:, rows, cols]
+    return np.ascontiguousarray(clip_frames), np.ascontiguousarray(clip_masks)
+
+
+def patch_slices(first_mask: np.ndarray, patch: int, rng: np.random.Generator) -> tuple[slice, slice]:
+    """A random patch×patch window of the crop view, the same for every frame of the clip (a
+    fixed window, as at inference), that holds the first frame's target box when it fits and is
+    centred on it otherwise. The target keeps the size in pixels that it has at inference."""
+    size = first_mask.shape[0]
+    slices = []
+    for coords in np.nonzero(first_mask):
+        lo, hi = max(0, int(coords.max()) - patch + 1), min(size - patch, int(coords.min()))
+        if lo > hi:  # box larger than the patch: centre on it
+            lo = hi = int(np.clip((int(coords.min()) + int(coords.max()) + 1) // 2 - patch // 2, 0, size - patch))
+        start = int(rng.integers(lo, hi + 1))
+        slices.append(slice(start, start + patch))
+    return slices[0], slices[1]
 
 
 class ClipSampler:
