@@ -139,6 +139,20 @@ def test_training_steps_reduce_the_loss_with_batchnorm_frozen():
     assert trainer.iteration == 20
 
 
+def test_cpu_bf16_autocasts_the_forward_and_keeps_fp32_weights():
+    torch.manual_seed(0)
+    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, cpu_bf16=True, **TINY)
+    rng = np.random.default_rng(0)
+    frames, masks = ClipSampler(config, rng).batch(0.0)
+    trainer = Trainer(XMem(), config, torch.device("cpu"), rng)
+    dtypes = []
+    trainer.network.key_encoder.conv1.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    losses = [trainer.step(frames, masks)["loss"] for _ in range(10)]
+    assert dtypes[0] == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in trainer.network.parameters())
+    assert np.isfinite(losses).all() and np.mean(losses[-3:]) < np.mean(losses[:3])
+
+
 def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path):
     root, val = cases
     out = tmp_path / "run"

@@ -33,7 +33,9 @@ class TrainConfig:
     start_warm: int = _opt(2000, "bootstrapped CE: plain CE before this iteration (spec: 20K)")
     end_warm: int = _opt(7000, "bootstrapped CE: hardest-pixel fraction reaches 0.15 here (spec: 70K)")
     deep_update_prob: float = _opt(0.2, "probability of a deep sensory update per memory frame")
-    amp: bool = _opt(True, "mixed precision on CUDA (ignored on CPU)")
+    amp: bool = _opt(True, "mixed precision on CUDA: fp16 autocast with a gradient scaler (ignored on CPU)")
+    cpu_bf16: bool = _opt(False, "bf16 autocast on CPU (about 2x faster where the CPU has AVX512-BF16 or AMX; "
+                                 "weights and optimiser stay fp32)")
     # Start and output.
     weights: str | None = _opt(None, "start from these weights (default: $TRACKRAD_XMEM_WEIGHTS, then resources/)")
     scratch: bool = _opt(False, "start from randomly initialised weights instead")

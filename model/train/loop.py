@@ -38,14 +38,18 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=list(config.lr_steps), gamma=config.lr_gamma
         )
-        self.amp = config.amp and device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # Mixed precision: fp16 + gradient scaling on CUDA; bf16 (fp32's exponent range, so no
+        # scaling) on CPU when asked for.
+        on_cuda = device.type == "cuda"
+        self.amp = config.amp if on_cuda else config.cpu_bf16 and device.type == "cpu"
+        self.amp_dtype = torch.float16 if on_cuda else torch.bfloat16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and on_cuda)
         self.iteration = 0
 
     def step(self, frames: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
         """frames B×T×3×H×W, masks B×T×N×H×W (frame 0's masks are the given first masks)."""
         frames, masks = frames.to(self.device), masks.to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             logits, probs = clip_forward(
                 self.network, frames, masks[:, 0], self.config.num_ref_frames, self.config.deep_update_prob, self.rng
             )
