@@ -3,7 +3,7 @@
 Order (the first that applies wins; an explicit choice is never silently replaced):
 1. `--weights PATH` on the command line;
 2. the environment variable TRACKRAD_XMEM_WEIGHTS;
-3. the first file that exists of resources/trackrad-xmem.pth (this project's own, fp16) and
+3. the first file that exists of resources/trackrad-xmem.pth (this project's own, int8: model.xmem.compact) and
    resources/XMem.pth (the official release, `python -m model.download` puts it there).
 Every failure is a WeightsError whose message is one line naming the places looked at and how
 to get weights.

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from model.errors import InputError
+from model.xmem.compact import expand_state_dict, is_compact
 from model.xmem.network import NetworkDims, XMem
 
 _KEY_WEIGHT = "key_proj.key_proj.weight"
@@ -23,7 +24,8 @@ class CheckpointError(InputError):
 
 
 def load_state_dict_file(path: str | PathLike) -> dict[str, Tensor]:
-    """Read a flat state dict (str → Tensor) from `path` onto the CPU."""
+    """Read a flat state dict (str → Tensor) from `path` onto the CPU; a compact (int8) one
+    is expanded to fp32 (model.xmem.compact)."""
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -40,6 +42,11 @@ def load_state_dict_file(path: str | PathLike) -> dict[str, Tensor]:
             raise CheckpointError(
                 f"{path}: not a flat state dict (entry {key!r} is a {type(value).__name__}, not a tensor)"
             )
+    if is_compact(loaded):
+        try:
+            return expand_state_dict(loaded)
+        except ValueError as error:
+            raise CheckpointError(f"{path}: broken compact checkpoint: {error}") from None
     return dict(loaded)
 
 
