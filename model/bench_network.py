@@ -16,7 +16,7 @@ import torch
 
 from model.metrics import time_summary
 from model.xmem.config import InferenceConfig
-from model.xmem.core import InferenceCore
+from model.xmem.core import PRECISIONS, InferenceCore
 from model.xmem.network import XMem
 
 _POOL = 8  # distinct random frames cycled through, generated before timing
@@ -55,8 +55,8 @@ def bench_size(core: InferenceCore, size: int, frames: int, warmup: int, seed: i
     return {
         "size": size,
         "device": str(core.device),
+        "precision": core.precision,
         "device_name": torch.cuda.get_device_name(core.device) if core.device.type == "cuda" else "cpu",
-        "amp": core.device.type == "cuda",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "frames": frames,
@@ -75,6 +75,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="untimed frames after the first")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto = fp16 autocast on CUDA, fp32 on the CPU; bf16 = autocast")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
@@ -89,7 +91,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
     torch.manual_seed(args.seed)
-    core = InferenceCore(XMem(), InferenceConfig(), device=args.device, threads=args.threads)
+    core = InferenceCore(
+        XMem(), InferenceConfig(), device=args.device, threads=args.threads, precision=args.precision
+    )
     for size in args.sizes:
         print(json.dumps(bench_size(core, size, args.frames, args.warmup, args.seed)), flush=True)
 

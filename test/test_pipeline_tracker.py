@@ -65,6 +65,7 @@ class ThresholdCore:
     """
 
     device = torch.device("cpu")
+    precision = "fp32"
 
     def __init__(self):
         self.images, self.masks, self.commits = [], [], []
@@ -102,7 +103,7 @@ class RecordingCore:
 
     def __init__(self, core):
         self.core, self.outputs = core, []
-        self.device = core.device
+        self.device, self.precision = core.device, core.precision
 
     def reset(self, expected_frames=None):
         self.outputs = []
@@ -146,6 +147,8 @@ def test_settings_follow_the_cli_contract_and_reach_the_core():
         {"recentre_fraction": 0.0},
         {"mem_every": 0},
         {"device": "abacus"},
+        {"precision": "fp8"},
+        {"precision": "fp16", "device": "cpu"},
     ],
 )
 def test_settings_reject_bad_values(bad):
@@ -220,6 +223,7 @@ def test_random_network_output_shape_and_never_empty():
     assert result.events == {}
     assert len(result.frame_seconds) == frames.shape[2] - 1
     assert tracker.settings()["resolved"]["device"] == "cpu"
+    assert tracker.settings()["resolved"]["precision"] == "fp32"  # auto on the CPU
 
 
 def test_causal_frame_t_depends_on_frames_up_to_t_only():

@@ -236,3 +236,19 @@ def test_network_without_sensory_memory() -> None:
         prob = core.step(image)
     assert core.memory.hidden is None
     assert prob.shape == (2, SIZE, SIZE) and core.work_elements == 2 * HW
+
+
+def test_precision_choice_and_cpu_bf16_autocast(network: RecordingXMem) -> None:
+    assert InferenceCore(network, device="cpu").precision == "fp32"  # auto on the CPU
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        InferenceCore(network, device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        InferenceCore(network, device="cpu", precision="int4")
+    images, first = frames(8, seed=5), {0: square_mask()}
+    fp32 = run(InferenceCore(network, device="cpu", precision="fp32"), network, images, first)
+    assert network.calls("segment")[-1]["h_out"].dtype == torch.float32
+    bf16 = run(InferenceCore(network, device="cpu", precision="bf16"), network, images, first)
+    assert network.calls("segment")[-1]["h_out"].dtype == torch.bfloat16  # the network ran in bf16
+    assert all(p.dtype == torch.float32 for p in bf16)  # callers still get float32 probabilities
+    difference = max((a - b).abs().max().item() for a, b in zip(fp32, bf16))
+    assert 0 < difference < 0.1, difference

@@ -44,6 +44,20 @@ def _padding(h: int, w: int) -> tuple[int, int, int, int]:
     return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The arithmetic the network runs in: fp32, bf16 or fp16 (autocast) on this device."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision fp16 needs CUDA (on the CPU use bf16)")
+    return precision
+
+
 @dataclass(frozen=True)
 class _MemoryWrite:
     """What a memory frame needs once its prediction is accepted (padded image, features, probs)."""
@@ -65,21 +79,27 @@ class InferenceCore:
         config: InferenceConfig = InferenceConfig(),
         device: str | torch.device | None = None,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> None:
-        """Moves `network` to `device` (None: CUDA if available) in eval mode. CUDA runs the
-        network under fp16 autocast; the CPU runs float32 on `threads` threads (None: all
-        cores, unless OMP_NUM_THREADS/MKL_NUM_THREADS is set)."""
+        """Moves `network` to `device` (None: CUDA if available) in eval mode. `precision`
+        (PRECISIONS): auto = fp16 autocast on CUDA, float32 on the CPU; bf16 autocast is the
+        fast CPU choice on cores with AVX512-BF16/AMX. The CPU runs on `threads` threads
+        (None: all cores, unless OMP_NUM_THREADS/MKL_NUM_THREADS is set)."""
         self.device = torch.device(device) if device is not None else default_device()
         self.config = config
         self.network = network.to(self.device).eval()
         self.hidden_dim = network.dims.hidden_dim
+        self.precision = resolve_precision(precision, self.device)
+        if self.precision == "fp32":
+            self._autocast = contextlib.nullcontext()
+        else:
+            dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+            self._autocast = torch.autocast(self.device.type, dtype=dtype)
         if self.device.type == "cuda":
-            self._autocast = torch.autocast("cuda", dtype=torch.float16)
             # The input size is fixed per sequence (the tracker's crop), so cuDNN's algorithm
             # search pays off after the first frame.
             torch.backends.cudnn.benchmark = True
         else:
-            self._autocast = contextlib.nullcontext()
             n_threads = _cpu_threads(threads)
             if n_threads is not None:
                 torch.set_num_threads(n_threads)
