@@ -106,7 +106,7 @@ class XMemSettings:
     precision: str = field(
         default="auto",
         metadata={"help": "network arithmetic: auto (fp16 autocast on CUDA, fp32 on the CPU), fp32, "
-                          "bf16 (autocast; about 1.8x faster on CPUs with AVX512-BF16 or AMX), "
+                          "bf16 (autocast; 1.6-1.7x faster on CPUs with AVX512-BF16 or AMX), "
                           "fp16 (CUDA only)"},
     )
 

@@ -41,7 +41,7 @@ class Trainer:
         # Mixed precision: fp16 + gradient scaling on CUDA; bf16 (fp32's exponent range, so no
         # scaling) on CPU when asked for.
         on_cuda = device.type == "cuda"
-        self.amp = config.amp if on_cuda else config.cpu_bf16 and device.type == "cpu"
+        self.amp = config.amp if on_cuda else (config.cpu_bf16 and device.type == "cpu")
         self.amp_dtype = torch.float16 if on_cuda else torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and on_cuda)
         self.iteration = 0
