@@ -45,15 +45,15 @@ def max_relative_error(original: dict[str, torch.Tensor], stored: dict[str, torc
 def export(source: Path, destination: Path, fmt: str) -> str:
     state_dict = load_state_dict_file(source)
     stored = convert(state_dict, fmt)
-    destination.parent.mkdir(parents=True, exist_ok=True)
     temp = destination.with_name(destination.name + ".tmp")
-    torch.save(stored, temp)
     try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(stored, temp)
         load_network(load_state_dict_file(temp))  # strict: refuse to ship a file inference cannot load
-    except InputError:
-        temp.unlink()
+        os.replace(temp, destination)
+    except (InputError, OSError):
+        temp.unlink(missing_ok=True)  # never leave a half-written file behind
         raise
-    os.replace(temp, destination)
     size_mb = destination.stat().st_size / 1e6
     return f"wrote {destination}: {fmt}, {size_mb:.1f} MB, max relative weight error {max_relative_error(state_dict, stored):.2e}"
 
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         print(export(args.source, args.destination, args.format))
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: {args.destination}: cannot write ({error.strerror or error})", file=sys.stderr)
         return 1
     return 0
 

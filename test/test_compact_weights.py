@@ -68,3 +68,11 @@ def test_broken_compact_file_and_bad_export_source_are_one_line_errors(state, tm
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "notes.txt" in error
     assert not (tmp_path / "x.pth").exists()
+
+    source = tmp_path / "net.pth"
+    torch.save(state, source)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert export_main([str(source), str(blocker / "net.pth")]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "cannot write" in error and "a-file" in error
