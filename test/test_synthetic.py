@@ -11,6 +11,7 @@ from model.io import find_case_dirs, read_dataset_case, read_labels
 from model.synthetic import MotionRanges, generate_sequence, make_translation_sequence
 from model.synthetic.__main__ import main as synthetic_main
 from model.synthetic.motion import respiratory_trace
+from model.synthetic.translation import random_shifts
 
 SMALL = (96, 96)
 
@@ -121,3 +122,33 @@ def test_translation_sequence_moves_by_the_given_shifts():
     assert np.corrcoef(back.ravel(), original.ravel())[0, 1] > 0.95
     with pytest.raises(ValueError):
         make_translation_sequence(np.ones((4, 2)), n_frames=4)
+
+
+def test_random_shifts_are_smooth_bounded_and_travel():
+    rng = np.random.default_rng(5)
+    shifts = random_shifts(200, rng, max_step_px=3.0, max_offset_px=20.0)
+    assert shifts.shape == (200, 2) and np.all(shifts[0] == 0)
+    steps = np.abs(np.diff(shifts, axis=0))
+    assert steps.max() <= 3.0 + 1e-9
+    assert np.abs(shifts).max() <= 20.0 + 1e-9
+    assert np.abs(shifts).max() > 10.0  # it travels, not only jitters
+
+
+def test_cli_writes_translation_cases_whose_masks_follow_the_scene(tmp_path):
+    synthetic_main([str(tmp_path), "--kind", "translation", "--cases", "2", "--seed", "9", "--frames", "10:12"])
+    cases = find_case_dirs(tmp_path)
+    assert [c.name for c in cases] == ["T_001", "T_002"]
+    shapes = set()
+    for case_dir in cases:
+        case = read_dataset_case(case_dir)
+        labels = read_labels(case_dir) > 0
+        assert case.warnings == [] and 10 <= case.frames.shape[2] <= 12
+        np.testing.assert_array_equal(labels[:, :, 0], case.first_mask)
+        areas = labels.sum(axis=(0, 1))
+        assert areas.min() > 0.85 * areas[0]  # the whole tumour stays in the frame
+        shifts = np.array(json.loads((case_dir / "synthetic.json").read_text())["shifts_px"])
+        centres = np.array([np.argwhere(labels[:, :, t]).mean(axis=0) for t in range(labels.shape[2])])
+        assert np.abs(centres - centres[0] - shifts).max() <= 0.5
+        assert np.abs(np.diff(shifts, axis=0)).max() <= 4.0 + 1e-3
+        shapes.add(case.frames.shape[:2])
+    assert len(shapes) == 2  # frame shapes are drawn per case

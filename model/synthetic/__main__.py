@@ -1,11 +1,12 @@
-"""python -m model.synthetic OUT_DIR --cases 10 --seed 0 [--frames 50:500] ...: write a dataset."""
+"""python -m model.synthetic OUT_DIR --cases 10 --seed 0 [--frames 50:500] [--kind breathing|translation]
+...: write a dataset of generated cine-MRI cases (breathing phantoms, or whole-scene translations)."""
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
 
-from model.synthetic.dataset import write_dataset
+from model.synthetic.dataset import write_dataset, write_translation_dataset
 from model.synthetic.generator import REGIONS, MotionRanges
 
 
@@ -23,6 +24,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--frames", type=_range, default=(50, 500), help="LOW:HIGH frames per case")
+    parser.add_argument(
+        "--kind",
+        choices=("breathing", "translation"),
+        default="breathing",
+        help="breathing: deforming phantoms with respiratory motion (the options below apply); "
+        "translation: the whole scene moves by smooth random shifts (model.synthetic.translation)",
+    )
     parser.add_argument("--fields", default="0.35,1.5", help="field strengths to alternate (T)")
     parser.add_argument("--regions", default=",".join(REGIONS), help=f"subset of {','.join(REGIONS)}")
     parser.add_argument("--si", type=_range, default=(5, 25), help="SI peak-to-peak per cycle, mm")
@@ -30,15 +38,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--period", type=_range, default=(3, 6), help="breathing period, s")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    folders = write_dataset(
-        args.out_dir,
-        args.cases,
-        args.seed,
-        (int(args.frames[0]), int(args.frames[1])),
-        tuple(float(f) for f in args.fields.split(",")),
-        tuple(args.regions.split(",")),
-        MotionRanges(si_mm=args.si, ap_mm=args.ap, period_s=args.period),
-    )
+    frames = (int(args.frames[0]), int(args.frames[1]))
+    if args.kind == "translation":
+        folders = write_translation_dataset(args.out_dir, args.cases, args.seed, frames)
+    else:
+        folders = write_dataset(
+            args.out_dir,
+            args.cases,
+            args.seed,
+            frames,
+            tuple(float(f) for f in args.fields.split(",")),
+            tuple(args.regions.split(",")),
+            MotionRanges(si_mm=args.si, ap_mm=args.ap, period_s=args.period),
+        )
     print(f"wrote {len(folders)} cases to {args.out_dir} in {time.perf_counter() - started:.1f} s")
 
 

@@ -4,6 +4,7 @@
                               radius_px=9.0, spacing_mm=(1.5, 1.5), noise=0.01,
                               frame_rate=4.0) -> SyntheticSequence
     write_translation_case(case_dir, case_id="T_001", **same keyword arguments) -> SyntheticSequence
+    random_shifts(n_frames, rng, max_step_px=4.0, max_offset_px=40.0) -> (T, 2) array
 
 `shifts_px` is a (T, 2) array: the displacement of the content in frame t relative to
 frame 0, in pixels along numpy axes 0 and 1 (row 0 must be (0, 0)); sub-pixel values are
@@ -31,6 +32,22 @@ def default_shifts(n_frames: int) -> np.ndarray:
     """A smooth sway: 6 px peak along axis 0 and 2 px along axis 1, starting at (0, 0)."""
     phase = 2 * np.pi * np.arange(n_frames) / max(n_frames - 1, 1)
     return np.stack([6.0 * np.sin(phase), 2.0 * np.sin(2 * phase)], axis=1)
+
+
+def random_shifts(
+    n_frames: int, rng: np.random.Generator, max_step_px: float = 4.0, max_offset_px: float = 40.0
+) -> np.ndarray:
+    """Smooth random motion from (0, 0): a velocity that drifts (so the target travels, not
+    only sways) with per-frame steps of at most `max_step_px` and offsets of at most
+    `max_offset_px` along each axis (the velocity turns back at that bound)."""
+    velocity = rng.uniform(-max_step_px, max_step_px, 2)
+    shifts = np.zeros((n_frames, 2))
+    for t in range(1, n_frames):
+        velocity = np.clip(velocity + rng.normal(0.0, 0.3 * max_step_px, 2), -max_step_px, max_step_px)
+        outside = np.abs(shifts[t - 1] + velocity) > max_offset_px
+        velocity[outside] = -velocity[outside]
+        shifts[t] = shifts[t - 1] + velocity
+    return shifts
 
 
 def make_translation_sequence(
