@@ -72,11 +72,14 @@ def test_crop_mask_keeps_a_target_smaller_than_a_network_pixel():
 def test_follow_recentres_only_past_the_fraction():
     shape = (200, 200)
     window = CropWindow(CropBox(origin=(50, 50), size=(100, 100)), shape, out_size=64)
-    assert not window.follow(disk(shape, (110, 100), 5), recentre_fraction=0.25)  # 10 px < 12.5
+    assert window.follow(disk(shape, (110, 100), 5), recentre_fraction=0.25) is None  # 10 px < 12.5
     assert window.box.origin == (50, 50)
-    assert window.follow(disk(shape, (130, 100), 5), recentre_fraction=0.25)  # 30 px off
+    moved = window.follow(disk(shape, (130, 100), 5), recentre_fraction=0.25)  # 30 px off
     assert window.box.centre == pytest.approx(mask_centroid(disk(shape, (130, 100), 5)), abs=0.5)
     assert window.box.size == (100, 100)  # never rescaled
+    # The box moved 30 px down in the frame: on the 64-px grid the content moved 19.2 px up.
+    assert window.box.origin == (80, 50)
+    assert moved == pytest.approx((-30 * 64 / 100, 0.0))
 
 
 def test_recentring_keeps_a_target_moving_60_pixels_inside_the_crop():
@@ -94,6 +97,6 @@ def test_recentring_keeps_a_target_moving_60_pixels_inside_the_crop():
     moves = 0
     for mask in masks[1:]:
         assert inside(window, mask)  # the box chosen from the previous frame holds this one
-        moves += window.follow(mask, recentre_fraction=0.25)
+        moves += window.follow(mask, recentre_fraction=0.25) is not None
     assert moves >= 2
     assert not all(inside(static, m) for m in masks)  # without following it would be lost

@@ -68,11 +68,11 @@ class ThresholdCore:
     precision = "fp32"
 
     def __init__(self):
-        self.images, self.masks, self.commits = [], [], []
+        self.images, self.masks, self.commits, self.shifts = [], [], [], []
 
     def reset(self, expected_frames=None):
         assert expected_frames is None  # the length of the sequence must not reach the memory
-        self.images, self.masks, self.commits = [], [], []
+        self.images, self.masks, self.commits, self.shifts = [], [], [], []
 
     def step(self, image, mask=None, end=False):
         self.images.append(image.clone())
@@ -85,6 +85,9 @@ class ThresholdCore:
 
     def commit(self, accept=True):
         self.commits.append(accept)
+
+    def shift_sensory(self, rows, cols):
+        self.shifts.append((len(self.images) - 1, rows, cols))
 
 
 def translating_phantom(n_frames, step=(3.0, 1.0), shape=(64, 80)):
@@ -121,6 +124,9 @@ class RecordingCore:
 
     def commit(self, accept=True):
         self.core.commit(accept)
+
+    def shift_sensory(self, rows, cols):
+        self.core.shift_sensory(rows, cols)
 
 
 # --- settings ---------------------------------------------------------------------------
@@ -190,6 +196,16 @@ def test_crop_follows_a_target_moving_60_pixels_and_masks_come_back_in_place():
         assert core.images[t][0].gt(3.0).sum() > 0.9 * (np.pi * 8**2) * (64 / 37) ** 2
     assert tracker.events()["crop_recentred"] >= 2
     assert tracker.events()["fallback_mask_vanished"] == 0
+    # Every re-centring moved the sensory memory with the content: the disk moves down
+    # (axis 0), so the window follows down and the content moves up on the network grid, by
+    # the disk's displacement since the last move scaled to the grid.
+    assert len(core.shifts) == tracker.events()["crop_recentred"]
+    scale = 64 / 37  # network grid / window side (37 px with the 10 mm margin here)
+    last = 0
+    for t, rows, cols in core.shifts:
+        assert rows == pytest.approx(-4 * (t - last) * scale, abs=1.5 * scale)
+        assert cols == pytest.approx(0.0, abs=1.5 * scale)
+        last = t
     # Frame 0: the first mask, cropped to the network grid, is the memory's mask.
     assert core.masks[0].shape == (64, 64) and core.masks[0].sum() > 0
     assert all(m is None for m in core.masks[1:])

@@ -252,3 +252,15 @@ def test_precision_choice_and_cpu_bf16_autocast(network: RecordingXMem) -> None:
     assert all(p.dtype == torch.float32 for p in bf16)  # callers still get float32 probabilities
     difference = max((a - b).abs().max().item() for a, b in zip(fp32, bf16))
     assert 0 < difference < 0.1, difference
+
+
+def test_shift_sensory_moves_the_hidden_state_by_input_pixels(network: RecordingXMem) -> None:
+    core = InferenceCore(network, device="cpu")
+    images = frames(2, seed=4)
+    core.step(images[0], square_mask())
+    core.step(images[1])
+    before = core.memory.hidden.clone()
+    core.shift_sensory(-16.0, 32.0)  # the window moved: content 1 cell up, 2 cells right
+    expected = torch.zeros_like(before)
+    expected[..., :-1, 2:] = before[..., 1:, :-2]
+    torch.testing.assert_close(core.memory.hidden, expected, atol=1e-6, rtol=0)

@@ -233,3 +233,22 @@ def test_config_validation_and_usage_rule() -> None:
     assert not config.count_long_term_usage(390) and config.count_long_term_usage(391)
     assert config.count_long_term_usage(None)
     assert not InferenceConfig(enable_long_term_count_usage=False).count_long_term_usage(5000)
+
+
+def test_shifting_the_sensory_memory_moves_its_content_and_fills_zeros() -> None:
+    manager = MemoryManager(InferenceConfig())
+    hidden = torch.randn(1, 2, 3, 6, 8)
+    manager.hidden = hidden.clone()
+    manager.shift_hidden(2.0, -1.0)  # content 2 cells down, 1 cell left
+    expected = torch.zeros_like(hidden)
+    expected[..., 2:, :-1] = hidden[..., :-2, 1:]
+    torch.testing.assert_close(manager.hidden, expected, atol=1e-6, rtol=0)
+    # A half cell is the mean of the two neighbours it falls between.
+    manager.hidden = hidden.clone()
+    manager.shift_hidden(0.0, 0.5)
+    torch.testing.assert_close(
+        manager.hidden[..., 1:], (hidden[..., 1:] + hidden[..., :-1]) / 2, atol=1e-6, rtol=0
+    )
+    manager.hidden = None
+    manager.shift_hidden(1.0, 1.0)  # nothing to move yet: no error
+    assert manager.hidden is None

@@ -132,17 +132,27 @@ class CropWindow:
         back = cv2.resize(values, self._to_frame_dsize, interpolation=self._to_frame_interp)
         out[self._frame_slices] = back[self._box_slices]
 
-    def follow(self, mask: np.ndarray, recentre_fraction: float) -> bool:
+    def follow(self, mask: np.ndarray, recentre_fraction: float) -> tuple[float, float] | None:
         """Re-centre on the mask's centroid if it is off centre by more than `recentre_fraction`
-        of the box's half-size along either axis. Returns whether the box moved."""
+        of the box's half-size along either axis.
+
+        Returns None when the box stays, else how far the content moved on the network grid
+        (rows, columns, in network pixels): the box's move in frame pixels, scaled to the
+        network grid, with the opposite sign (the box moving down moves the content up).
+        """
         if not mask.any():
-            return False
+            return None
         centroid = mask_centroid(mask)
         centre = self.box.centre
         off = any(
             abs(centroid[axis] - centre[axis]) > recentre_fraction * self._size[axis] / 2
             for axis in (0, 1)
         )
-        if off:
-            self._place(tuple(round(centroid[axis] - self._size[axis] / 2) for axis in (0, 1)))
-        return off
+        if not off:
+            return None
+        before = self._origin
+        self._place(tuple(round(centroid[axis] - self._size[axis] / 2) for axis in (0, 1)))
+        rows, cols = (
+            (before[axis] - self._origin[axis]) * self._out_size / self._size[axis] for axis in (0, 1)
+        )
+        return rows, cols

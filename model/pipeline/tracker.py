@@ -39,6 +39,8 @@ class VideoCore(Protocol):
 
     def commit(self, accept: bool = True) -> None: ...
 
+    def shift_sensory(self, rows: float, cols: float) -> None: ...
+
 
 def _auto_or_float(value: str, name: str) -> float | None:
     """None for "auto", else the number; a clear error for anything else."""
@@ -237,8 +239,10 @@ class XMemTracker(Tracker):
         # XMem the wrong target for every later frame.
         self._core.commit(accept=not self._post.fell_back)
         # The window moves for the next frame only: this frame's crop is already used.
-        if self._window.follow(mask, self._settings.recentre_fraction):
+        moved = self._window.follow(mask, self._settings.recentre_fraction)
+        if moved is not None:
             self._recentred += 1
+            self._core.shift_sensory(*moved)
         return mask
 
     def _network_input(self, frame: np.ndarray) -> torch.Tensor:

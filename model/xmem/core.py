@@ -213,6 +213,12 @@ class InferenceCore:
             self.memory.hidden = hidden
             self.last_deep_update_index = self.frame_index
 
+    def shift_sensory(self, rows: float, cols: float) -> None:
+        """The input window moved: its content now lies (rows, cols) input pixels away from
+        where it was. The sensory memory is a map aligned with the input (unlike the key/value
+        memory, which is matched globally), so it is moved along, at its 1/16 resolution."""
+        self.memory.shift_hidden(rows / STRIDE, cols / STRIDE)
+
     def _mask_probabilities(self, mask: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
         """Given mask (H×W or N×H×W) → padded, soft-aggregated (N+1)×H'×W' probabilities."""
         mask = mask.to(self.device, torch.float32)

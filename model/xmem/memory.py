@@ -12,6 +12,7 @@ the precision the top-k softmax depends on, and this part is cheap next to the n
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from model.xmem.config import InferenceConfig
@@ -232,3 +233,18 @@ class MemoryManager:
         h, w = like.shape[-2:]
         zeros = like.new_zeros(1, num_objects - current, hidden_dim, h, w)
         self.hidden = zeros if self.hidden is None else torch.cat([self.hidden, zeros], dim=1)
+
+    def shift_hidden(self, rows: float, cols: float) -> None:
+        """Move the sensory memory's content by (rows, cols) cells of its grid, bilinear for
+        fractions; cells moved in from outside are zero (nothing is known there yet)."""
+        if self.hidden is None or (rows == 0 and cols == 0):
+            return
+        _, n, c, h, w = self.hidden.shape
+        # grid_sample reads output (x, y) from input (x - cols, y - rows), in [-1, 1] units.
+        theta = torch.tensor(
+            [[1.0, 0.0, -2.0 * cols / w], [0.0, 1.0, -2.0 * rows / h]], device=self.hidden.device
+        )
+        flat = self.hidden.reshape(n, c, h, w).float()
+        grid = F.affine_grid(theta.expand(n, 2, 3), [n, c, h, w], align_corners=False)
+        moved = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        self.hidden = moved.to(self.hidden.dtype).reshape(1, n, c, h, w)
