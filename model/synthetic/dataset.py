@@ -53,9 +53,9 @@ def write_translation_dataset(
 
     Each case draws its frame count from `frames`, a frame shape of 96-160 px per side, a pixel
     spacing of 1.0-2.0 mm, a tumour radius of 5-14 px and a smooth random motion
-    (`random_shifts`: steps up to 4 px a frame, offsets up to 40 px that keep the
-    whole tumour in the frame). The whole scene moves, so
-    a tracker must follow the target, not recognise a place in the phantom.
+    (`random_shifts`: steps up to 4 px a frame, offsets up to 40 px that keep the whole
+    tumour in the frame). The whole scene moves, so a tracker must follow the target, not
+    recognise a place in the phantom.
     """
     out_dir = Path(out_dir)
     folders = []
