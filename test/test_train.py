@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from model.io import dataset_case_id
 from model.synthetic.translation import write_translation_case
 from model.train.__main__ import main
+from model.train.augment import glide_offsets
 from model.train.config import TrainConfig, parse_config
 from model.train.data import ClipSampler, load_sequences, max_skip_at, patch_slices, sample_positions
 from model.train.forward import reference_frames
@@ -103,6 +104,41 @@ def test_static_clips_are_deformed_copies_with_a_target():
     assert masks[:, 0].flatten(1).sum(1).min() > 0
     assert not torch.equal(frames[:, 0], frames[:, 1])  # each frame deformed independently
     assert abs(frames.mean().item()) < 1.0 and 0.3 < frames.std().item() < 2.0  # normalised
+
+
+def test_glide_moves_the_view_steadily_in_one_random_direction():
+    rng = np.random.default_rng(0)
+    ends = []
+    for _ in range(40):
+        path = glide_offsets(rng, 5, 20.0)
+        assert path.shape == (5, 2) and np.allclose(path[0], 0.0)
+        assert np.allclose(np.diff(path, axis=0), path[1])  # even steps along one line
+        assert np.linalg.norm(path[-1]) <= 20.0
+        ends.append(path[-1])
+    ends = np.array(ends)
+    assert np.linalg.norm(ends, axis=1).max() > 15.0  # long glides happen
+    assert (ends[:, 0] > 0).any() and (ends[:, 0] < 0).any() and (ends[:, 1] < 0).any()  # any direction
+
+
+def _target_travel(glide: float) -> float:
+    """Median distance between the target's centroids in the first and last frame of a clip."""
+    config = TrainConfig(static_fraction=1.0, crop_size=64, num_frames=4, num_ref_frames=2, batch_size=1, glide=glide)
+    sampler = ClipSampler(config, np.random.default_rng(0))
+    travel = []
+    for _ in range(30):
+        _, masks = sampler.clip(0.0)
+        first, last = (np.argwhere(m).mean(axis=0) for m in (masks[0], masks[-1]))
+        travel.append(np.hypot(*(last - first)))
+    return float(np.median(travel))
+
+
+def test_clips_glide_across_the_crop_view():
+    # Without the glide the target stays near its first place (per-frame affine only); with
+    # it the target travels, so memory matched by place in the window would be wrong.
+    still, gliding = _target_travel(0.0), _target_travel(0.5)
+    assert still < 8.0 and gliding > still + 5.0
+    with pytest.raises(ValueError, match="glide"):
+        TrainConfig(static_fraction=1.0, glide=1.5)
 
 
 def test_bootstrapped_ce_schedule_and_dice():

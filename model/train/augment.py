@@ -26,6 +26,20 @@ def random_affine(
     return np.hstack([linear, (c - linear @ c + shift)[:, None]])
 
 
+def glide_offsets(rng: np.random.Generator, num_frames: int, max_travel: float) -> np.ndarray:
+    """Per-frame (x, y) offsets of a steady glide, num_frames × 2: zero at the first frame, then
+    evenly spaced along one random direction up to a random length in [0, max_travel] at the last.
+
+    Added to each frame's affine, it moves the whole view past a fixed window the way a
+    whole-scene motion or a crop re-centring does at inference, so that matching memory by
+    place in the window stops paying (docs/training.md, "Diagnosis").
+    """
+    angle = rng.uniform(0.0, 2 * math.pi)
+    length = rng.uniform(0.0, max_travel)
+    direction = np.array([math.cos(angle), math.sin(angle)])
+    return np.linspace(0.0, 1.0, num_frames)[:, None] * length * direction
+
+
 def warp_affine(image: np.ndarray, mask: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Apply a 2×3 affine to an image (bilinear, reflected border) and its mask (same grid)."""
     dsize = (image.shape[1], image.shape[0])

@@ -21,6 +21,9 @@ class TrainConfig:
                               "first frame's target (0 = the whole view): inference scale at a fraction of the cost")
     margin_mm: tuple[float, float] = _opt((15.0, 40.0), "random crop margin around the target box (mm)", nargs=2, type=float)
     jitter: float = _opt(0.15, "random shift of the crop box, as a fraction of its size")
+    glide: float = _opt(0.2, "the clip's content glides steadily across the crop view, by up to this fraction "
+                             "of its side from the first frame to the last (random direction): teaches matching "
+                             "by content rather than by place (0 = off)")
     num_frames: int = _opt(8, "frames per clip")
     num_ref_frames: int = _opt(3, "memory frames read per query frame")
     batch_size: int = _opt(4, "clips per iteration")
@@ -56,6 +59,8 @@ class TrainConfig:
             raise ValueError(f"crop_size must be a multiple of 16 and at least 32, got {self.crop_size}")
         if self.patch_size and (self.patch_size < 32 or self.patch_size % 16 or self.patch_size > self.crop_size):
             raise ValueError(f"patch_size must be 0 or a multiple of 16 in [32, crop_size], got {self.patch_size}")
+        if not 0.0 <= self.glide <= 1.0:
+            raise ValueError(f"glide must be in [0, 1], got {self.glide}")
         if not 0.0 <= self.static_fraction <= 1.0:
             raise ValueError(f"static_fraction must be in [0, 1], got {self.static_fraction}")
         if not self.data and self.static_fraction < 1.0:

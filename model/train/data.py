@@ -23,7 +23,7 @@ import torch
 from model.io import CaseError, find_case_dirs, read_dataset_case, read_labels
 from model.pipeline.crop import CropBox, CropWindow, initial_box
 from model.preprocess import grey_to_network_channels, normalise_frame
-from model.train.augment import add_noise, random_affine, random_gamma, warp_affine
+from model.train.augment import add_noise, glide_offsets, random_affine, random_gamma, warp_affine
 from model.train.config import TrainConfig
 from model.train.static import static_frames
 
@@ -98,10 +98,13 @@ def make_clip(
     size = config.crop_size
     centre = (size / 2, size / 2)
     flips = [axis for axis in (0, 1) if rng.random() < 0.5]
+    glide = glide_offsets(rng, len(frames), config.glide * size)
     out_frames, out_masks = [], []
-    for frame, mask in zip(frames, masks):
-        # Per-frame affine: ±15°, shear 10°, slight scale (spec section 4, video stage).
+    for frame, mask, offset in zip(frames, masks, glide):
+        # Per-frame affine: ±15°, shear 10°, slight scale (spec section 4, video stage), plus
+        # the clip's steady glide across the window.
         matrix = random_affine(rng, centre, 15.0, (0.95, 1.05), 10.0, max_shift=0.02 * size)
+        matrix[:, 2] += offset
         crop = window.crop(frame, pad_value=float(frame.min()))
         crop, crop_mask = warp_affine(crop, window.crop_mask(mask), matrix)
         if flips:
