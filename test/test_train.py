@@ -96,6 +96,25 @@ def test_patches_hold_the_first_target_at_the_crop_view_scale(cases):
         TrainConfig(static_fraction=1.0, crop_size=64, patch_size=80)
 
 
+def _first_target_areas(root, **overrides) -> np.ndarray:
+    base = {**TINY, "margin_mm": (10.0, 10.0), "jitter": 0.0, "glide": 0.0}
+    config = TrainConfig(data=(str(root / "full"),), static_fraction=0.0, **{**base, **overrides})
+    sampler = ClipSampler(config, np.random.default_rng(0))
+    return np.array([sampler.clip(0.0)[1][0].sum() for _ in range(30)], dtype=float)
+
+
+def test_view_sides_vary_the_target_scale_within_fixed_patches(cases):
+    root, _ = cases
+    fixed = _first_target_areas(root, crop_size=128, patch_size=64)
+    varied = _first_target_areas(root, crop_size=128, patch_size=64, min_crop_size=64)
+    assert fixed.max() / fixed.min() < 1.5  # one scale: only the per-frame affine changes it
+    assert varied.max() / varied.min() > 2.5  # views of 64..128 px: areas over up to 4x
+    with pytest.raises(ValueError, match="min_crop_size"):
+        TrainConfig(static_fraction=1.0, crop_size=128, min_crop_size=64)  # no patch size
+    with pytest.raises(ValueError, match="min_crop_size"):
+        TrainConfig(static_fraction=1.0, crop_size=128, patch_size=96, min_crop_size=64)
+
+
 def test_static_clips_are_deformed_copies_with_a_target():
     config = TrainConfig(static_fraction=1.0, crop_size=64, num_frames=4, num_ref_frames=2, batch_size=2)
     frames, masks = ClipSampler(config, np.random.default_rng(1)).batch(0.0)

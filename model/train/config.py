@@ -17,6 +17,9 @@ class TrainConfig:
     data: tuple[str, ...] = _opt((), "dataset-layout folders (a case folder or a folder of case folders)", nargs="*", type=str)
     static_fraction: float = _opt(0.2, "share of clips made from deformed static images (skimage.data)")
     crop_size: int = _opt(384, "side of the square crop view, as at inference (model.pipeline: 384)")
+    min_crop_size: int = _opt(0, "draw each clip's view side from the multiples of 16 in [min_crop_size, crop_size] "
+                                 "(needs patch_size <= min_crop_size): the tumour appears at the range of sizes "
+                                 "that tumours of different sizes have in the inference crop (0 = always crop_size)")
     patch_size: int = _opt(0, "train on a random patch of this side cut from the crop view and holding the "
                               "first frame's target (0 = the whole view): inference scale at a fraction of the cost")
     margin_mm: tuple[float, float] = _opt((15.0, 40.0), "random crop margin around the target box (mm)", nargs=2, type=float)
@@ -59,6 +62,13 @@ class TrainConfig:
             raise ValueError(f"crop_size must be a multiple of 16 and at least 32, got {self.crop_size}")
         if self.patch_size and (self.patch_size < 32 or self.patch_size % 16 or self.patch_size > self.crop_size):
             raise ValueError(f"patch_size must be 0 or a multiple of 16 in [32, crop_size], got {self.patch_size}")
+        if self.min_crop_size and not (
+            self.patch_size and self.patch_size <= self.min_crop_size <= self.crop_size and self.min_crop_size % 16 == 0
+        ):
+            raise ValueError(
+                f"min_crop_size must be 0 or a multiple of 16 in [patch_size, crop_size] with a patch_size, "
+                f"got {self.min_crop_size} (patch_size {self.patch_size}, crop_size {self.crop_size})"
+            )
         if not 0.0 <= self.glide <= 1.0:
             raise ValueError(f"glide must be in [0, 1], got {self.glide}")
         if not 0.0 <= self.static_fraction <= 1.0:

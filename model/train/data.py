@@ -94,8 +94,8 @@ def make_clip(
     box = initial_box(masks[0], spacing_mm, rng.uniform(*config.margin_mm))
     shift = [int(round(rng.uniform(-config.jitter, config.jitter) * s)) for s in box.size]
     box = CropBox(origin=(box.origin[0] + shift[0], box.origin[1] + shift[1]), size=box.size)
-    window = CropWindow(box, frames[0].shape, config.crop_size)
-    size = config.crop_size
+    size = view_side(config, rng)
+    window = CropWindow(box, frames[0].shape, size)
     centre = (size / 2, size / 2)
     flips = [axis for axis in (0, 1) if rng.random() < 0.5]
     glide = glide_offsets(rng, len(frames), config.glide * size)
@@ -118,6 +118,14 @@ def make_clip(
         rows, cols = patch_slices(clip_masks[0], config.patch_size, rng)
         clip_frames, clip_masks = clip_frames[:, rows, cols], clip_masks[:, rows, cols]
     return np.ascontiguousarray(clip_frames), np.ascontiguousarray(clip_masks)
+
+
+def view_side(config: TrainConfig, rng: np.random.Generator) -> int:
+    """The side of one clip's crop view: crop_size, or a random multiple of 16 from
+    [min_crop_size, crop_size] when that is set (the patch cut from it keeps a fixed shape)."""
+    if not config.min_crop_size:
+        return config.crop_size
+    return 16 * int(rng.integers(config.min_crop_size // 16, config.crop_size // 16 + 1))
 
 
 def patch_slices(first_mask: np.ndarray, patch: int, rng: np.random.Generator) -> tuple[slice, slice]:
