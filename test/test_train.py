@@ -15,6 +15,7 @@ from model.train.config import TrainConfig, parse_config
 from model.train.data import ClipSampler, load_sequences, max_skip_at, patch_slices, sample_positions
 from model.train.forward import reference_frames
 from model.train.loop import CHECKPOINT, Trainer, build_trainer, train
+from model.train.validate import main as validate_main
 from model.train.losses import bootstrapped_ce, dice_loss, top_fraction
 from model.xmem.checkpoint import load_network
 from model.xmem.network import XMem
@@ -208,7 +209,7 @@ def test_cpu_bf16_autocasts_the_forward_and_keeps_fp32_weights():
     assert np.isfinite(losses).all() and np.mean(losses[-3:]) < np.mean(losses[:3])
 
 
-def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path):
+def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys):
     root, val = cases
     out = tmp_path / "run"
     common = dict(data=(str(root),), static_fraction=0.5, scratch=True, out=str(out), log_every=2,
@@ -222,6 +223,14 @@ def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path):
     assert [r["iteration"] for r in rows] == ["2"]
     val_rows = list(csv.DictReader(open(out / "val.csv")))
     assert [r["iteration"] for r in val_rows] == ["2"] and 0.0 <= float(val_rows[0]["dsc"]) <= 1.0
+
+    # The stand-alone validation of the saved weights reproduces the loop's, case by case.
+    assert validate_main([str(out / "network_0000002.pth"), str(val), "--crop-size", "64"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"{val / 'v'}: dsc ") and printed[1].startswith("mean of 1 cases: dsc ")
+    assert float(printed[1].split("dsc ")[1].split(",")[0]) == pytest.approx(float(val_rows[0]["dsc"]), abs=1e-3)
+    assert validate_main([str(tmp_path / "none.pth"), str(val)]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.pth'}: no such file"
 
     resume = TrainConfig(iterations=3, resume=str(out / CHECKPOINT), **{**common, "scratch": False})
     trainer = build_trainer(resume, log=lines.append)
