@@ -16,6 +16,8 @@ Printed and written (DIR/table.csv, DIR/table.md), one row per tracker:
 - peak_gpu_mib: torch.cuda.max_memory_allocated in the worker, when torch ran on CUDA;
 - time_vs_xmem: median_ms divided by XMem's median_ms (XMem = 1.0).
 A tracker that cannot be built (e.g. XMem without weights) gets a row with the reason in `note`.
+DIR/cases.csv has the same metrics per tracker and case (CASE_COLUMNS), to see which cases
+decide a mean.
 DIR/dsc_over_time.png plots the DSC of each frame against its time in the sequence, averaged
 over the cases in one-second bins (wider for long sequences). With --overlays, every tracker
 writes DIR/overlays/<case>/<tracker>.gif and .png (prediction amber, ground truth green).
@@ -59,6 +61,7 @@ COLUMNS = (
     "time_vs_xmem",
     "note",
 )
+CASE_COLUMNS = ("tracker", "case", "frames", "dsc", "hd95_px", "masd_px", "cd_px", "rel_d98", "events")
 
 
 @dataclass
@@ -148,6 +151,26 @@ def summarise(runs: list[TrackerRun]) -> list[dict[str, str]]:
     return rows
 
 
+def case_rows(runs: list[TrackerRun]) -> list[dict[str, str]]:
+    """One formatted row (CASE_COLUMNS) per tracker and case, in run order."""
+    rows = []
+    for run in runs:
+        for case in run.cases:
+            scores = case.scores
+            rows.append({
+                "tracker": run.name,
+                "case": case.case_id,
+                "frames": str(len(case.frame_dsc) + 1),
+                "dsc": f"{scores['dsc']:.3f}",
+                "hd95_px": f"{scores['hd95']:.2f}",
+                "masd_px": f"{scores['masd']:.2f}",
+                "cd_px": f"{scores['cd']:.2f}",
+                "rel_d98": f"{scores['rel_d98']:.3f}",
+                "events": ", ".join(f"{k}={v}" for k, v in sorted(case.events.items()) if v),
+            })
+    return rows
+
+
 def format_text(rows: list[dict[str, str]]) -> str:
     """A fixed-width table for the terminal."""
     widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in COLUMNS}
@@ -196,6 +219,10 @@ def run_benchmark(dataset: Path, trackers: list[str], out: Path, overlays: bool 
         writer = csv.DictWriter(handle, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    with open(out / "cases.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, CASE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(case_rows(runs))
     (out / "table.md").write_text(format_markdown(rows))
     write_line_chart(
         dsc_over_time(runs),
@@ -230,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as error:  # e.g. no case folder under DATASET
         raise SystemExit(f"error: {error}") from None
     print(format_text(rows))
-    print(f"written: {args.out / 'table.csv'}, {args.out / 'table.md'}, {args.out / 'dsc_over_time.png'}")
+    written = ", ".join(str(args.out / name) for name in ("table.csv", "table.md", "cases.csv", "dsc_over_time.png"))
+    print(f"written: {written}")
 
 
 if __name__ == "__main__":

@@ -64,6 +64,16 @@ def test_benchmark_writes_table_with_all_columns(tiny_dataset, random_weights, t
     # Tracking beats copying on moving tumours.
     assert float(rows["template"]["dsc"]) > float(rows["copy"]["dsc"])
 
+    with open(out / "cases.csv") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == benchmark.CASE_COLUMNS
+        per_case = list(reader)
+    assert [(r["tracker"], r["case"]) for r in per_case] == [(t, c) for t in TRACKERS for c in ("S_001", "S_002")]
+    assert all(r["frames"] == "12" for r in per_case)
+    # The summary row is the mean of its per-case rows.
+    template_dsc = [float(r["dsc"]) for r in per_case if r["tracker"] == "template"]
+    assert float(rows["template"]["dsc"]) == pytest.approx(np.mean(template_dsc), abs=1.5e-3)
+
     markdown = (out / "table.md").read_text().splitlines()
     assert len(markdown) == 2 + len(TRACKERS) and all(c in markdown[0] for c in benchmark.COLUMNS)
     chart = cv2.imread(str(out / "dsc_over_time.png"))
