@@ -29,13 +29,12 @@ from model.io import (
 )
 from model.metrics import time_summary
 from model.runner import run_tracker
-from model.tracker import available_trackers, build_tracker, tracker_class
+from model.tracker import add_settings_options, available_trackers, build_tracker, tracker_class
 
 DEFAULT_TRACKER = "copy"  # the lead switches this to "xmem" when the XMem tracker lands
 DEFAULT_INPUT = Path("/input")
 DEFAULT_OUTPUT = Path("/output")
 OVERLAY_SUFFIXES = (".gif", ".mp4")
-_OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,28 +121,15 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     parser.add_argument("--overlay", type=Path,
                         help="write the sequence with the predicted contour (and, with --case, "
                              "the ground truth) as an animated .gif or .mp4, plus a .png montage")
-    fields = _settings_fields(known.tracker)
-    group = parser.add_argument_group(f"{known.tracker} settings")
-    for field in fields:
-        kind = _OPTION_TYPES[field.type if isinstance(field.type, str) else field.type.__name__]
-        option = "--" + field.name.replace("_", "-")
-        help_text = f"{field.metadata.get('help', '')} (default {field.default})".strip()
-        if kind is bool:
-            group.add_argument(option, dest=field.name, action=argparse.BooleanOptionalAction,
-                               default=field.default, help=help_text)
-        else:
-            group.add_argument(option, dest=field.name, type=kind, default=field.default,
-                               help=help_text)
+    settings_cls = tracker_class(known.tracker).Settings
+    names = []
+    if settings_cls is not None:
+        names = add_settings_options(parser.add_argument_group(f"{known.tracker} settings"), settings_cls)
     args = parser.parse_args(argv)
     if args.overlay is not None and args.overlay.suffix.lower() not in OVERLAY_SUFFIXES:
         parser.error(f"--overlay {args.overlay}: the file must end in .gif or .mp4")
-    settings = {field.name: getattr(args, field.name) for field in fields}
+    settings = {name: getattr(args, name) for name in names}
     return args, settings
-
-
-def _settings_fields(tracker_name: str) -> tuple[dataclasses.Field, ...]:
-    settings_cls = tracker_class(tracker_name).Settings
-    return dataclasses.fields(settings_cls) if settings_cls is not None else ()
 
 
 def _settings_dict(tracker_name: str, settings: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,8 @@ Frames are 2-D float32 numpy arrays in the numpy axis order of the TrackRAD arra
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -97,3 +99,29 @@ def build_tracker(name: str, **settings: Any) -> Tracker:
     except (TypeError, ValueError) as error:  # Settings.__post_init__ validates values
         raise InputError(f"{name} settings: {error}") from None
     return cls(chosen)
+
+
+_OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def add_settings_options(
+    group: argparse._ActionsContainer, settings_cls: type, skip: tuple[str, ...] = ()
+) -> list[str]:
+    """Add one --field-name option per field of a Settings dataclass; return the field names.
+
+    Fields named in `skip` get no option (a caller that sets them another way).
+    """
+    names = []
+    for field in dataclasses.fields(settings_cls):
+        if field.name in skip:
+            continue
+        kind = _OPTION_TYPES[field.type if isinstance(field.type, str) else field.type.__name__]
+        option = "--" + field.name.replace("_", "-")
+        help_text = f"{field.metadata.get('help', '')} (default {field.default})".strip()
+        if kind is bool:
+            group.add_argument(option, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=field.default, help=help_text)
+        else:
+            group.add_argument(option, dest=field.name, type=kind, default=field.default, help=help_text)
+        names.append(field.name)
+    return names

@@ -231,6 +231,9 @@ def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys):
     assert float(printed[1].split("dsc ")[1].split(",")[0]) == pytest.approx(float(val_rows[0]["dsc"]), abs=1e-3)
     assert validate_main([str(tmp_path / "none.pth"), str(val)]) == 1
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.pth'}: no such file"
+    # Every pipeline setting is an option, checked before any case runs.
+    assert validate_main([str(out / "network_0000002.pth"), str(val), "--threshold", "1.5"]) == 1
+    assert capsys.readouterr().err.strip() == "error: threshold must be in (0, 1), got 1.5"
 
     resume = TrainConfig(iterations=3, resume=str(out / CHECKPOINT), **{**common, "scratch": False})
     trainer = build_trainer(resume, log=lines.append)

@@ -3,9 +3,11 @@
 Used by the training loop every --val-every iterations, and on its own to compare checkpoints
 case by case at any crop size:
 
-    python -m model.train.validate WEIGHTS DATASET_OR_CASE... [--crop-size 384] [--precision fp32]
+    python -m model.train.validate WEIGHTS DATASET_OR_CASE... [--crop-size 384] [--precision bf16]
+        [--threshold 0.4] [--mem-every 3] ...  (every XMemSettings option of inference.py)
 
-prints one line per case (dsc, cd in pixels) and the means.
+prints one line per case (dsc, cd in pixels) and the means. Tune pipeline
+settings on a selection set, never on the cases that decide the bar.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from model.io import find_case_dirs, read_dataset_case, read_labels
 from model.metrics import score_sequence
 from model.pipeline.tracker import XMemSettings, XMemTracker
 from model.runner import run_tracker
+from model.tracker import add_settings_options
 from model.xmem.checkpoint import load_network
 from model.xmem.network import XMem
 
@@ -61,11 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.train.validate", description=__doc__.split("\n\n")[0])
     parser.add_argument("weights", type=Path, help="network weights (.pth, any format model.xmem loads)")
     parser.add_argument("datasets", type=Path, nargs="+", help="case folders or folders of cases")
-    parser.add_argument("--crop-size", type=int, default=XMemSettings.crop_size)
-    parser.add_argument("--precision", default=XMemSettings.precision, help="auto, fp32, bf16 or fp16")
+    names = add_settings_options(parser.add_argument_group("pipeline settings"), XMemSettings, skip=("weights",))
     args = parser.parse_args(argv)
     try:
-        settings = XMemSettings(crop_size=args.crop_size, precision=args.precision)
+        settings = XMemSettings(**{name: getattr(args, name) for name in names})
         case_dirs = [case for root in args.datasets for case in find_case_dirs(root)]
         network = load_network(args.weights)
         scores = []
