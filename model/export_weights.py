@@ -11,14 +11,13 @@ size, and the largest relative error that the format puts on any weight tensor.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 from model.errors import InputError
-from model.xmem.checkpoint import load_network, load_state_dict_file
+from model.xmem.checkpoint import load_state_dict_file, save_checked_state_dict
 from model.xmem.compact import compact_state_dict, expand_state_dict
 
 FORMATS = ("int8", "fp16", "fp32")
@@ -45,15 +44,7 @@ def max_relative_error(original: dict[str, torch.Tensor], stored: dict[str, torc
 def export(source: Path, destination: Path, fmt: str) -> str:
     state_dict = load_state_dict_file(source)
     stored = convert(state_dict, fmt)
-    temp = destination.with_name(destination.name + ".tmp")
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(stored, temp)
-        load_network(load_state_dict_file(temp))  # strict: refuse to ship a file inference cannot load
-        os.replace(temp, destination)
-    except (InputError, OSError):
-        temp.unlink(missing_ok=True)  # never leave a half-written file behind
-        raise
+    save_checked_state_dict(stored, destination)  # refuses to ship a file inference cannot load
     size_mb = destination.stat().st_size / 1e6
     return f"wrote {destination}: {fmt}, {size_mb:.1f} MB, max relative weight error {max_relative_error(state_dict, stored):.2e}"
 

@@ -11,7 +11,6 @@ non-float entries must be equal across the inputs.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 from torch import Tensor
 
 from model.errors import InputError
-from model.xmem.checkpoint import load_network, load_state_dict_file
+from model.xmem.checkpoint import load_state_dict_file, save_checked_state_dict
 
 
 def average_state_dicts(state_dicts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
@@ -49,15 +48,7 @@ def average_state_dicts(state_dicts: list[dict[str, Tensor]]) -> dict[str, Tenso
 def average_files(sources: list[Path], destination: Path) -> str:
     """Average the checkpoints in `sources` into `destination` (written only if it loads strictly)."""
     averaged = average_state_dicts([load_state_dict_file(path) for path in sources])
-    temp = destination.with_name(destination.name + ".tmp")
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(averaged, temp)
-        load_network(load_state_dict_file(temp))
-        os.replace(temp, destination)
-    except (InputError, OSError):
-        temp.unlink(missing_ok=True)
-        raise
+    save_checked_state_dict(averaged, destination)
     return f"wrote {destination}: mean of {len(sources)} checkpoints"
 
 

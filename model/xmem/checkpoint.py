@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import os
 from os import PathLike
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -133,3 +135,20 @@ def load_network(
         raise CheckpointError(f"{source}: does not match XMem with {dims}: {problems}")
     model.load_state_dict(state_dict, strict=True)
     return model.to(device).eval()
+
+
+def save_checked_state_dict(state_dict: Mapping[str, Tensor], destination: Path) -> None:
+    """Write a state dict that inference can load, or nothing: the file is written beside the
+    destination, must load strictly, and only then takes the destination's name.
+
+    Raises CheckpointError (does not load) or OSError (cannot write); no partial file is left.
+    """
+    temp = destination.with_name(destination.name + ".tmp")
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(dict(state_dict), temp)
+        load_network(load_state_dict_file(temp))
+        os.replace(temp, destination)
+    except (InputError, OSError):
+        temp.unlink(missing_ok=True)
+        raise
