@@ -8,11 +8,11 @@
 # Stage C's start and schedule can be changed from the environment, to continue it in a later
 # session from the carried checkpoint (resources/training/README.md), whose optimiser state is
 # not kept: START_C (weights), C_ITERATIONS (900), C_LR (2e-5), C_LR_STEPS (480; "" for none),
-# e.g. START_C=resources/training/cpu-chain.int8.pth C_LR=5e-6 C_LR_STEPS= C_ITERATIONS=600 $0 C
+# e.g. on a slow machine: START_C=resources/training/cpu-chain.int8.pth C_ITERATIONS=550 C_LR_STEPS=300 $0 C
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stages=("${@:-A B C}")
-stages=(${stages[*]})
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(A B C)
 
 make_data() {
     [ -d data/train40 ] || python -m model.synthetic data/train40 --cases 40 --seed 11 --frames 50:120
