@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from model.errors import InputError
+from model.errors import report_writing_command
 from model.xmem.checkpoint import load_state_dict_file, save_checked_state_dict
 from model.xmem.compact import compact_state_dict, expand_state_dict
 
@@ -55,15 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("destination", type=Path)
     parser.add_argument("--format", choices=FORMATS, default="int8")
     args = parser.parse_args(argv)
-    try:
-        print(export(args.source, args.destination, args.format))
-    except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"error: {args.destination}: cannot write ({error.strerror or error})", file=sys.stderr)
-        return 1
-    return 0
+    return report_writing_command(lambda: export(args.source, args.destination, args.format), args.destination)
 
 
 if __name__ == "__main__":

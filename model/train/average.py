@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from model.errors import InputError
+from model.errors import InputError, report_writing_command
 from model.xmem.checkpoint import load_state_dict_file, save_checked_state_dict
 
 
@@ -57,15 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("destination", type=Path)
     parser.add_argument("sources", type=Path, nargs="+")
     args = parser.parse_args(argv)
-    try:
-        print(average_files(args.sources, args.destination))
-    except (InputError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"error: {args.destination}: cannot write ({error.strerror or error})", file=sys.stderr)
-        return 1
-    return 0
+    return report_writing_command(lambda: average_files(args.sources, args.destination), args.destination,
+                                  user_errors=(InputError, ValueError))
 
 
 if __name__ == "__main__":
