@@ -8,7 +8,7 @@
 # Stage C's start and schedule can be changed from the environment, to continue it in a later
 # session from the carried checkpoint (resources/training/README.md), whose optimiser state is
 # not kept: START_C (weights), C_ITERATIONS (900), C_LR (2e-5), C_LR_STEPS (480; "" for none),
-# e.g. on a slow machine: START_C=resources/training/cpu-chain.int8.pth C_ITERATIONS=550 C_LR_STEPS=300 $0 C
+# e.g. more of stage C at the low rate: START_C=resources/training/cpu-chain.int8.pth C_ITERATIONS=500 C_LR=5e-6 C_LR_STEPS= $0 C
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stages=("$@")
