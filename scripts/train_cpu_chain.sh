@@ -8,7 +8,9 @@
 # Stage C's start and schedule can be changed from the environment, to continue it in a later
 # session from the carried checkpoint (resources/training/README.md), whose optimiser state is
 # not kept: START_C (weights), C_ITERATIONS (900), C_LR (2e-5), C_LR_STEPS (480; "" for none),
-# e.g. more of stage C at the low rate: START_C=resources/training/cpu-chain.int8.pth C_ITERATIONS=500 C_LR=5e-6 C_LR_STEPS= $0 C
+# C_SEED (3; the seed fixes the order of the training batches, so a continuation should take a
+# new one rather than replay the batches its start was trained on),
+# e.g. more of stage C at the low rate: START_C=resources/training/cpu-chain.int8.pth C_ITERATIONS=500 C_LR=5e-6 C_LR_STEPS= C_SEED=4 $0 C
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stages=("$@")
@@ -45,7 +47,7 @@ for stage in "${stages[@]}"; do
         python -m model.train --weights "${START_C:-runs/cpu-glide384/network_0001500.pth}" "${common[@]}" \
             --crop-size 384 --min-crop-size 192 --patch-size 192 --batch-size 16 \
             --iterations "${C_ITERATIONS:-900}" --lr "${C_LR:-2e-5}" --lr-steps ${C_LR_STEPS-480} \
-            --lr-gamma 0.25 --start-warm 0 --end-warm 0 --log-every 20 --save-every 60 --seed 3 \
+            --lr-gamma 0.25 --start-warm 0 --end-warm 0 --log-every 20 --save-every 60 --seed "${C_SEED:-3}" \
             --out runs/cpu-b16
         ;;
     *) echo "unknown stage $stage (A, B or C)" >&2; exit 2 ;;
