@@ -245,6 +245,24 @@ def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys):
     assert (out / "network_0000003.pth").is_file()
 
 
+def test_time_limit_stops_with_a_resumable_checkpoint(cases, tmp_path):
+    root, _ = cases
+    out = tmp_path / "run"
+    common = dict(data=(str(root),), static_fraction=0.5, scratch=True, out=str(out), log_every=10,
+                  save_every=10, iterations=5, **TINY)
+    lines = []
+    # A limit already passed after the first iteration: that iteration is logged and saved.
+    trainer = train(TrainConfig(max_minutes=1e-9, **common), log=lines.append)
+    assert trainer.iteration == 1
+    assert (out / "network_0000001.pth").is_file() and (out / CHECKPOINT).is_file()
+    assert [r["iteration"] for r in csv.DictReader(open(out / "log.csv"))] == ["1"]
+    assert lines[-1] == f"stopped at iteration 1: 1e-09 min passed; continue with --resume {out / CHECKPOINT}"
+    resumed = train(TrainConfig(resume=str(out / CHECKPOINT), **{**common, "scratch": False}), log=lines.append)
+    assert resumed.iteration == 5 and (out / "network_0000005.pth").is_file()
+    with pytest.raises(ValueError, match="max_minutes must be >= 0"):
+        TrainConfig(max_minutes=-1.0, **common)
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["--scratch", "--weights", "x.pth", "--static-fraction", "1"]) == 2
     assert capsys.readouterr().err.strip() == "error: --weights and --scratch exclude each other"

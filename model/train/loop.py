@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable
@@ -145,7 +146,8 @@ def _duration(seconds: float) -> str:
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:
-    """Run training to config.iterations; returns the trainer (e.g. for tests)."""
+    """Run training to config.iterations (or the first iteration past config.max_minutes);
+    returns the trainer (e.g. for tests)."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(config, log)
@@ -159,12 +161,14 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:
 
     sums: dict[str, float] = {}
     window_start, window_iterations = time.monotonic(), 0
+    deadline = window_start + 60.0 * config.max_minutes if config.max_minutes else math.inf
     while trainer.iteration < config.iterations:
         frames, masks = sampler.batch(trainer.iteration / config.iterations)
         for name, value in trainer.step(frames, masks).items():
             sums[name] = sums.get(name, 0.0) + value
         window_iterations += 1
-        it, last = trainer.iteration, trainer.iteration == config.iterations
+        out_of_time = time.monotonic() >= deadline
+        it, last = trainer.iteration, trainer.iteration == config.iterations or out_of_time
         if it % config.log_every == 0 or last:
             rate = window_iterations / (time.monotonic() - window_start)
             means = {name: total / window_iterations for name, total in sums.items()}
@@ -182,4 +186,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:
             window_start = time.monotonic()  # validation time is not training speed
         if it % config.save_every == 0 or last:
             log(f"saved {trainer.save(out)}")
+        if out_of_time and it < config.iterations:
+            log(f"stopped at iteration {it}: {config.max_minutes:g} min passed; "
+                f"continue with --resume {out / CHECKPOINT}")
+            break
     return trainer
