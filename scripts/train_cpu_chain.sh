@@ -9,7 +9,8 @@
 # session from the carried checkpoint (resources/training/README.md), whose optimiser state is
 # not kept: START_C (weights), C_ITERATIONS (900), C_LR (2e-5), C_LR_STEPS (480; "" for none),
 # C_SEED (3; the seed fixes the order of the training batches, so a continuation should take a
-# new one rather than replay the batches its start was trained on),
+# new one rather than replay the batches its start was trained on), C_MAX_MINUTES (0 = none:
+# stop stage C after this many minutes of training with its checkpoint saved, to fit a session),
 # e.g. more of stage C at the low rate: START_C=resources/training/cpu-chain.int8.pth C_ITERATIONS=500 C_LR=5e-6 C_LR_STEPS= C_SEED=4 $0 C
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,7 @@ for stage in "${stages[@]}"; do
             --crop-size 384 --min-crop-size 192 --patch-size 192 --batch-size 16 \
             --iterations "${C_ITERATIONS:-900}" --lr "${C_LR:-2e-5}" --lr-steps ${C_LR_STEPS-480} \
             --lr-gamma 0.25 --start-warm 0 --end-warm 0 --log-every 20 --save-every 60 --seed "${C_SEED:-3}" \
+            --max-minutes "${C_MAX_MINUTES:-0}" \
             --out runs/cpu-b16
         ;;
     *) echo "unknown stage $stage (A, B or C)" >&2; exit 2 ;;
