@@ -49,9 +49,9 @@ class TrainConfig:
     out: str = _opt("runs/train", "output folder: log.csv, val.csv, checkpoint.pt, network_<iter>.pth")
     device: str = _opt("auto", "cpu, cuda, cuda:N or auto")
     seed: int = _opt(0, "random seed")
-    max_minutes: float = _opt(0.0, "stop after the iteration that passes this many minutes of the training loop's wall time, with a "
-                                   "checkpoint saved as at the last iteration (0 = no limit): fits a run into a "
-                                   "session or a device call; --resume continues it")
+    max_minutes: float = _opt(0.0, "stop after the iteration that passes this many minutes of the training "
+                                   "loop's wall time, with a checkpoint saved as at the last iteration "
+                                   "(0 = no limit): fits a run into a session or a device call; --resume continues it")
     log_every: int = _opt(10, "print and log the training loss every N iterations")
     save_every: int = _opt(1000, "write checkpoint.pt and network_<iter>.pth every N iterations")
     val_data: str | None = _opt(None, "held-out dataset-layout folder validated with the official metrics")
