@@ -31,6 +31,9 @@ if [ ! -d "$work/val" ]; then
     python -m model.synthetic "$work/val" --kind translation --cases 2 --seed 24 --frames 30:40
 fi
 
+# Each call is a new run from START: a run folder left by an earlier call on a warm machine
+# would otherwise hand its higher-numbered network file to the export below.
+rm -rf "$work/run"
 start=${START:-resources/training/cpu-chain.int8.pth}
 if [ "$start" = scratch ]; then from=(--scratch); else from=(--weights "$start"); fi
 # --iterations is only a ceiling here (the wall-time limit ends the run); the frame-skip
