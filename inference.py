@@ -27,9 +27,8 @@ from model.io import (
     read_labels,
     write_output,
 )
-from model.metrics import time_summary
-from model.runner import run_tracker
-from model.tracker import add_settings_options, available_trackers, build_tracker, tracker_class
+from model.runner import run_tracker, time_summary
+from model.trackers import add_settings_options, available_trackers, build_tracker, tracker_class
 
 DEFAULT_TRACKER = "copy"  # the lead switches this to "xmem" when the XMem tracker lands
 DEFAULT_INPUT = Path("/input")

@@ -32,7 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from model.errors import InputError
-from model.tracker import SequenceInfo
+from model.trackers import SequenceInfo
 
 IMAGE_SUFFIXES = (".mha", ".tif", ".tiff")
 SERIES_FOLDER = Path("images/mri-linacs")

@@ -4,11 +4,12 @@ from __future__ import annotations
 import time
 import traceback
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from model.tracker import SequenceInfo, Tracker
+from model.trackers import SequenceInfo, Tracker
 
 
 @dataclass
@@ -64,3 +65,17 @@ def run_tracker(
 
 def _frame(frames: np.ndarray, t: int) -> np.ndarray:
     return np.array(frames[:, :, t], dtype=np.float32, order="C")  # always a copy
+
+
+def time_summary(seconds: Sequence[float]) -> dict[str, float]:
+    """count, median, p95 and max of per-frame times; zeros when there are none (a one-frame
+    sequence has nothing to track)."""
+    if len(seconds) == 0:
+        return {"count": 0, "median": 0.0, "p95": 0.0, "max": 0.0}
+    values = np.asarray(seconds, dtype=np.float64)
+    return {
+        "count": len(values),
+        "median": float(np.median(values)),
+        "p95": float(np.percentile(values, 95)),
+        "max": float(values.max()),
+    }

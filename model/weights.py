@@ -3,8 +3,8 @@
 Order (the first that applies wins; an explicit choice is never silently replaced):
 1. `--weights PATH` on the command line;
 2. the environment variable TRACKRAD_XMEM_WEIGHTS;
-3. the first file that exists of resources/trackrad-xmem.pth (this project's own, int8: model.xmem.compact) and
-   resources/XMem.pth (the official release, `python -m model.download` puts it there).
+3. the first file that exists of resources/trackrad-xmem.pth (this project's own, int8: model.xmem.network.compact) and
+   resources/XMem.pth (the official release, `python -m tools.download_weights` puts it there).
 Every failure is a WeightsError whose message is one line naming the places looked at and how
 to get weights.
 """
@@ -18,13 +18,13 @@ from pathlib import Path
 import torch
 
 from model.errors import InputError
-from model.xmem.checkpoint import CheckpointError, load_state_dict_file
+from model.xmem.network.checkpoint import CheckpointError, load_state_dict_file
 
 ENV_VAR = "TRACKRAD_XMEM_WEIGHTS"
 RESOURCES_DIR = Path(__file__).resolve().parent.parent / "resources"
 RESOURCE_NAMES = ("trackrad-xmem.pth", "XMem.pth")
 HOW_TO_GET = (
-    "download the official weights with `python -m model.download` (needs internet) "
+    "download the official weights with `python -m tools.download_weights` (needs internet) "
     f"or pass --weights PATH / set {ENV_VAR}"
 )
 

@@ -18,10 +18,10 @@ stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(A B C)
 
 make_data() {
-    [ -d data/train40 ] || python -m model.synthetic data/train40 --cases 40 --seed 11 --frames 50:120
-    [ -d data/trans40 ] || python -m model.synthetic data/trans40 --kind translation --cases 40 --seed 31 --frames 40:80
-    [ -d data/val3 ] || python -m model.synthetic data/val3 --cases 3 --seed 12 --frames 50:60
-    [ -d data/transval2 ] || python -m model.synthetic data/transval2 --kind translation --cases 2 --seed 32 --frames 30:40
+    [ -d data/train40 ] || python -m training.synthetic data/train40 --cases 40 --seed 11 --frames 50:120
+    [ -d data/trans40 ] || python -m training.synthetic data/trans40 --kind translation --cases 40 --seed 31 --frames 40:80
+    [ -d data/val3 ] || python -m training.synthetic data/val3 --cases 3 --seed 12 --frames 50:60
+    [ -d data/transval2 ] || python -m training.synthetic data/transval2 --kind translation --cases 2 --seed 32 --frames 30:40
     if [ ! -d data/valmix ]; then
         mkdir -p data/valmix && ln -s ../val3/S_00{1,2,3} ../transval2/T_00{1,2} data/valmix/
     fi
@@ -34,18 +34,18 @@ make_data
 for stage in "${stages[@]}"; do
     case "$stage" in
     A)
-        python -m model.train --scratch "${common[@]}" --val-data data/valmix --val-cases 5 \
+        python -m training --scratch "${common[@]}" --val-data data/valmix --val-cases 5 \
             --crop-size 128 --batch-size 4 --iterations 1000 --lr 1e-4 --start-warm 400 \
             --end-warm 900 --log-every 25 --save-every 250 --val-every 500 --out runs/cpu-glide128
         ;;
     B)
-        python -m model.train --weights runs/cpu-glide128/network_0001000.pth "${common[@]}" \
+        python -m training --weights runs/cpu-glide128/network_0001000.pth "${common[@]}" \
             --val-data data/valmix --val-cases 5 --crop-size 384 --min-crop-size 192 --patch-size 192 \
             --batch-size 4 --iterations 1500 --lr 5e-5 --lr-steps 600 --lr-gamma 0.2 --start-warm 0 \
             --end-warm 0 --log-every 25 --save-every 250 --val-every 750 --seed 1 --out runs/cpu-glide384
         ;;
     C)
-        python -m model.train --weights "${START_C:-runs/cpu-glide384/network_0001500.pth}" "${common[@]}" \
+        python -m training --weights "${START_C:-runs/cpu-glide384/network_0001500.pth}" "${common[@]}" \
             --crop-size 384 --min-crop-size 192 --patch-size 192 --batch-size 16 \
             --iterations "${C_ITERATIONS:-900}" --lr "${C_LR:-2e-5}" --lr-steps ${C_LR_STEPS-480} \
             --lr-gamma 0.25 --start-warm 0 --end-warm 0 --log-every 20 --save-every 60 --seed "${C_SEED:-3}" \

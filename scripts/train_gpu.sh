@@ -23,12 +23,12 @@ train_cases=${TRAIN_CASES:-120}
 val_cases=${VAL_CASES:-6}
 mkdir -p "$work" "$OUT"
 
-[ -d "$work/train" ] || python -m model.synthetic "$work/train" --cases "$train_cases" --seed 21 --frames 60:150
-[ -d "$work/train-t" ] || python -m model.synthetic "$work/train-t" --kind translation \
+[ -d "$work/train" ] || python -m training.synthetic "$work/train" --cases "$train_cases" --seed 21 --frames 60:150
+[ -d "$work/train-t" ] || python -m training.synthetic "$work/train-t" --kind translation \
     --cases $((train_cases / 2)) --seed 23 --frames 40:100
 if [ ! -d "$work/val" ]; then
-    python -m model.synthetic "$work/val" --cases "$val_cases" --seed 22 --frames 50:70
-    python -m model.synthetic "$work/val" --kind translation --cases 2 --seed 24 --frames 30:40
+    python -m training.synthetic "$work/val" --cases "$val_cases" --seed 22 --frames 50:70
+    python -m training.synthetic "$work/val" --kind translation --cases 2 --seed 24 --frames 30:40
 fi
 
 # Each call is a new run from START: a run folder left by an earlier call on a warm machine
@@ -38,7 +38,7 @@ start=${START:-resources/training/cpu-chain.int8.pth}
 if [ "$start" = scratch ]; then from=(--scratch); else from=(--weights "$start"); fi
 # --iterations is only a ceiling here (the wall-time limit ends the run); the frame-skip
 # schedule follows the fraction of it, so the whole run samples with the first max-skip (5).
-python -m model.train "${from[@]}" --data "$work/train" "$work/train-t" \
+python -m training "${from[@]}" --data "$work/train" "$work/train-t" \
     --val-data "$work/val" --val-cases $((val_cases + 2)) --static-fraction 0.2 --glide 0.2 \
     --crop-size 384 --num-frames "${FRAMES:-8}" --num-ref-frames 3 --batch-size "${BATCH:-8}" \
     --lr "${LR:-1e-5}" --start-warm 0 --end-warm 0 --iterations 1000000 --max-minutes "${MINUTES:-6}" \
@@ -47,7 +47,7 @@ python -m model.train "${from[@]}" --data "$work/train" "$work/train-t" \
 cp "$work/run/log.csv" "$work/run/val.csv" "$OUT/"
 
 last=$(ls "$work/run"/network_*.pth | sort | tail -n 1)
-python -m model.export_weights "$last" "$work/w.int8.pth" | tee -a "$OUT/train.log"
+python -m training.export_weights "$last" "$work/w.int8.pth" | tee -a "$OUT/train.log"
 # The device tool returns files of at most 16 MiB.
 split -b 15M "$work/w.int8.pth" "$OUT/w.part-"
 echo "weights of $(basename "$last") in $(ls "$OUT"/w.part-* | wc -l) parts"

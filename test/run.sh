@@ -5,4 +5,4 @@
 # DATASET_DIR defaults to the example case in resources/example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec python -m model.harness "$@"
+exec python -m evaluation.harness "$@"

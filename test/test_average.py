@@ -1,12 +1,12 @@
-"""python -m model.train.average: the mean of several checkpoints of one run."""
+"""python -m training.average: the mean of several checkpoints of one run."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from model.train.average import average_state_dicts, main
-from model.xmem.checkpoint import load_state_dict_file
-from model.xmem.network import XMem
+from training.average import average_state_dicts, main
+from model.xmem.network.checkpoint import load_state_dict_file
+from model.xmem.network.network import XMem
 
 COUNTER = "bn.num_batches_tracked"
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from model import benchmark
-from model.metrics import dice_per_frame
+from evaluation import benchmark
+from evaluation.metrics import dice_per_frame
 from model.overlay import write_line_chart, write_montage, write_overlay
-from model.synthetic import MotionRanges, generate_sequence, write_case
+from training.synthetic import MotionRanges, generate_sequence, write_case
 from model.weights import ENV_VAR
-from model.xmem.network import XMem
+from model.xmem.network.network import XMem
 
 TRACKERS = ["copy", "optical-flow", "template", "xmem"]
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from model.weights import RESOURCE_NAMES
-from model.xmem.checkpoint import load_network
-from model.xmem.compact import is_compact
-from model.xmem.network import XMem
+from model.xmem.network.checkpoint import load_network
+from model.xmem.network.compact import is_compact
+from model.xmem.network.network import XMem
 
 TRAINING_DIR = Path(__file__).resolve().parent.parent / "resources" / "training"
 CARRIED = sorted(TRAINING_DIR.glob("*.pth"))

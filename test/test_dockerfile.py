@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE_CASE, REPO
-from model.tracker import TRACKER_CLASSES
+from model.trackers.registry import TRACKER_CLASSES
 
 
 def instructions() -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 
-from model.download import DownloadError, Expected, download, main
+from tools.download_weights import DownloadError, Expected, download, main
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""test/run.sh and model.harness: staging, scoring, the table, and the pass/fail rules."""
+"""test/run.sh and evaluation.harness: staging, scoring, the table, and the pass/fail rules."""
 import shutil
 import subprocess
 
@@ -6,9 +6,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from conftest import EXAMPLE_CASE, REPO
-from model import harness
+from evaluation import harness
 from model.io import find_case_dirs, read_dataset_case, read_labels
-from model.metrics import score_sequence
+from evaluation.metrics import score_sequence
 
 
 def test_run_sh_prints_the_example_table_with_the_copy_baseline():

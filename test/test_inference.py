@@ -20,8 +20,9 @@ from conftest import (
     write_mha,
 )
 from model.io import read_labels
-from model.metrics import score_sequence
-from model.tracker import TRACKER_CLASSES, SequenceInfo, Tracker
+from evaluation.metrics import score_sequence
+from model.trackers import SequenceInfo, Tracker
+from model.trackers.registry import TRACKER_CLASSES
 
 
 def test_example_case_with_the_copy_baseline(tmp_path):

@@ -1,10 +1,10 @@
-"""model.metrics on hand-built masks whose answers are known."""
+"""evaluation.metrics on hand-built masks whose answers are known."""
 import math
 
 import numpy as np
 import pytest
 
-from model.metrics import fit_runtime, frame_scores, relative_d98, score_sequence
+from evaluation.metrics import fit_runtime, frame_scores, relative_d98, score_sequence
 
 
 def square(shape=(40, 50), top=10, left=12, size=10) -> np.ndarray:

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from model.runner import run_tracker
-from model.synthetic import make_translation_sequence
+from training.synthetic import make_translation_sequence
 from model.errors import InputError
-from model.tracker import build_tracker
+from model.trackers import build_tracker
 
 PEERS = [
     ("optical-flow", {}),

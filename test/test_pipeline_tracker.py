@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from model.pipeline.tracker import XMemSettings, XMemTracker, build_core
+from model.trackers.xmem import XMemSettings, XMemTracker, build_core
 from model.runner import run_tracker
-from model.synthetic.translation import make_translation_sequence
-from model.tracker import SequenceInfo, build_tracker
+from training.synthetic.translation import make_translation_sequence
+from model.trackers import SequenceInfo, build_tracker
 from model.weights import WeightsError, resolve_weights
-from model.xmem.network import NetworkDims, XMem
+from model.xmem.network.network import NetworkDims, XMem
 
 SMALL = dict(crop_size=64, margin_mm="10", device="cpu")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from model.preprocess import grey_to_network_channels, normalise_frame
+from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
 
 
 def test_normalise_frame_is_zero_mean_unit_variance_and_clips_outliers():

@@ -3,7 +3,7 @@ complete output."""
 import numpy as np
 
 from model.runner import run_tracker
-from model.tracker import SequenceInfo, Tracker
+from model.trackers import SequenceInfo, Tracker
 
 SHAPE, N_FRAMES = (12, 10), 6
 INFO = SequenceInfo(SHAPE, N_FRAMES, (1.0, 1.0), 4.0, 1.5, "abdomen")

@@ -8,10 +8,10 @@ import pytest
 import SimpleITK as sitk
 
 from model.io import find_case_dirs, read_dataset_case, read_labels
-from model.synthetic import MotionRanges, generate_sequence, make_translation_sequence
-from model.synthetic.__main__ import main as synthetic_main
-from model.synthetic.motion import respiratory_trace
-from model.synthetic.translation import random_shifts
+from training.synthetic import MotionRanges, generate_sequence, make_translation_sequence
+from training.synthetic.__main__ import main as synthetic_main
+from training.synthetic.motion import respiratory_trace
+from training.synthetic.translation import random_shifts
 
 SMALL = (96, 96)
 

@@ -54,7 +54,7 @@ def test_nothing_found_message_is_one_line_naming_places_and_remedy(tmp_path):
     assert "--weights not given" in message and f"${ENV_VAR} not set" in message
     assert str(tmp_path / "resources" / "trackrad-xmem.pth") in message
     assert str(tmp_path / "resources" / "XMem.pth") in message
-    assert "python -m model.download" in message
+    assert "python -m tools.download_weights" in message
 
 
 def test_load_weights_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
@@ -64,7 +64,7 @@ def test_load_weights_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
         load_weights(bad, {}, tmp_path)
     message = str(caught.value)
     assert "\n" not in message and "not a usable XMem checkpoint" in message
-    assert "python -m model.download" in message
+    assert "python -m tools.download_weights" in message
 
 
 def test_load_weights_returns_path_and_state_dict(places):

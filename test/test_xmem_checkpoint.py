@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.xmem.checkpoint import CheckpointError, infer_dims, load_network, load_state_dict_file
-from model.xmem.network import NetworkDims, XMem
+from model.xmem.network.checkpoint import CheckpointError, infer_dims, load_network, load_state_dict_file
+from model.xmem.network.network import NetworkDims, XMem
 
 H, W, N = 64, 64, 2
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.xmem.aggregate import aggregate
-from model.xmem.config import InferenceConfig
-from model.xmem.core import InferenceCore
-from model.xmem.network import NetworkDims, XMem
+from model.xmem.network.aggregate import aggregate
+from model.xmem.inference.config import InferenceConfig
+from model.xmem.inference.inference_core import InferenceCore
+from model.xmem.network.network import NetworkDims, XMem
 
 SIZE = 64
 HW = (SIZE // 16) ** 2

@@ -6,9 +6,9 @@ import resource
 import pytest
 import torch
 
-from model.xmem.config import InferenceConfig
-from model.xmem.memory import MemoryManager
-from model.xmem.memory_ops import (
+from model.xmem.inference.config import InferenceConfig
+from model.xmem.inference.memory_manager import MemoryManager
+from model.xmem.network.memory_util import (
     memory_operand,
     query_operand,
     readout,

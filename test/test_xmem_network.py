@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.xmem.aggregate import aggregate
-from model.xmem.gates import gru_update
-from model.xmem.group import distribute_cat
-from model.xmem.network import NetworkDims, XMem
-from model.xmem.value_encoder import ValueEncoder, other_objects
+from model.xmem.network.aggregate import aggregate
+from model.xmem.network.modules import gru_update
+from model.xmem.network.group_modules import distribute_cat
+from model.xmem.network.network import NetworkDims, XMem
+from model.xmem.network.modules import ValueEncoder, other_objects
 
 # A copy of shared/docs/xmem-checkpoint-keys.txt (the spec's derived key -> shape list), kept in
 # the repository so that the check runs in a fresh clone too.

@@ -1,0 +1,102 @@
+"""Time the XMem inference step: `python -m evaluation.network_speed --sizes 384,256 --frames 50`.
+
+A randomly initialised network (weights do not change the cost) gets a random one-object mask
+on frame 0, then random frames; after `--warmup` frames, `--frames` steps are timed one by one.
+Prints one JSON line per size: median and p95 seconds per frame, device, torch, threads and
+the memory element counts at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+
+import torch
+
+from model.runner import time_summary
+from model.xmem.inference.config import InferenceConfig
+from model.xmem.inference.inference_core import PRECISIONS, InferenceCore
+from model.xmem.network.network import XMem
+
+_POOL = 8  # distinct random frames cycled through, generated before timing
+
+
+def _disc_mask(size: int, gen: torch.Generator) -> torch.Tensor:
+    centre = torch.rand(2, generator=gen) * size * 0.5 + size * 0.25
+    radius = size * (0.05 + 0.1 * torch.rand(1, generator=gen).item())
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return ((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2).float()
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bench_size(core: InferenceCore, size: int, frames: int, warmup: int, seed: int = 0) -> dict:
+    """Run one sequence of 1 + warmup + frames steps at size×size; per-frame timing stats."""
+    gen = torch.Generator().manual_seed(seed)
+    pool = [torch.randn(3, size, size, generator=gen).to(core.device) for _ in range(_POOL)]
+    mask = _disc_mask(size, gen).to(core.device)
+    core.reset(expected_frames=1 + warmup + frames)
+    core.step(pool[0], mask)
+    for t in range(warmup):
+        core.step(pool[(t + 1) % _POOL])
+    times = []
+    for t in range(frames):
+        image = pool[(warmup + t + 1) % _POOL]
+        _synchronize(core.device)
+        start = time.perf_counter()
+        core.step(image)
+        _synchronize(core.device)
+        times.append(time.perf_counter() - start)
+    summary = time_summary(times)
+    return {
+        "size": size,
+        "device": str(core.device),
+        "precision": core.precision,
+        "device_name": torch.cuda.get_device_name(core.device) if core.device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "frames": frames,
+        "warmup": warmup,
+        "median_s": round(summary["median"], 5),
+        "p95_s": round(summary["p95"], 5),
+        "work_elements": core.work_elements,
+        "long_term_elements": core.long_term_elements,
+    }
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="384,256", help="comma-separated square frame sizes")
+    parser.add_argument("--frames", type=int, default=50, help="timed frames per size")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed frames after the first")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="auto = fp16 autocast on CUDA, fp32 on the CPU; bf16 = autocast")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        parser.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
+    if args.frames < 1 or args.warmup < 0 or any(s < 16 for s in args.sizes):
+        parser.error("need --frames ≥ 1, --warmup ≥ 0 and sizes ≥ 16")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parse_args(argv)
+    torch.manual_seed(args.seed)
+    core = InferenceCore(
+        XMem(), InferenceConfig(), device=args.device, threads=args.threads, precision=args.precision
+    )
+    for size in args.sizes:
+        print(json.dumps(bench_size(core, size, args.frames, args.warmup, args.seed)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Realistic labelled synthetic cine-MRI in the TrackRAD dataset layout.
+
+Public API: `generate_sequence` (one sequence in memory), `write_case` (one dataset-layout
+case), `write_dataset` (a dataset folder; also `python -m training.synthetic OUT_DIR ...`),
+`make_translation_sequence` / `write_translation_case` (pure known translations for tests).
+"""
+from training.synthetic.dataset import write_dataset
+from training.synthetic.generator import MotionRanges, SyntheticSequence, generate_sequence
+from training.synthetic.layout import write_case
+from training.synthetic.translation import make_translation_sequence, write_translation_case
+
+__all__ = [
+    "MotionRanges",
+    "SyntheticSequence",
+    "generate_sequence",
+    "make_translation_sequence",
+    "write_case",
+    "write_dataset",
+    "write_translation_case",
+]
