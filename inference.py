@@ -28,9 +28,10 @@ from model.io import (
     write_output,
 )
 from model.runner import run_tracker, time_summary
+from model.weights import PROJECT_WEIGHTS_WARNING
 from model.trackers import add_settings_options, available_trackers, build_tracker, tracker_class
 
-DEFAULT_TRACKER = "copy"  # the lead switches this to "xmem" when the XMem tracker lands
+DEFAULT_TRACKER = "xmem"
 DEFAULT_INPUT = Path("/input")
 DEFAULT_OUTPUT = Path("/output")
 OVERLAY_SUFFIXES = (".gif", ".mp4")
@@ -54,6 +55,12 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     prepare_output(args.output)  # fail before tracking, not after
     tracker = build_tracker(args.tracker, **settings)
+    environment = tracker.describe()
+    if environment:  # what this run's result depends on, before the first frame
+        shown = {**environment, "weights_sha256": environment.get("weights_sha256", "")[:12]}
+        print(f"{args.tracker}: " + ", ".join(f"{key} {value}" for key, value in shown.items() if value))
+    if environment.get("weights_kind") == "project":
+        print(f"warning: {PROJECT_WEIGHTS_WARNING}", file=sys.stderr)
     loading = time.perf_counter() - started
 
     result = run_tracker(tracker, case.frames, case.first_mask, case.info)
@@ -87,6 +94,7 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             # The chosen settings, then what the tracker resolved for this case ('auto' values,
             # the weights file, the device).
             "settings": {**_settings_dict(args.tracker, settings), **tracker.settings()},
+            "environment": environment,
             "input": str(case.image_path),
             "output": str(path),
             "n_frames": n_frames,

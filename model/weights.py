@@ -3,16 +3,21 @@
 Order (the first that applies wins; an explicit choice is never silently replaced):
 1. `--weights PATH` on the command line;
 2. the environment variable TRACKRAD_XMEM_WEIGHTS;
-3. the first file that exists of resources/trackrad-xmem.pth (this project's own, int8: model.xmem.network.compact) and
-   resources/XMem.pth (the official release, `python -m tools.download_weights` puts it there).
+3. grand-challenge's model folder /opt/ml/model/, where it extracts an uploaded model tarball:
+   XMem.pth, else trackrad-xmem.pth, else its only *.pth file;
+4. resources/XMem.pth, the official checkpoint (the product's frozen XMem), when present;
+5. resources/trackrad-xmem.pth, the project's own weights (int8, model.xmem.network.compact):
+   the offline fallback, trained on generated sequences only (resources/MODEL_CARD.md).
 Every failure is a WeightsError whose message is one line naming the places looked at and how
-to get weights.
+to get weights. A resolved file is identified by its sha256: "official" (a published XMem
+release), "project" (the shipped resources/trackrad-xmem.pth) or "user" (anything else).
 """
 from __future__ import annotations
 
-import argparse
+import hashlib
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,10 +27,21 @@ from model.xmem.network.checkpoint import CheckpointError, load_state_dict_file
 
 ENV_VAR = "TRACKRAD_XMEM_WEIGHTS"
 RESOURCES_DIR = Path(__file__).resolve().parent.parent / "resources"
-RESOURCE_NAMES = ("trackrad-xmem.pth", "XMem.pth")
+MODEL_DIR = Path("/opt/ml/model")
+OFFICIAL_NAME = "XMem.pth"
+PROJECT_NAME = "trackrad-xmem.pth"
+# sha256 of the published XMem releases (XMem-s012.pth has no published digest, so it counts as
+# "user" weights) and of the project's shipped weights (test_weights checks it against the file).
+OFFICIAL_SHA256 = {"27776291d2f0639b4e6b372a67651579b51180aa4d8f8f89bbff2dcc09ebf6f9": OFFICIAL_NAME}
+PROJECT_SHA256 = "7184089f63e6b51b07dde05f5c41c6792448e91bc87280b96261ca2fc2f88e21"
 HOW_TO_GET = (
-    "download the official weights with `python -m tools.download_weights` (needs internet) "
+    "get the official XMem.pth with `python -m tools.download_weights` (needs internet) "
     f"or pass --weights PATH / set {ENV_VAR}"
+)
+PROJECT_WEIGHTS_WARNING = (
+    f"XMem runs on the project's own weights ({PROJECT_NAME}), trained on generated sequences only "
+    "and weaker on real images than the official checkpoint; "
+    "for the official one run `python -m tools.download_weights` or pass --weights XMem.pth"
 )
 
 
@@ -33,25 +49,40 @@ class WeightsError(InputError):
     """No usable weights; str() is a single line meant for the user."""
 
 
+@dataclass(frozen=True)
+class ResolvedWeights:
+    path: Path
+    source: str  # where it was found: --weights, $TRACKRAD_XMEM_WEIGHTS, /opt/ml/model, resources
+    sha256: str
+    kind: str  # official, project or user
+
+    def summary(self) -> str:
+        return f"{self.path} ({self.kind}, sha256 {self.sha256[:12]}, from {self.source})"
+
+
 def resolve_weights(
     cli_path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     resources_dir: Path = RESOURCES_DIR,
-) -> Path:
-    """The weights file to use, following the order in the module docstring."""
+    model_dir: Path = MODEL_DIR,
+) -> tuple[Path, str]:
+    """The weights file to use and where it was found, in the order of the module docstring."""
     environ = os.environ if environ is None else environ
     if cli_path is not None:
-        return _existing_file(Path(cli_path), "--weights")
+        return _existing_file(Path(cli_path), "--weights"), "--weights"
     if environ.get(ENV_VAR):
-        return _existing_file(Path(environ[ENV_VAR]), f"${ENV_VAR}")
-    candidates = [resources_dir / name for name in RESOURCE_NAMES]
+        return _existing_file(Path(environ[ENV_VAR]), f"${ENV_VAR}"), f"${ENV_VAR}"
+    uploaded = _model_dir_file(model_dir)
+    if uploaded is not None:
+        return uploaded, str(model_dir)
+    candidates = [resources_dir / OFFICIAL_NAME, resources_dir / PROJECT_NAME]
     for candidate in candidates:
         if candidate.is_file():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
+            return candidate, "resources"
+    looked = ", ".join(str(c) for c in [model_dir, *candidates])
     raise WeightsError(
-        f"no XMem weights found (--weights not given, ${ENV_VAR} not set, none of {looked} "
-        f"exists); {HOW_TO_GET}"
+        f"no XMem weights found (--weights not given, ${ENV_VAR} not set, nothing in {looked}); "
+        f"{HOW_TO_GET}"
     )
 
 
@@ -59,25 +90,51 @@ def load_weights(
     cli_path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     resources_dir: Path = RESOURCES_DIR,
-) -> tuple[Path, dict[str, torch.Tensor]]:
-    """Resolve the weights and read their state dict; a file that is no checkpoint is a WeightsError."""
-    path = resolve_weights(cli_path, environ, resources_dir)
+    model_dir: Path = MODEL_DIR,
+) -> tuple[ResolvedWeights, dict[str, torch.Tensor]]:
+    """Resolve, identify and read the weights; a file that is no checkpoint is a WeightsError."""
+    path, source = resolve_weights(cli_path, environ, resources_dir, model_dir)
     try:
-        return path, load_state_dict_file(path)
+        digest = file_sha256(path)
+        state_dict = load_state_dict_file(path)
+    except OSError as error:
+        raise WeightsError(f"{path}: cannot read the XMem weights ({error.strerror or error})") from None
     except CheckpointError as error:
         # CheckpointError messages may span lines; the user gets one.
         reason = " ".join(str(error).split())
         raise WeightsError(f"{path} is not a usable XMem checkpoint ({reason}); {HOW_TO_GET}") from None
+    return ResolvedWeights(path, source, digest, weights_kind(digest)), state_dict
 
 
-def add_weights_argument(parser: argparse.ArgumentParser) -> None:
-    """The shared `--weights` option (default: environment variable, then resources/)."""
-    parser.add_argument(
-        "--weights",
-        metavar="PATH",
-        default=None,
-        help=f"XMem weights (.pth); default: ${ENV_VAR}, else resources/{' or resources/'.join(RESOURCE_NAMES)}",
-    )
+def weights_kind(sha256: str) -> str:
+    if sha256 in OFFICIAL_SHA256:
+        return "official"
+    return "project" if sha256 == PROJECT_SHA256 else "user"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _model_dir_file(model_dir: Path) -> Path | None:
+    """The weights in an uploaded model folder: a preferred name, else its only .pth file."""
+    if not model_dir.is_dir():
+        return None
+    for name in (OFFICIAL_NAME, PROJECT_NAME):
+        if (model_dir / name).is_file():
+            return model_dir / name
+    found = sorted(p for p in model_dir.glob("*.pth") if p.is_file())
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise WeightsError(
+            f"{model_dir}: {len(found)} weights files ({names}); name the one to use "
+            f"{OFFICIAL_NAME} or {PROJECT_NAME}, or pass --weights"
+        )
+    return found[0] if found else None
 
 
 def _existing_file(path: Path, source: str) -> Path:

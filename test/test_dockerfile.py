@@ -103,8 +103,6 @@ def test_requirements_and_resources_are_copied():
     assert {"requirements.txt", "inference.py", "model", "resources"} <= set(copied_sources())
     assert dockerignore_keeps("resources/example/Z_001/images/Z_001_frames.mha")
     assert not dockerignore_keeps("test/test_io.py")
-    # the carried training checkpoint (about 60 MB) is not part of the product
-    assert not dockerignore_keeps("resources/training/cpu-chain.int8.pth")
     assert dockerignore_keeps("resources/trackrad-xmem.pth")
 
 

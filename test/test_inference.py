@@ -19,7 +19,10 @@ from conftest import (
     square_sequence,
     write_mha,
 )
+import torch
+
 from model.io import read_labels
+from model.weights import file_sha256, resolve_weights
 from evaluation.metrics import score_sequence
 from model.trackers import SequenceInfo, Tracker
 from model.trackers.registry import TRACKER_CLASSES
@@ -48,6 +51,26 @@ def test_example_case_with_the_copy_baseline(tmp_path):
     assert report["tracker"] == "copy" and report["n_frames"] == 10
     assert report["frame_seconds"]["count"] == 9
     assert {"loading_seconds", "writing_seconds", "settings", "events"} <= report.keys()
+
+
+def test_the_readme_command_tracks_the_example_with_xmem_and_names_the_weights(tmp_path):
+    # The README's first command on a fresh clone: no --tracker, no --weights, no internet.
+    assert inference.DEFAULT_TRACKER == "xmem"
+    out, report_path = tmp_path / "out", tmp_path / "report.json"
+    done = run_inference("--case", EXAMPLE_CASE, "--output", out, "--report", report_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    expected, _ = resolve_weights()
+    report = json.loads(report_path.read_text())
+    environment = report["environment"]
+    assert report["tracker"] == "xmem" and environment["weights"] == str(expected)
+    assert environment["weights_sha256"] == file_sha256(expected)
+    assert environment["device"].startswith("cpu") and environment["precision"] in ("fp32", "bf16")
+    assert environment["torch"] == torch.__version__
+    assert f"weights {expected}" in done.stdout and environment["weights_sha256"][:12] in done.stdout
+    if environment["weights_kind"] == "project":  # a clone without the official XMem.pth
+        assert done.stderr.count("warning: XMem runs on the project's own weights") == 1
+    masks = sitk.GetArrayFromImage(read_output(out))
+    assert score_sequence(masks, read_labels(EXAMPLE_CASE), "abdomen")["dsc"] >= 0.8  # copy: 0.66
 
 
 def test_non_square_frames_and_non_unit_spacing_in_the_challenge_layout(make_input, tmp_path):

@@ -9,7 +9,7 @@ from model.trackers.xmem import XMemSettings, XMemTracker, build_core
 from model.runner import run_tracker
 from training.synthetic.translation import make_translation_sequence
 from model.trackers import SequenceInfo, build_tracker
-from model.weights import WeightsError, resolve_weights
+from model.weights import PROJECT_NAME, RESOURCES_DIR, WeightsError
 from model.xmem.network.network import NetworkDims, XMem
 
 SMALL = dict(crop_size=64, margin_mm="10", device="cpu")
@@ -238,8 +238,8 @@ def test_random_network_output_shape_and_never_empty():
     assert all(result.masks[:, :, t].any() for t in range(frames.shape[2]))
     assert result.events == {}
     assert len(result.frame_seconds) == frames.shape[2] - 1
-    assert tracker.settings()["resolved"]["device"] == "cpu"
-    assert tracker.settings()["resolved"]["precision"] == "fp32"  # auto on the CPU
+    assert tracker.describe()["device"].startswith("cpu")
+    assert tracker.describe()["precision"] == "fp32"  # auto on the CPU
 
 
 def test_causal_frame_t_depends_on_frames_up_to_t_only():
@@ -283,15 +283,14 @@ def test_causal_with_smoothing_component_choice_and_crop_following_in_play():
         assert np.array_equal(masks, full[:, :, :n])
 
 
+SHIPPED_WEIGHTS = RESOURCES_DIR / PROJECT_NAME
+
+
 # --- tracking quality with shipped weights ----------------------------------------------
 
 def test_tracks_a_translating_textured_target_with_shipped_weights():
-    try:
-        resolve_weights()
-    except WeightsError as error:
-        pytest.skip(f"no trained XMem weights available yet: {error}")
     sequence = translating_phantom(13, step=(3.5, 1.0), shape=(128, 112))  # 42 px along axis 0
-    tracker = build_tracker("xmem", device="cpu")
+    tracker = build_tracker("xmem", device="cpu", weights=str(SHIPPED_WEIGHTS))
     result = run_tracker(tracker, sequence.frames, sequence.masks[:, :, 0], sequence.info)
     truth = sequence.masks > 0
     scores = [dice(result.masks[:, :, t] > 0, truth[:, :, t]) for t in range(1, truth.shape[2])]

@@ -4,7 +4,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.weights import ENV_VAR, WeightsError, add_weights_argument, load_weights, resolve_weights
+from model import weights
+from model.weights import (
+    ENV_VAR,
+    RESOURCES_DIR,
+    WeightsError,
+    file_sha256,
+    load_weights,
+    resolve_weights,
+    weights_kind,
+)
 
 
 def _checkpoint(path: Path) -> Path:
@@ -15,10 +24,12 @@ def _checkpoint(path: Path) -> Path:
 
 @pytest.fixture()
 def places(tmp_path):
-    """A resources folder with both candidates, plus an env file and a command-line file."""
+    """Every place the resolution looks at, each holding a checkpoint."""
     resources = tmp_path / "resources"
     return {
         "resources": resources,
+        "model_dir": tmp_path / "opt-ml-model",
+        "uploaded": _checkpoint(tmp_path / "opt-ml-model" / "mine.pth"),
         "ours": _checkpoint(resources / "trackrad-xmem.pth"),
         "official": _checkpoint(resources / "XMem.pth"),
         "env": _checkpoint(tmp_path / "env.pth"),
@@ -26,34 +37,78 @@ def places(tmp_path):
     }
 
 
-def test_resolution_order_cli_then_env_then_resources(places):
+def test_resolution_order_cli_env_model_dir_official_then_project(places):
     env = {ENV_VAR: str(places["env"])}
-    res = places["resources"]
-    assert resolve_weights(places["cli"], env, res) == places["cli"]
-    assert resolve_weights(None, env, res) == places["env"]
-    assert resolve_weights(None, {}, res) == places["ours"]
-    places["ours"].unlink()
-    assert resolve_weights(None, {ENV_VAR: ""}, res) == places["official"]
+    res, model_dir = places["resources"], places["model_dir"]
+    assert resolve_weights(places["cli"], env, res, model_dir) == (places["cli"], "--weights")
+    assert resolve_weights(None, env, res, model_dir) == (places["env"], f"${ENV_VAR}")
+    assert resolve_weights(None, {}, res, model_dir) == (places["uploaded"], str(model_dir))
+    places["uploaded"].unlink()
+    assert resolve_weights(None, {ENV_VAR: ""}, res, model_dir) == (places["official"], "resources")
+    places["official"].unlink()
+    assert resolve_weights(None, {}, res, model_dir) == (places["ours"], "resources")
+
+
+def test_model_dir_prefers_the_known_names_and_refuses_to_guess(places):
+    res, model_dir = places["resources"], places["model_dir"]
+    _checkpoint(model_dir / "other.pth")
+    with pytest.raises(WeightsError, match=r"2 weights files \(mine\.pth, other\.pth\)") as caught:
+        resolve_weights(None, {}, res, model_dir)
+    assert "\n" not in str(caught.value)
+    project = _checkpoint(model_dir / "trackrad-xmem.pth")
+    assert resolve_weights(None, {}, res, model_dir)[0] == project
+    official = _checkpoint(model_dir / "XMem.pth")
+    assert resolve_weights(None, {}, res, model_dir)[0] == official
+
+
+def test_kind_comes_from_the_digest_not_the_name(places, monkeypatch):
+    res, model_dir = places["resources"], places["model_dir"]
+    places["uploaded"].unlink()
+    resolved, _ = load_weights(None, {}, res, model_dir)
+    assert resolved.path == places["official"] and resolved.kind == "user"  # not the real release
+    monkeypatch.setattr(weights, "OFFICIAL_SHA256", {file_sha256(places["official"]): "XMem.pth"})
+    assert load_weights(None, {}, res, model_dir)[0].kind == "official"
+    monkeypatch.setattr(weights, "PROJECT_SHA256", file_sha256(places["cli"]))
+    resolved, _ = load_weights(places["cli"], {}, res, model_dir)
+    assert resolved.kind == "project" and resolved.sha256 == weights.PROJECT_SHA256
+    assert resolved.summary().startswith(f"{places['cli']} (project, sha256 {resolved.sha256[:12]}")
+
+
+def test_the_recorded_project_digest_is_the_shipped_file():
+    shipped = RESOURCES_DIR / "trackrad-xmem.pth"
+    assert file_sha256(shipped) == weights.PROJECT_SHA256
+    assert weights_kind(weights.PROJECT_SHA256) == "project"
+
+
+def test_unreadable_weights_are_one_line_naming_the_file(places, monkeypatch):
+    def refuse(path):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(weights, "file_sha256", refuse)
+    with pytest.raises(WeightsError) as caught:
+        load_weights(places["cli"], {}, places["resources"], places["model_dir"])
+    assert str(caught.value) == f"{places['cli']}: cannot read the XMem weights (Permission denied)"
 
 
 def test_explicit_choice_that_is_missing_is_an_error_not_a_fallback(places, tmp_path):
     res = places["resources"]
     with pytest.raises(WeightsError, match=r"nope\.pth \(from --weights\) does not exist"):
-        resolve_weights(tmp_path / "nope.pth", {}, res)
+        resolve_weights(tmp_path / "nope.pth", {}, res, places["model_dir"])
     with pytest.raises(WeightsError, match=rf"from \${ENV_VAR}\) does not exist"):
-        resolve_weights(None, {ENV_VAR: str(tmp_path / "gone.pth")}, res)
+        resolve_weights(None, {ENV_VAR: str(tmp_path / "gone.pth")}, res, places["model_dir"])
     with pytest.raises(WeightsError, match="is a directory"):
-        resolve_weights(tmp_path, {}, res)
+        resolve_weights(tmp_path, {}, res, places["model_dir"])
 
 
 def test_nothing_found_message_is_one_line_naming_places_and_remedy(tmp_path):
     with pytest.raises(WeightsError) as caught:
-        resolve_weights(None, {}, tmp_path / "resources")
+        resolve_weights(None, {}, tmp_path / "resources", tmp_path / "opt-ml-model")
     message = str(caught.value)
     assert "\n" not in message
     assert "--weights not given" in message and f"${ENV_VAR} not set" in message
     assert str(tmp_path / "resources" / "trackrad-xmem.pth") in message
     assert str(tmp_path / "resources" / "XMem.pth") in message
+    assert str(tmp_path / "opt-ml-model") in message
     assert "python -m tools.download_weights" in message
 
 
@@ -61,20 +116,13 @@ def test_load_weights_rejects_a_file_that_is_not_a_checkpoint(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_text("<html>404</html>")
     with pytest.raises(WeightsError) as caught:
-        load_weights(bad, {}, tmp_path)
+        load_weights(bad, {}, tmp_path, tmp_path / "opt-ml-model")
     message = str(caught.value)
     assert "\n" not in message and "not a usable XMem checkpoint" in message
     assert "python -m tools.download_weights" in message
 
 
 def test_load_weights_returns_path_and_state_dict(places):
-    path, state = load_weights(None, {}, places["resources"])
-    assert path == places["ours"]
+    resolved, state = load_weights(None, {}, places["resources"], places["model_dir"])
+    assert resolved.path == places["uploaded"]
     assert list(state) == ["key_proj.key_proj.weight"]
-
-
-def test_weights_argument_defaults_to_none():
-    parser = argparse.ArgumentParser()
-    add_weights_argument(parser)
-    assert parser.parse_args([]).weights is None
-    assert parser.parse_args(["--weights", "a.pth"]).weights == "a.pth"

@@ -120,9 +120,9 @@ def build_trainer(config: TrainConfig, log: Callable[[str], None] = print) -> Tr
         trainer = Trainer(XMem(), config, device, rng)
         log("starting from randomly initialised weights")
     else:
-        path, state_dict = load_weights(config.weights)
+        weights, state_dict = load_weights(config.weights)
         trainer = Trainer(load_network(state_dict), config, device, rng)
-        log(f"starting from {path}")
+        log(f"starting from {weights.summary()}")
     return trainer
 
 

@@ -48,6 +48,11 @@ class Tracker(ABC):
         value an 'auto' setting took, the weights file); the run report adds it to the fields."""
         return {}
 
+    def describe(self) -> dict[str, str]:
+        """What the tracker runs on (weights file and kind, device, precision, library versions);
+        every run prints it and the run report records it. Empty for trackers without a model."""
+        return {}
+
     def events(self) -> dict[str, int]:
         """Counters of notable events during the run (e.g. fallbacks), for the run report."""
         return {}

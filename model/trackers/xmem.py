@@ -18,10 +18,16 @@ from model.pipeline.crop import CropWindow, initial_box, margin_for_region
 from model.pipeline.postprocess import PostProcessor, ema_weight_for_frame_rate
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
 from model.trackers import SequenceInfo, Tracker
-from model.weights import load_weights
+from model.weights import ResolvedWeights, load_weights
 from model.xmem.network.checkpoint import load_network
 from model.xmem.inference.config import InferenceConfig
-from model.xmem.inference.inference_core import STRIDE, InferenceCore, default_device, resolve_precision
+from model.xmem.inference.inference_core import (
+    STRIDE,
+    InferenceCore,
+    default_device,
+    describe_device,
+    resolve_precision,
+)
 
 class VideoCore(Protocol):
     """What the tracker needs from model.xmem.inference.inference_core.InferenceCore (a test may pass a double)."""
@@ -185,11 +191,10 @@ class XMemTracker(Tracker):
 
     def __init__(self, settings: XMemSettings | None = None, core: VideoCore | None = None) -> None:
         self._settings = settings if settings is not None else XMemSettings()
-        self._weights_path = ""
+        self._weights: ResolvedWeights | None = None
         if core is None:
-            path, state_dict = load_weights(self._settings.weights or None)
+            self._weights, state_dict = load_weights(self._settings.weights or None)
             core = build_core(load_network(state_dict, device=self._settings.torch_device()), self._settings)
-            self._weights_path = str(path)
         self._core = core
         self._window: CropWindow | None = None
         self._post: PostProcessor | None = None
@@ -218,9 +223,6 @@ class XMemTracker(Tracker):
             "margin_mm": margin_mm,
             "ema_weight": ema_weight,
             "crop_box_size_px": list(box.size),
-            "device": str(self._core.device),
-            "precision": self._core.precision,
-            "weights": self._weights_path,
         }
         # No expected frame count: the memory must not depend on how long the sequence is.
         self._core.reset()
@@ -254,6 +256,19 @@ class XMemTracker(Tracker):
 
     def settings(self) -> dict[str, Any]:
         return {"resolved": dict(self._resolved)}
+
+    def describe(self) -> dict[str, str]:
+        weights = self._weights
+        return {
+            "weights": str(weights.path) if weights else "(in memory)",
+            "weights_kind": weights.kind if weights else "user",
+            "weights_sha256": weights.sha256 if weights else "",
+            "weights_source": weights.source if weights else "",
+            "device": describe_device(self._core.device),
+            "precision": self._core.precision,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda or "none",
+        }
 
     def events(self) -> dict[str, int]:
         counts = self._post.events() if self._post is not None else {}

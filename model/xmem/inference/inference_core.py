@@ -28,6 +28,14 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def describe_device(device: torch.device) -> str:
+    """e.g. "cpu (2 threads)" or "cuda:0 NVIDIA H200 (139.8 GiB)", for run reports."""
+    if device.type != "cuda":
+        return f"{device.type} ({torch.get_num_threads()} threads)"
+    properties = torch.cuda.get_device_properties(device)
+    return f"{device} {properties.name} ({properties.total_memory / 2**30:.1f} GiB)"
+
+
 def _cpu_threads(requested: int | None) -> int | None:
     """Threads to give torch on the CPU: the request, else all usable cores unless the user
     already chose through the environment (None = leave torch's setting alone)."""

@@ -1,0 +1,25 @@
+"""The project's own weights, resources/trackrad-xmem.pth: the offline fallback every image holds."""
+from __future__ import annotations
+
+import torch
+
+from model.weights import PROJECT_NAME, RESOURCES_DIR
+from model.xmem.network.checkpoint import load_network
+from model.xmem.network.compact import is_compact
+from model.xmem.network.network import XMem
+
+SHIPPED = RESOURCES_DIR / PROJECT_NAME
+
+
+def test_shipped_weights_are_int8_and_load_strictly():
+    stored = torch.load(SHIPPED, map_location="cpu", weights_only=True)
+    assert is_compact(stored)  # int8 with per-channel scales: half the size of fp16
+    network = load_network(SHIPPED)  # strict: every key and shape of the network
+    assert isinstance(network, XMem)
+    assert sum(p.numel() for p in network.parameters()) == 62_185_224
+
+
+def test_model_card_describes_the_shipped_weights():
+    card = (RESOURCES_DIR / "MODEL_CARD.md").read_text()
+    assert PROJECT_NAME in card
+    assert "never seen a real cine-MRI" in card
