@@ -100,6 +100,7 @@ if [ "$weights" = project ]; then
     kind=project
 elif [ "$release" != - ]; then
     kind=official
+    name="$release"  # the model tarball's name for it, whatever the file was called
 else
     kind=user
 fi
