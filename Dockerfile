@@ -27,4 +27,11 @@ COPY --chown=user:user resources /opt/app/resources
 COPY --chown=user:user model /opt/app/model
 COPY --chown=user:user inference.py /opt/app/
 
+# The last step, a smoke test: the entry point runs the example case with its default tracker and
+# the weights the image holds (on the CPU: ten small frames), so an image that cannot load its
+# weights is never built. test/test_dockerfile.py traces this very command to check that every
+# file it uses is copied above.
+RUN python inference.py --case resources/example/Z_001 --output /tmp/smoke-test \
+ && rm -r /tmp/smoke-test
+
 ENTRYPOINT ["python", "inference.py"]

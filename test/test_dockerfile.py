@@ -1,7 +1,9 @@
 """The Dockerfile, parsed: pinned base and requirements, non-root, and everything the entry point
 imports or opens at run time is copied into the image (and not dropped by .dockerignore)."""
 import fnmatch
+import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -37,12 +39,21 @@ def requirement_pins() -> dict[str, str]:
     return pins
 
 
-# Trace a real run of the entry point: every file it imports or opens inside the repository.
+def smoke_test_arguments() -> list[str]:
+    """The entry point's arguments in the Dockerfile's last RUN (the build's smoke test)."""
+    last_run = [args for keyword, args in instructions() if keyword == "RUN"][-1]
+    command = shlex.split(last_run.split("&&")[0])
+    assert command[:2] == ["python", "inference.py"], last_run
+    return command[2:]
+
+
+# Trace the smoke test's run of the entry point: every file it imports or opens inside the
+# repository. The image's --output is replaced by a temporary folder.
 _TRACER = """
-import runpy, sys
+import json, runpy, sys
 opened = set()
 sys.addaudithook(lambda event, args: opened.add(str(args[0])) if event == "open" else None)
-sys.argv = ["inference.py", "--case", sys.argv[1], "--output", sys.argv[2]]
+sys.argv = ["inference.py", *json.loads(sys.argv[1])]
 try:
     runpy.run_path("inference.py", run_name="__main__")
 except SystemExit as done:
@@ -54,8 +65,9 @@ print("\\n".join(sorted(files)))
 
 @pytest.fixture(scope="module")
 def runtime_files(tmp_path_factory) -> list[str]:
-    out = tmp_path_factory.mktemp("docker-trace")
-    done = subprocess.run([sys.executable, "-c", _TRACER, str(EXAMPLE_CASE), str(out)],
+    arguments = smoke_test_arguments()
+    arguments[arguments.index("--output") + 1] = str(tmp_path_factory.mktemp("docker-trace"))
+    done = subprocess.run([sys.executable, "-c", _TRACER, json.dumps(arguments)],
                           cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
     files = []
     for line in done.stdout.splitlines():
@@ -86,8 +98,21 @@ def dockerignore_keeps(relative: str) -> bool:
     return keep
 
 
+def test_the_last_build_step_runs_the_entry_point_on_the_example_case():
+    steps = instructions()
+    last_run = max(i for i, (keyword, _) in enumerate(steps) if keyword == "RUN")
+    assert all(i < last_run for i, (keyword, _) in enumerate(steps) if keyword == "COPY")
+    assert [keyword for keyword, _ in steps[last_run + 1:]] == ["ENTRYPOINT"]
+    arguments = smoke_test_arguments()
+    # the default tracker (no --tracker), on the example case shipped in resources/
+    assert "--tracker" not in arguments
+    case = arguments[arguments.index("--case") + 1]
+    assert (REPO / case).resolve() == EXAMPLE_CASE and is_copied(case) and dockerignore_keeps(case + "/images")
+
+
 def test_runtime_imports_and_opened_files_are_in_the_image(runtime_files):
     assert "inference.py" in runtime_files and "model/io.py" in runtime_files
+    assert "resources/example/Z_001/frame-rate.json" in runtime_files
     # The traced run reads the example case from resources/, so data files are checked too.
     missing = [f for f in runtime_files if not is_copied(f) or not dockerignore_keeps(f)]
     assert missing == []
@@ -103,7 +128,11 @@ def test_requirements_and_resources_are_copied():
     assert {"requirements.txt", "inference.py", "model", "resources"} <= set(copied_sources())
     assert dockerignore_keeps("resources/example/Z_001/images/Z_001_frames.mha")
     assert not dockerignore_keeps("test/test_io.py")
-    assert dockerignore_keeps("resources/trackrad-xmem.pth")
+    # of the weights, only the two names the resolution looks for (build.sh decides which exist)
+    assert dockerignore_keeps("resources/XMem.pth") and dockerignore_keeps("resources/trackrad-xmem.pth")
+    for elsewhere in ("resources/XMem-s012.pth", "resources/XMem.pth.part", "resources/training/a.pth",
+                      "resources/MODEL_CARD.md", "tools/download_weights.py", "training/train.py"):
+        assert not dockerignore_keeps(elsewhere), elsewhere
 
 
 def test_base_image_is_pinned_to_the_cuda_build_of_the_required_torch():
