@@ -14,7 +14,6 @@ release), "project" (the shipped resources/trackrad-xmem.pth) or "user" (anythin
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from model.errors import InputError
+from model.releases import file_digest, weights_kind
 from model.xmem.network.checkpoint import CheckpointError, load_state_dict_file
 
 ENV_VAR = "TRACKRAD_XMEM_WEIGHTS"
@@ -30,10 +30,6 @@ RESOURCES_DIR = Path(__file__).resolve().parent.parent / "resources"
 MODEL_DIR = Path("/opt/ml/model")
 OFFICIAL_NAME = "XMem.pth"
 PROJECT_NAME = "trackrad-xmem.pth"
-# sha256 of the published XMem releases (XMem-s012.pth has no published digest, so it counts as
-# "user" weights) and of the project's shipped weights (test_weights checks it against the file).
-OFFICIAL_SHA256 = {"27776291d2f0639b4e6b372a67651579b51180aa4d8f8f89bbff2dcc09ebf6f9": OFFICIAL_NAME}
-PROJECT_SHA256 = "7184089f63e6b51b07dde05f5c41c6792448e91bc87280b96261ca2fc2f88e21"
 HOW_TO_GET = (
     "get the official XMem.pth with `python -m tools.download_weights` (needs internet) "
     f"or pass --weights PATH / set {ENV_VAR}"
@@ -95,7 +91,7 @@ def load_weights(
     """Resolve, identify and read the weights; a file that is no checkpoint is a WeightsError."""
     path, source = resolve_weights(cli_path, environ, resources_dir, model_dir)
     try:
-        digest = file_sha256(path)
+        _, digest = file_digest(path)
         state_dict = load_state_dict_file(path)
     except OSError as error:
         raise WeightsError(f"{path}: cannot read the XMem weights ({error.strerror or error})") from None
@@ -104,20 +100,6 @@ def load_weights(
         reason = " ".join(str(error).split())
         raise WeightsError(f"{path} is not a usable XMem checkpoint ({reason}); {HOW_TO_GET}") from None
     return ResolvedWeights(path, source, digest, weights_kind(digest)), state_dict
-
-
-def weights_kind(sha256: str) -> str:
-    if sha256 in OFFICIAL_SHA256:
-        return "official"
-    return "project" if sha256 == PROJECT_SHA256 else "user"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _model_dir_file(model_dir: Path) -> Path | None:

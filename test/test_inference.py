@@ -22,7 +22,8 @@ from conftest import (
 import torch
 
 from model.io import read_labels
-from model.weights import file_sha256, resolve_weights
+from model.releases import file_digest
+from model.weights import resolve_weights
 from evaluation.metrics import score_sequence
 from model.trackers import SequenceInfo, Tracker
 from model.trackers.registry import TRACKER_CLASSES
@@ -63,7 +64,7 @@ def test_the_readme_command_tracks_the_example_with_xmem_and_names_the_weights(t
     report = json.loads(report_path.read_text())
     environment = report["environment"]
     assert report["tracker"] == "xmem" and environment["weights"] == str(expected)
-    assert environment["weights_sha256"] == file_sha256(expected)
+    assert environment["weights_sha256"] == file_digest(expected)[1]
     assert environment["device"].startswith("cpu") and environment["precision"] in ("fp32", "bf16")
     assert environment["torch"] == torch.__version__
     assert f"weights {expected}" in done.stdout and environment["weights_sha256"][:12] in done.stdout

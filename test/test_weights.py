@@ -4,16 +4,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import weights
-from model.weights import (
-    ENV_VAR,
-    RESOURCES_DIR,
-    WeightsError,
-    file_sha256,
-    load_weights,
-    resolve_weights,
-    weights_kind,
-)
+from model import releases, weights
+from model.releases import weights_kind
+from model.weights import ENV_VAR, RESOURCES_DIR, WeightsError, load_weights, resolve_weights
+
+
+def digest(path: Path) -> str:
+    return releases.file_digest(path)[1]
 
 
 def _checkpoint(path: Path) -> Path:
@@ -66,25 +63,27 @@ def test_kind_comes_from_the_digest_not_the_name(places, monkeypatch):
     places["uploaded"].unlink()
     resolved, _ = load_weights(None, {}, res, model_dir)
     assert resolved.path == places["official"] and resolved.kind == "user"  # not the real release
-    monkeypatch.setattr(weights, "OFFICIAL_SHA256", {file_sha256(places["official"]): "XMem.pth"})
+    monkeypatch.setitem(releases.RELEASES, "XMem.pth", releases.Expected(sha256=digest(places["official"])))
     assert load_weights(None, {}, res, model_dir)[0].kind == "official"
-    monkeypatch.setattr(weights, "PROJECT_SHA256", file_sha256(places["cli"]))
+    monkeypatch.setattr(releases, "PROJECT_SHA256", digest(places["cli"]))
     resolved, _ = load_weights(places["cli"], {}, res, model_dir)
-    assert resolved.kind == "project" and resolved.sha256 == weights.PROJECT_SHA256
+    assert resolved.kind == "project" and resolved.sha256 == releases.PROJECT_SHA256
     assert resolved.summary().startswith(f"{places['cli']} (project, sha256 {resolved.sha256[:12]}")
 
 
 def test_the_recorded_project_digest_is_the_shipped_file():
     shipped = RESOURCES_DIR / "trackrad-xmem.pth"
-    assert file_sha256(shipped) == weights.PROJECT_SHA256
-    assert weights_kind(weights.PROJECT_SHA256) == "project"
+    assert digest(shipped) == releases.PROJECT_SHA256
+    assert weights_kind(releases.PROJECT_SHA256) == "project"
+    assert weights_kind(releases.RELEASES["XMem.pth"].sha256) == "official"
+    assert weights_kind("00" * 32) == "user"
 
 
 def test_unreadable_weights_are_one_line_naming_the_file(places, monkeypatch):
     def refuse(path):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(weights, "file_sha256", refuse)
+    monkeypatch.setattr(weights, "file_digest", refuse)
     with pytest.raises(WeightsError) as caught:
         load_weights(places["cli"], {}, places["resources"], places["model_dir"])
     assert str(caught.value) == f"{places['cli']}: cannot read the XMem weights (Permission denied)"

@@ -27,29 +27,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-RELEASE_URL = "https://github.com/hkchengrex/XMem/releases/download/v1.0/"
+from model.releases import CHUNK, RELEASE_URL, RELEASES, Expected, file_digest, release_of
+
 CACHE_ENV_VAR = "TRACKRAD_XMEM_CACHE"
-CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Expected:
-    """What a complete file must look like; None = not known, report instead of check."""
-
-    size: int | None = None
-    sha256: str | None = None
-
-
-RELEASES: dict[str, Expected] = {
-    # The v1.0 release asset (its MD5 is a0c894e24ca02440a3b7b8b4fa6983dc).
-    "XMem.pth": Expected(249_026_057, "27776291d2f0639b4e6b372a67651579b51180aa4d8f8f89bbff2dcc09ebf6f9"),
-    # No digest has been published for the BL30K variant: it is checked by loading it.
-    "XMem-s012.pth": Expected(),
-}
 
 
 class DownloadError(Exception):
@@ -186,22 +169,6 @@ def install(cached: Path, target: Path) -> None:
         partial = target.with_name(target.name + ".part")
         shutil.copyfile(cached, partial)
         os.replace(partial, target)
-
-
-def file_digest(path: Path) -> tuple[int, str]:
-    """(size in bytes, sha256 hex) of a file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
-
-
-def release_of(sha256: str) -> str | None:
-    """The name of the official release with this digest, if any."""
-    return next((name for name, known in RELEASES.items() if known.sha256 == sha256), None)
 
 
 def describe(path: Path, expected: Expected) -> str:
