@@ -30,7 +30,7 @@ from model.io import (
 from model.runner import run_tracker, time_summary
 from model.trackers import add_settings_options, available_trackers, build_tracker, tracker_class
 
-DEFAULT_TRACKER = "copy"  # the lead switches this to "xmem" when the XMem tracker lands
+DEFAULT_TRACKER = "copy"  # becomes "xmem" once the project's own weights pass their bar (docs/training.md)
 DEFAULT_INPUT = Path("/input")
 DEFAULT_OUTPUT = Path("/output")
 OVERLAY_SUFFIXES = (".gif", ".mp4")

@@ -1,8 +1,8 @@
-"""The training checkpoint carried between sessions (resources/training/README.md).
+"""The carried training checkpoint (docs/experiments/2026-12-02-carried-checkpoint.md).
 
-Training runs on machines that do not outlive a session, so the chain's latest weights are kept
-in git as int8. They are a start for further training, never the product: the file must load
-strictly (a broken carry would cost the next session hours) and must stay out of the weight
+The machines that train do not keep their runs, so the CPU chain's latest weights are kept in
+git as int8. They are a start for further training, never the product: the file must load
+strictly (a broken file would cost the next run hours) and must stay out of the weight
 resolution, so `--tracker xmem` cannot pick up weights that have not passed their bar.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ def test_exactly_one_carried_checkpoint_is_kept():
 def test_carried_checkpoint_is_int8_and_loads_strictly(path: Path):
     stored = torch.load(path, map_location="cpu", weights_only=True)
     assert is_compact(stored)
-    network = load_network(path)  # strict: every key and shape of the spec
+    network = load_network(path)  # strict: every key and shape of the official layout
     assert isinstance(network, XMem)
     assert sum(p.numel() for p in network.parameters()) == 62_185_224
 
