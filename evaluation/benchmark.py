@@ -7,7 +7,8 @@ Every tracker runs in its own fresh process (spawned one after the other, never 
 so timings do not compete) over all cases of the dataset, through model.runner.run_tracker.
 Printed and written (DIR/table.csv, DIR/table.md), one row per tracker:
 - dsc, hd95_px, masd_px, cd_px, rel_d98: per-case challenge means (evaluation.metrics.score_sequence,
-  first frame excluded), averaged over the cases;
+  first frame excluded), averaged over the cases by evaluation.metrics.mean_over_cases (a case
+  whose metric is undefined is left out and counted in `note` as undefined_<metric>=N);
 - median_ms, p95_ms: the median and 95th percentile of the time of one `track` call, over all
   frames of all cases (loading and `start` excluded);
 - peak_rss_mib: peak resident memory (ru_maxrss) of that tracker's worker process, which
@@ -28,32 +29,28 @@ import argparse
 import csv
 import multiprocessing
 import resource
-from collections import Counter
 import sys
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from evaluation.evaluate import evaluate_case
+from evaluation.metrics import METRICS, dice_per_frame, mean_over_cases
 from model.errors import InputError
-from model.io import dataset_case_id, find_case_dirs, read_dataset_case, read_labels
-from evaluation.metrics import dice_per_frame, score_sequence
+from model.io import find_case_dirs
 from model.overlay import write_line_chart, write_montage, write_overlay
-from model.runner import run_tracker, time_summary
+from model.runner import time_summary
 from model.trackers import available_trackers, build_tracker
 
 DEFAULT_TRACKERS = "copy,optical-flow,template,xmem"
 REFERENCE_TRACKER = "xmem"
-METRIC_KEYS = ("dsc", "hd95", "masd", "cd", "rel_d98")
 COLUMNS = (
     "tracker",
     "cases",
-    "dsc",
-    "hd95_px",
-    "masd_px",
-    "cd_px",
-    "rel_d98",
+    *(metric.column for metric in METRICS),
     "median_ms",
     "p95_ms",
     "peak_rss_mib",
@@ -61,7 +58,7 @@ COLUMNS = (
     "time_vs_xmem",
     "note",
 )
-CASE_COLUMNS = ("tracker", "case", "frames", "dsc", "hd95_px", "masd_px", "cd_px", "rel_d98", "events")
+CASE_COLUMNS = ("tracker", "case", "frames", *(metric.column for metric in METRICS), "events")
 
 
 @dataclass
@@ -92,22 +89,20 @@ def benchmark_tracker(name: str, case_dirs: list[Path], overlay_dir: Path | None
         run.skipped = f"{type(error).__name__}: {error}"
         return run
     for case_dir in case_dirs:
-        case = read_dataset_case(case_dir)
-        truth = read_labels(case_dir)
-        result = run_tracker(tracker, case.frames, case.first_mask, case.info)
-        case_id = dataset_case_id(case_dir)
+        evaluated = evaluate_case(tracker, case_dir)
+        case, result, truth = evaluated.case, evaluated.result, evaluated.truth
         run.cases.append(
             CaseRun(
-                case_id=case_id,
+                case_id=evaluated.case_id,
                 frame_rate=case.info.frame_rate,
-                scores=score_sequence(result.masks, truth, case.info.scanned_region),
+                scores=evaluated.scores,
                 frame_dsc=dice_per_frame(result.masks, truth)[1:].tolist(),
                 frame_seconds=result.frame_seconds,
                 events={**tracker.events(), **result.events},
             )
         )
         if overlay_dir is not None:
-            folder = overlay_dir / case_id
+            folder = overlay_dir / evaluated.case_id
             write_overlay(case.frames, result.masks, folder / f"{name}.gif", truth, fps=case.info.frame_rate)
             write_montage(case.frames, result.masks, folder / f"{name}.png", truth)
     run.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
@@ -130,14 +125,10 @@ def summarise(runs: list[TrackerRun]) -> list[dict[str, str]]:
             row["note"] = f"skipped: {run.skipped}"
             rows.append(row)
             continue
-        means = {key: float(np.nanmean([c.scores[key] for c in run.cases])) for key in METRIC_KEYS}
+        averaged = mean_over_cases([c.scores for c in run.cases])
+        row.update(_metric_cells(averaged.means))
         times = time_summary(np.concatenate([c.frame_seconds for c in run.cases]))
         row.update(
-            dsc=f"{means['dsc']:.3f}",
-            hd95_px=f"{means['hd95']:.2f}",
-            masd_px=f"{means['masd']:.2f}",
-            cd_px=f"{means['cd']:.2f}",
-            rel_d98=f"{means['rel_d98']:.3f}",
             median_ms=f"{times['median'] * 1000:.3f}",
             p95_ms=f"{times['p95'] * 1000:.3f}",
             peak_rss_mib=f"{run.peak_rss_mib:.0f}",
@@ -146,7 +137,9 @@ def summarise(runs: list[TrackerRun]) -> list[dict[str, str]]:
             time_vs_xmem="" if np.isnan(reference) else f"{medians[run.name] / reference:.3g}",
         )
         totals = sum((Counter(c.events) for c in run.cases), Counter())
-        row["note"] = ", ".join(f"{k}={v}" for k, v in sorted(totals.items()) if v)
+        notes = [f"{k}={v}" for k, v in sorted(totals.items()) if v]
+        notes += [f"undefined_{m.key}={averaged.left_out[m.key]}" for m in METRICS if averaged.left_out[m.key]]
+        row["note"] = ", ".join(notes)
         rows.append(row)
     return rows
 
@@ -156,19 +149,19 @@ def case_rows(runs: list[TrackerRun]) -> list[dict[str, str]]:
     rows = []
     for run in runs:
         for case in run.cases:
-            scores = case.scores
             rows.append({
                 "tracker": run.name,
                 "case": case.case_id,
                 "frames": str(len(case.frame_dsc) + 1),
-                "dsc": f"{scores['dsc']:.3f}",
-                "hd95_px": f"{scores['hd95']:.2f}",
-                "masd_px": f"{scores['masd']:.2f}",
-                "cd_px": f"{scores['cd']:.2f}",
-                "rel_d98": f"{scores['rel_d98']:.3f}",
+                **_metric_cells(case.scores),
                 "events": ", ".join(f"{k}={v}" for k, v in sorted(case.events.items()) if v),
             })
     return rows
+
+
+def _metric_cells(values: dict[str, float]) -> dict[str, str]:
+    """Metric values by key -> formatted cells by column title (evaluation.metrics.METRICS)."""
+    return {m.column: f"{values[m.key]:{m.format}}" for m in METRICS}
 
 
 def format_text(rows: list[dict[str, str]]) -> str:

@@ -3,8 +3,9 @@ as grand-challenge would, score the outputs and check the runtime limit.
 
 Each case is laid out in a temporary /input-like folder (read-only), the entry point runs as a
 separate process (or as the built Docker image with the challenge's mounts), and its output is
-scored against targets/<id>_labels.mha with evaluation.metrics. Cases without labels are run and
-checked (exit code, empty frames, time) but not scored.
+scored against targets/<id>_labels.mha (evaluation.evaluate.score_output) and averaged over the
+cases (evaluation.metrics.mean_over_cases). Cases without labels are run and checked (exit
+code, empty frames, time) but not scored.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from evaluation.evaluate import score_output
+from evaluation.metrics import METRICS, fit_runtime, mean_over_cases
 from model.io import (
     FIELD_STRENGTH_JSON,
     FRAME_RATE_JSON,
@@ -33,14 +36,11 @@ from model.io import (
     CaseError,
     dataset_case_id,
     find_case_dirs,
-    read_labels,
     read_scanned_region,
 )
-from evaluation.metrics import fit_runtime, score_sequence
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATASET = REPO / "resources" / "example"
-METRIC_KEYS = ("dsc", "hd95", "masd", "cd", "rel_d98")
 REPORT_NAME = "run-report.json"
 
 
@@ -130,22 +130,20 @@ def _collect(result: CaseResult, case_dir: Path, output_dir: Path) -> None:
     report = output_dir / REPORT_NAME
     if report.is_file():  # the report is optional: an image built elsewhere may not write one
         result.median_frame_seconds = json.loads(report.read_text())["frame_seconds"]["median"]
-    labels_path = case_dir / "targets" / f"{result.case_id}_labels.mha"
-    if not labels_path.is_file():
+    if not (case_dir / "targets" / f"{result.case_id}_labels.mha").is_file():
         return
-    truth = read_labels(case_dir)
-    if truth.shape != masks.shape:
-        result.error = f"{output}: shape {masks.shape} differs from the labels' {truth.shape}"
-        return
-    result.scores = score_sequence(masks, truth, read_scanned_region(case_dir))
+    try:
+        _, result.scores = score_output(masks, case_dir, read_scanned_region(case_dir))
+    except CaseError as error:
+        result.error = str(error)
 
 
 def format_table(results: list[CaseResult]) -> str:
-    header = f"{'case':<16}{'frames':>7}" + "".join(f"{k:>9}" for k in METRIC_KEYS) \
+    header = f"{'case':<16}{'frames':>7}" + "".join(f"{m.column:>9}" for m in METRICS) \
         + f"{'wall s':>9}{'med ms':>9}{'empty':>7}  status"
     lines = [header, "-" * len(header)]
     for r in results:
-        metrics = "".join(f"{r.scores[k]:>9.3f}" if r.scores else f"{'-':>9}" for k in METRIC_KEYS)
+        metrics = "".join(f"{r.scores[m.key]:>9{m.format}}" if r.scores else f"{'-':>9}" for m in METRICS)
         lines.append(f"{r.case_id:<16}{r.n_frames:>7}{metrics}{r.wall_seconds:>9.2f}"
                      f"{r.median_frame_seconds * 1e3:>9.3f}{r.empty_frames:>7}  "
                      f"{r.error or 'ok'}")
@@ -158,8 +156,7 @@ def summarise(results: list[CaseResult], max_seconds_per_frame: float) -> tuple[
     scored = [r for r in ok if r.scores]
     lines = []
     if scored:
-        means = {k: statistics.mean(r.scores[k] for r in scored) for k in METRIC_KEYS}
-        lines.append("mean over cases: " + "  ".join(f"{k} {v:.3f}" for k, v in means.items()))
+        lines.append("mean over cases: " + mean_over_cases([r.scores for r in scored]).summary())
     passed = len(ok) == len(results)
     if ok:
         per_frame, loading = fit_runtime([r.n_frames for r in ok], [r.wall_seconds for r in ok])

@@ -10,11 +10,14 @@ Arrays are (W, H, T) with time last, 0/1 valued. Per frame (pixel units, unit sp
 Per sequence, the relative D98 dose metric (see `relative_d98`), computed over every frame with
 a non-empty ground truth, frame 0 included, as the challenge does; an empty prediction adds a
 zero dose to the average.
+Over cases, `mean_over_cases` is the one averaging rule of every table: a case whose metric is
+undefined (NaN) is left out of the mean and counted. `METRICS` names and formats the metrics.
+docs/contract.md states all of these rules.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +29,25 @@ DOSE_SIGMA_LUNG = 6.0
 DOSE_SIGMA_DEFAULT = 4.0
 DVH_BIN_WIDTH = 0.1  # the challenge's dose-volume histogram bins
 _CROSS = ndimage.generate_binary_structure(2, 1)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-sequence metric as every table of the project shows it."""
+
+    key: str  # the key in score_sequence's result
+    column: str  # column title in tables and CSV files (units where they apply)
+    official: str  # the challenge's name
+    format: str  # format spec of one value
+
+
+METRICS = (
+    Metric("dsc", "dsc", "DSC", ".3f"),
+    Metric("hd95", "hd95_px", "HD95", ".2f"),
+    Metric("masd", "masd_px", "MASD", ".2f"),
+    Metric("cd", "cd_px", "CD", ".2f"),
+    Metric("rel_d98", "rel_d98", "relative D98", ".3f"),
+)
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,39 @@ def score_sequence(pred: np.ndarray, truth: np.ndarray, scanned_region: str) -> 
     }
     means["rel_d98"] = relative_d98(pred, truth, scanned_region)
     return means
+
+
+@dataclass(frozen=True)
+class CaseMeans:
+    """Means of METRICS over cases, and how many cases each mean left out."""
+
+    cases: int
+    means: dict[str, float]  # metric key -> mean over the cases where it is defined (NaN if none)
+    left_out: dict[str, int]  # metric key -> cases whose value was undefined (NaN)
+
+    def summary(self) -> str:
+        """One line: each metric's column title and formatted mean, then any left-out counts."""
+        text = ", ".join(f"{m.column} {self.means[m.key]:{m.format}}" for m in METRICS)
+        undefined = [f"{m.column} on {self.left_out[m.key]}" for m in METRICS if self.left_out[m.key]]
+        if undefined:
+            text += f" (undefined, left out: {', '.join(undefined)} of {self.cases} cases)"
+        return text
+
+
+def mean_over_cases(scores: Sequence[Mapping[str, float]]) -> CaseMeans:
+    """Average per-case scores (score_sequence results) over the cases, metric by metric.
+
+    The one rule for every table: a case whose metric is undefined (NaN, e.g. no later frame
+    has a ground truth, or a target too small for any dose) is left out of that metric's mean
+    and counted in `left_out`; a metric undefined on every case has the mean NaN.
+    """
+    means, left_out = {}, {}
+    for metric in METRICS:
+        values = [float(s[metric.key]) for s in scores]
+        defined = [v for v in values if not math.isnan(v)]
+        means[metric.key] = float(np.mean(defined)) if defined else math.nan
+        left_out[metric.key] = len(values) - len(defined)
+    return CaseMeans(len(scores), means, left_out)
 
 
 def relative_d98(pred: np.ndarray, truth: np.ndarray, scanned_region: str) -> float:

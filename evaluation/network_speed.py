@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from model.device import resolve_device
 from model.runner import time_summary
 from model.xmem.inference.config import InferenceConfig
 from model.xmem.inference.inference_core import PRECISIONS, InferenceCore
@@ -73,7 +74,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", default="384,256", help="comma-separated square frame sizes")
     parser.add_argument("--frames", type=int, default=50, help="timed frames per size")
     parser.add_argument("--warmup", type=int, default=5, help="untimed frames after the first")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="auto = fp16 autocast on CUDA, fp32 on the CPU; bf16 = autocast")
@@ -85,6 +86,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
     if args.frames < 1 or args.warmup < 0 or any(s < 16 for s in args.sizes):
         parser.error("need --frames ≥ 1, --warmup ≥ 0 and sizes ≥ 16")
+    try:
+        args.device = resolve_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 

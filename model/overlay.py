@@ -82,8 +82,9 @@ def write_montage(
     """Write a PNG grid of `count` evenly spaced frames (first and last included) with contours."""
     path = Path(path)
     picks = np.unique(np.linspace(0, frames.shape[2] - 1, count).round().astype(int))
-    pictures = render_frames(frames[:, :, picks], masks[:, :, picks], None if truth is None else truth[:, :, picks], label=False)
-    for picture, t in zip(pictures, picks):
+    picked_truth = None if truth is None else truth[:, :, picks]
+    pictures = render_frames(frames[:, :, picks], masks[:, :, picks], picked_truth, label=False)
+    for picture, t in zip(pictures, picks, strict=True):
         cv2.putText(picture, f"frame {t}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
     blank = np.zeros_like(pictures[0])
     rows = [

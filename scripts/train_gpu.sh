@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Training on a lent GPU in one device call (docs/training.md, "Next time a GPU is lent"):
-# generated data, then full 384 x 384 views, 8-frame clips, 8 clips a step, from the carried CPU
-# weights, stopped by wall time, then the weights exported as int8 in parts small enough to
-# come back from the device machine. A lent machine starts bare and is given back after the
-# session, so everything it needs is made here and everything worth keeping goes to $OUT.
+# Training on a GPU machine in one run bounded by wall time (docs/training.md, "On a GPU
+# machine"): generated data, then full 384 x 384 views, 8-frame clips, 8 clips a step, from the
+# carried CPU weights, stopped after MINUTES of training, then the weights exported as int8.
+# Everything it needs is made here, so it also runs on a fresh machine with only the repository.
 #
-#   device run:  bash scripts/train_gpu.sh            (timeout_s 600; about MINUTES + 3 min)
-#   back here:   cat <files_at>/w.part-* > runs/gpu/w.int8.pth
+#   OUT=runs/gpu MINUTES=30 bash scripts/train_gpu.sh      (about MINUTES + 3 min in all)
 #
 # Environment (defaults in brackets):
-#   OUT      folder for the results (the device tool sets it): train.log, log.csv, val.csv, w.part-*
-#   MINUTES  minutes of the training loop [6]; the rest of a call is data, validation and export
+#   OUT      folder for the results (required): train.log, log.csv, val.csv, w.int8.pth
+#   MINUTES  minutes of the training loop [6]; data, validation and export come on top
 #   START    start weights [resources/training/cpu-chain.int8.pth]; "scratch" for random ones
 #   BATCH [8]  FRAMES [8]  LR [1e-5]  DEVICE [cuda]  WORK, the scratch folder [/tmp/gpu-train]
 #   TRAIN_CASES [120]  VAL_CASES [6]: generated cases; the seeds differ from every set that
 #   selects or judges weights (val10 13, valsel 41/42, valsel2 43)
+#   PARTS    if set (e.g. 15M), the weights are also split into parts of at most this size
+#            (w.part-aa, ...; `cat w.part-* > w.int8.pth` joins them), for copying the results
+#            off a machine whose transfers limit the file size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder that receives the results}"
@@ -31,7 +32,7 @@ if [ ! -d "$work/val" ]; then
     python -m training.synthetic "$work/val" --kind translation --cases 2 --seed 24 --frames 30:40
 fi
 
-# Each call is a new run from START: a run folder left by an earlier call on a warm machine
+# Each call is a new run from START: a run folder left by an earlier call on the same machine
 # would otherwise hand its higher-numbered network file to the export below.
 rm -rf "$work/run"
 start=${START:-resources/training/cpu-chain.int8.pth}
@@ -47,7 +48,12 @@ python -m training "${from[@]}" --data "$work/train" "$work/train-t" \
 cp "$work/run/log.csv" "$work/run/val.csv" "$OUT/"
 
 last=$(ls "$work/run"/network_*.pth | sort | tail -n 1)
-python -m training.export_weights "$last" "$work/w.int8.pth" | tee -a "$OUT/train.log"
-# The device tool returns files of at most 16 MiB.
-split -b 15M "$work/w.int8.pth" "$OUT/w.part-"
-echo "weights of $(basename "$last") in $(ls "$OUT"/w.part-* | wc -l) parts"
+python -m training.export_weights "$last" "$OUT/w.int8.pth" | tee -a "$OUT/train.log"
+if [ -n "${PARTS:-}" ]; then
+    rm -f "$OUT"/w.part-*
+    split -b "$PARTS" "$OUT/w.int8.pth" "$OUT/w.part-"
+    rm "$OUT/w.int8.pth"
+    echo "weights of $(basename "$last") in $(ls "$OUT"/w.part-* | wc -l) parts of at most $PARTS"
+else
+    echo "weights of $(basename "$last") in $OUT/w.int8.pth"
+fi

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.average import average_state_dicts, main
 from model.xmem.network.checkpoint import load_state_dict_file
 from model.xmem.network.network import XMem
+from training.average import average_state_dicts, main
 
 COUNTER = "bn.num_batches_tracked"
 

@@ -12,9 +12,9 @@ from PIL import Image
 from evaluation import benchmark
 from evaluation.metrics import dice_per_frame
 from model.overlay import write_line_chart, write_montage, write_overlay
-from training.synthetic import MotionRanges, generate_sequence, write_case
 from model.weights import ENV_VAR
 from model.xmem.network.network import XMem
+from training.synthetic import MotionRanges, generate_sequence, write_case
 
 TRACKERS = ["copy", "optical-flow", "template", "xmem"]
 
@@ -103,6 +103,18 @@ def test_unknown_tracker_is_rejected_before_running(tiny_dataset, tmp_path):
 def test_dataset_without_cases_is_one_error_line(tmp_path):
     with pytest.raises(SystemExit, match="no case folder"):
         benchmark.main([str(tmp_path), "--trackers", "copy", "--out", str(tmp_path / "out")])
+
+
+def test_a_case_with_an_undefined_metric_is_left_out_of_the_mean_and_counted():
+    def case(case_id: str, dsc: float, rel_d98: float) -> benchmark.CaseRun:
+        scores = dict(dsc=dsc, hd95=1.0, masd=0.5, cd=0.5, rel_d98=rel_d98)
+        return benchmark.CaseRun(case_id, 4.0, scores, [dsc], [0.001], {})
+
+    run = benchmark.TrackerRun("copy", [case("A", 0.8, float("nan")), case("B", 0.6, 0.9)], peak_rss_mib=100)
+    row = benchmark.summarise([run])[0]
+    assert row["dsc"] == "0.700" and row["rel_d98"] == "0.900"
+    assert row["note"] == "undefined_rel_d98=1"
+    assert [r["rel_d98"] for r in benchmark.case_rows([run])] == ["nan", "0.900"]
 
 
 def test_frame_dsc_per_frame():

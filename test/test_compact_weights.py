@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.export_weights import main as export_main
 from model.xmem.network.checkpoint import CheckpointError, load_network, load_state_dict_file
 from model.xmem.network.compact import SCALE_SUFFIX, compact_state_dict, expand_state_dict
 from model.xmem.network.network import XMem
+from training.export_weights import main as export_main
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_CASE, REPO
+
 from model.trackers.registry import TRACKER_CLASSES
 
 

@@ -1,18 +1,22 @@
 """test/run.sh and evaluation.harness: staging, scoring, the table, and the pass/fail rules."""
+import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import SimpleITK as sitk
-
 from conftest import EXAMPLE_CASE, REPO
+
 from evaluation import harness
-from model.io import find_case_dirs, read_dataset_case, read_labels
 from evaluation.metrics import score_sequence
+from model.io import find_case_dirs, read_dataset_case, read_labels
 
 
 def test_run_sh_prints_the_example_table_with_the_copy_baseline():
+    # PYTHON: run.sh uses the interpreter running the tests, not whichever is first on PATH.
     done = subprocess.run(["bash", "test/run.sh", "--tracker", "copy"], cwd=REPO,
+                          env={**os.environ, "PYTHON": sys.executable},
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     truth = read_labels(EXAMPLE_CASE)
@@ -71,6 +75,16 @@ def test_summary_fails_on_slow_runs_and_empty_frames():
     empty = harness.CaseResult("Y", n_frames=10, wall_seconds=1.0, empty_frames=2)
     lines, passed = harness.summarise([empty], 1.0)
     assert not passed and "FAIL: 2 empty output frame(s)" in lines
+
+
+def test_means_leave_out_an_undefined_metric_and_count_it():
+    scores = dict(dsc=0.9, hd95=1.0, masd=0.5, cd=0.5, rel_d98=1.0)
+    tiny = harness.CaseResult("A", n_frames=10, wall_seconds=1.0, scores={**scores, "rel_d98": float("nan")})
+    other = harness.CaseResult("B", n_frames=10, wall_seconds=1.0, scores={**scores, "dsc": 0.7})
+    lines, passed = harness.summarise([tiny, other], 1.0)
+    assert passed and lines[0] == ("mean over cases: dsc 0.800, hd95_px 1.00, masd_px 0.50, cd_px 0.50, "
+                                   "rel_d98 1.000 (undefined, left out: rel_d98 on 1 of 2 cases)")
+    assert "rel_d98" in harness.format_table([tiny]).splitlines()[0]
 
 
 def test_speed_check_uses_the_fit_across_lengths_and_the_median_for_one_length():

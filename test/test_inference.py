@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-import inference
 from conftest import (
     EXAMPLE_CASE,
     OUTPUT_RELATIVE,
@@ -19,12 +17,14 @@ from conftest import (
     square_sequence,
     write_mha,
 )
+
 import torch
 
-from model.io import read_labels
+import inference
 from model.releases import file_digest
 from model.weights import resolve_weights
 from evaluation.metrics import score_sequence
+from model.io import read_labels
 from model.trackers import SequenceInfo, Tracker
 from model.trackers.registry import TRACKER_CLASSES
 

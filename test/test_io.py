@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from conftest import EXAMPLE_CASE, OUTPUT_RELATIVE, snapshot_tree, square_sequence, write_mha
+
 from model.io import (
     DEFAULT_FIELD_STRENGTH,
     DEFAULT_FRAME_RATE,

@@ -4,7 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from evaluation.metrics import fit_runtime, frame_scores, relative_d98, score_sequence
+from evaluation.metrics import (
+    METRICS,
+    fit_runtime,
+    frame_scores,
+    mean_over_cases,
+    relative_d98,
+    score_sequence,
+)
 
 
 def square(shape=(40, 50), top=10, left=12, size=10) -> np.ndarray:
@@ -108,3 +115,32 @@ def test_fit_runtime_single_case_charges_everything_to_frames():
     assert fit_runtime([10], [3.0]) == (0.3, 0.0)
     with pytest.raises(ValueError):
         fit_runtime([], [])
+
+
+def test_metric_table_names_every_score_once():
+    truth = stack(square(), square(top=12))
+    assert [m.key for m in METRICS] == list(score_sequence(truth, truth, "lung"))
+    assert len({m.column for m in METRICS}) == len(METRICS)
+    assert [m.official for m in METRICS] == ["DSC", "HD95", "MASD", "CD", "relative D98"]
+
+
+def test_mean_over_cases_leaves_out_undefined_cases_and_counts_them():
+    scores = [
+        dict(dsc=0.5, hd95=2.0, masd=1.0, cd=1.0, rel_d98=math.nan),
+        dict(dsc=0.7, hd95=4.0, masd=1.0, cd=3.0, rel_d98=0.9),
+        dict(dsc=math.nan, hd95=math.nan, masd=math.nan, cd=math.nan, rel_d98=0.8),
+    ]
+    averaged = mean_over_cases(scores)
+    assert averaged.cases == 3
+    assert averaged.means["dsc"] == pytest.approx(0.6) and averaged.means["rel_d98"] == pytest.approx(0.85)
+    assert averaged.left_out == {"dsc": 1, "hd95": 1, "masd": 1, "cd": 1, "rel_d98": 1}
+    summary = averaged.summary()
+    assert summary.startswith("dsc 0.600, hd95_px 3.00, masd_px 1.00, cd_px 2.00, rel_d98 0.850")
+    assert "undefined, left out: dsc on 1, hd95_px on 1, masd_px on 1, cd_px on 1, rel_d98 on 1 of 3 cases" in summary
+
+
+def test_mean_over_cases_of_a_metric_undefined_everywhere_is_nan():
+    averaged = mean_over_cases([dict(dsc=math.nan, hd95=1.0, masd=1.0, cd=1.0, rel_d98=1.0)])
+    assert math.isnan(averaged.means["dsc"]) and averaged.left_out["dsc"] == 1
+    assert averaged.means["hd95"] == 1.0 and averaged.left_out["hd95"] == 0
+    assert "(undefined" not in mean_over_cases([dict(dsc=1.0, hd95=1.0, masd=1.0, cd=1.0, rel_d98=1.0)]).summary()

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.runner import run_tracker
-from training.synthetic import make_translation_sequence
 from model.errors import InputError
+from model.runner import run_tracker
 from model.trackers import build_tracker
+from training.synthetic import make_translation_sequence
 
 PEERS = [
     ("optical-flow", {}),

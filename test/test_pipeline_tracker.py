@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from model.trackers.xmem import XMemSettings, XMemTracker, build_core
 from model.runner import run_tracker
-from training.synthetic.translation import make_translation_sequence
 from model.trackers import SequenceInfo, build_tracker
+from model.trackers.xmem import XMemSettings, XMemTracker, build_core
 from model.weights import PROJECT_NAME, RESOURCES_DIR, WeightsError
 from model.xmem.network.network import NetworkDims, XMem
+from training.synthetic.translation import make_translation_sequence
 
 SMALL = dict(crop_size=64, margin_mm="10", device="cpu")
 
@@ -261,7 +261,7 @@ def test_causal_frame_t_depends_on_frames_up_to_t_only():
     for n in (3, 5):
         masks, probs = run(n)
         assert np.array_equal(masks, full_masks[:, :, :n])
-        assert all(torch.equal(a, b) for a, b in zip(probs, full_probs[:n]))
+        assert all(torch.equal(a, b) for a, b in zip(probs, full_probs[:n], strict=True))
 
 
 def test_causal_with_smoothing_component_choice_and_crop_following_in_play():

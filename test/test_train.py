@@ -8,17 +8,17 @@ import torch
 import torch.nn.functional as F
 
 from model.io import dataset_case_id
-from training.synthetic.translation import write_translation_case
+from model.xmem.network.checkpoint import load_network
+from model.xmem.network.network import XMem
 from training.__main__ import main
 from training.augment import glide_offsets
 from training.config import TrainConfig, parse_config
 from training.data import ClipSampler, load_sequences, max_skip_at, patch_slices, sample_positions
 from training.forward import reference_frames
 from training.loop import CHECKPOINT, Trainer, build_trainer, train
-from training.validate import main as validate_main
 from training.losses import bootstrapped_ce, dice_loss, top_fraction
-from model.xmem.network.checkpoint import load_network
-from model.xmem.network.network import XMem
+from training.synthetic.translation import write_translation_case
+from training.validate import main as validate_main
 
 TINY = dict(crop_size=64, num_frames=3, num_ref_frames=2, batch_size=1, margin_mm=(8.0, 12.0))
 
@@ -269,5 +269,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["--weights", str(tmp_path / "none.pth"), "--static-fraction", "1", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err and "python -m tools.download_weights" in err
-    config = parse_config(["--data", "a", "b", "--lr-steps", "5", "7", "--no-amp", "--crop-size", "128"])
+    config = parse_config(["--data", "a", "b", "--lr-steps", "5", "7", "--no-amp", "--crop-size", "128",
+                           "--margin-mm", "10", "20", "--weights", "w.pth"])
     assert config.data == ("a", "b") and config.lr_steps == (5, 7) and not config.amp and config.crop_size == 128
+    assert config.margin_mm == (10.0, 20.0) and config.weights == "w.pth"
+    assert parse_config(["--data", "a"]).weights is None

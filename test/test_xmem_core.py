@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.xmem.network.aggregate import aggregate
 from model.xmem.inference.config import InferenceConfig
 from model.xmem.inference.inference_core import InferenceCore
+from model.xmem.network.aggregate import aggregate
 from model.xmem.network.network import NetworkDims, XMem
 
 SIZE = 64
@@ -250,7 +250,7 @@ def test_precision_choice_and_cpu_bf16_autocast(network: RecordingXMem) -> None:
     bf16 = run(InferenceCore(network, device="cpu", precision="bf16"), network, images, first)
     assert network.calls("segment")[-1]["h_out"].dtype == torch.bfloat16  # the network ran in bf16
     assert all(p.dtype == torch.float32 for p in bf16)  # callers still get float32 probabilities
-    difference = max((a - b).abs().max().item() for a, b in zip(fp32, bf16))
+    difference = max((a - b).abs().max().item() for a, b in zip(fp32, bf16, strict=True))
     assert 0 < difference < 0.1, difference
 
 

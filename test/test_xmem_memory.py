@@ -167,7 +167,7 @@ def test_eviction_removes_the_least_used_long_term_elements() -> None:
 def test_without_long_term_working_memory_grows_and_counts_no_usage() -> None:
     gen = torch.Generator().manual_seed(5)
     memory = MemoryManager(InferenceConfig(enable_long_term=False))
-    for t in range(15):
+    for _ in range(15):
         key, shrinkage, value, _ = frame(4, 4, gen=gen)
         memory.add_memory(key, shrinkage, value)
         memory.match_memory(*frame(4, 4, gen=gen)[::3])

@@ -1,4 +1,4 @@
-"""XMem network: checkpoint layout, the shape checks of spec section 6, and its building blocks."""
+"""XMem network: checkpoint layout, the shape checks of docs/network.md, and its building blocks."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from model.xmem.network.aggregate import aggregate
-from model.xmem.network.modules import gru_update
 from model.xmem.network.group_modules import distribute_cat
+from model.xmem.network.modules import ValueEncoder, gru_update, other_objects
 from model.xmem.network.network import NetworkDims, XMem
-from model.xmem.network.modules import ValueEncoder, other_objects
 
-# A copy of shared/docs/xmem-checkpoint-keys.txt (the spec's derived key -> shape list), kept in
+# The official checkpoint's key -> shape list (derived from the reference's layer definitions), kept in
 # the repository so that the check runs in a fresh clone too.
 KEY_LIST = Path(__file__).resolve().parent / "data" / "xmem-checkpoint-keys.txt"
 H, W, N = 64, 128, 2  # small frame: f16 is 4×8

@@ -32,7 +32,7 @@ def glide_offsets(rng: np.random.Generator, num_frames: int, max_travel: float) 
 
     Added to each frame's affine, it moves the whole view past a fixed window the way a
     whole-scene motion or a crop re-centring does at inference, so that matching memory by
-    place in the window stops paying (docs/training.md, "Diagnosis").
+    place in the window stops paying (docs/experiments/2026-11-25-positional-shortcut.md).
     """
     angle = rng.uniform(0.0, 2 * math.pi)
     length = rng.uniform(0.0, max_travel)

@@ -3,7 +3,7 @@
     python -m training.average OUT.pth IN.pth IN.pth [IN.pth ...]
 
 Late checkpoints of the CPU runs swing by up to 0.1-0.4 validation DSC from one save to the next
-(docs/training.md), while their mean, as in stochastic weight averaging, sits in the middle of
+(docs/experiments/, 2026-11-27), while their mean, as in stochastic weight averaging, sits in the middle of
 the region the run explores. The mean is well defined here because training keeps BatchNorm
 frozen: every checkpoint of a run carries the same running statistics and counters, and those
 non-float entries must be equal across the inputs.

@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from dataclasses import dataclass, field
+
+from model.trackers.registry import add_settings_options
 
 
 def _opt(default, help: str, **argparse_kwargs):
-    """A field with its command-line help (and argparse `type`/`nargs` where not obvious)."""
+    """A field with its command-line help (and argparse `type`/`nargs` for tuple fields)."""
     return field(default=default, metadata={"help": help, **argparse_kwargs})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Data. Spec section 4 values unless noted; tuples are given as repeated/space-separated values.
-    data: tuple[str, ...] = _opt((), "dataset-layout folders (a case folder or a folder of case folders)", nargs="*", type=str)
+    # Data. XMem's training values (docs/training.md) unless noted; tuple fields take space-separated values.
+    data: tuple[str, ...] = _opt(
+        (), "dataset-layout folders (a case folder or a folder of case folders)", nargs="*", type=str
+    )
     static_fraction: float = _opt(0.2, "share of clips made from deformed static images (skimage.data)")
     crop_size: int = _opt(384, "side of the square crop view, as at inference (model.pipeline: 384)")
     min_crop_size: int = _opt(0, "draw each clip's view side from the multiples of 16 in [min_crop_size, crop_size] "
@@ -22,7 +25,9 @@ class TrainConfig:
                                  "that tumours of different sizes have in the inference crop (0 = always crop_size)")
     patch_size: int = _opt(0, "train on a random patch of this side cut from the crop view and holding the "
                               "first frame's target (0 = the whole view): inference scale at a fraction of the cost")
-    margin_mm: tuple[float, float] = _opt((15.0, 40.0), "random crop margin around the target box (mm)", nargs=2, type=float)
+    margin_mm: tuple[float, float] = _opt(
+        (15.0, 40.0), "random crop margin around the target box (mm)", nargs=2, type=float
+    )
     jitter: float = _opt(0.15, "random shift of the crop box, as a fraction of its size")
     glide: float = _opt(0.2, "the clip's content glides steadily across the crop view, by up to this fraction "
                              "of its side from the first frame to the last (random direction): teaches matching "
@@ -34,10 +39,12 @@ class TrainConfig:
     iterations: int = _opt(10000, "total training iterations")
     lr: float = _opt(1e-5, "AdamW learning rate")
     weight_decay: float = _opt(0.05, "AdamW weight decay")
-    lr_steps: tuple[int, ...] = _opt((), "iterations at which the learning rate is multiplied by lr_gamma", nargs="*", type=int)
+    lr_steps: tuple[int, ...] = _opt(
+        (), "iterations at which the learning rate is multiplied by lr_gamma", nargs="*", type=int
+    )
     lr_gamma: float = _opt(0.1, "learning-rate decay factor at each of lr_steps")
-    start_warm: int = _opt(2000, "bootstrapped CE: plain CE before this iteration (spec: 20K)")
-    end_warm: int = _opt(7000, "bootstrapped CE: hardest-pixel fraction reaches 0.15 here (spec: 70K)")
+    start_warm: int = _opt(2000, "bootstrapped CE: plain CE before this iteration (XMem: 20K)")
+    end_warm: int = _opt(7000, "bootstrapped CE: hardest-pixel fraction reaches 0.15 here (XMem: 70K)")
     deep_update_prob: float = _opt(0.2, "probability of a deep sensory update per memory frame")
     amp: bool = _opt(True, "mixed precision on CUDA: fp16 autocast with a gradient scaler (ignored on CPU)")
     cpu_bf16: bool = _opt(False, "bf16 autocast on CPU (about 2x faster where the CPU has AVX512-BF16 or AMX; "
@@ -51,7 +58,7 @@ class TrainConfig:
     seed: int = _opt(0, "random seed")
     max_minutes: float = _opt(0.0, "stop after the iteration that passes this many minutes of the training "
                                    "loop's wall time, with a checkpoint saved as at the last iteration "
-                                   "(0 = no limit): fits a run into a session or a device call; --resume continues it")
+                                   "(0 = no limit): bounds a run's wall time; --resume continues it")
     log_every: int = _opt(10, "print and log the training loss every N iterations")
     save_every: int = _opt(1000, "write checkpoint.pt and network_<iter>.pth every N iterations")
     val_data: str | None = _opt(None, "held-out dataset-layout folder validated with the official metrics")
@@ -91,15 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training", description="Train or fine-tune XMem on TrackRAD-layout clips."
     )
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        meta = dict(f.metadata)
-        help_text = f"{meta.pop('help')} (default: {f.default})"
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-        else:
-            meta.setdefault("type", str if f.default is None else type(f.default))
-            parser.add_argument(flag, default=f.default, help=help_text, **meta)
+    add_settings_options(parser, TrainConfig)
     return parser
 
 

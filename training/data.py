@@ -27,7 +27,7 @@ from training.augment import add_noise, glide_offsets, random_affine, random_gam
 from training.config import TrainConfig
 from training.static import static_frames
 
-# Max-skip schedule of spec section 4: (fraction of training done, max skip).
+# XMem's max-skip schedule (docs/training.md, "The recipe"): (fraction of training done, max skip).
 MAX_SKIP_SCHEDULE = ((0.0, 5), (0.1, 10), (0.3, 15), (0.9, 5))
 MAX_TRIES = 20  # resampling attempts when augmentation pushed the first target out of view
 
@@ -100,8 +100,8 @@ def make_clip(
     flips = [axis for axis in (0, 1) if rng.random() < 0.5]
     glide = glide_offsets(rng, len(frames), config.glide * size)
     out_frames, out_masks = [], []
-    for frame, mask, offset in zip(frames, masks, glide):
-        # Per-frame affine: ±15°, shear 10°, slight scale (spec section 4, video stage), plus
+    for frame, mask, offset in zip(frames, masks, glide, strict=True):
+        # Per-frame affine: ±15°, shear 10°, slight scale (XMem's video stage), plus
         # the clip's steady glide across the window.
         matrix = random_affine(rng, centre, 15.0, (0.95, 1.05), 10.0, max_shift=0.02 * size)
         matrix[:, 2] += offset

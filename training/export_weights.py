@@ -46,7 +46,8 @@ def export(source: Path, destination: Path, fmt: str) -> str:
     stored = convert(state_dict, fmt)
     save_checked_state_dict(stored, destination)  # refuses to ship a file inference cannot load
     size_mb = destination.stat().st_size / 1e6
-    return f"wrote {destination}: {fmt}, {size_mb:.1f} MB, max relative weight error {max_relative_error(state_dict, stored):.2e}"
+    error = max_relative_error(state_dict, stored)
+    return f"wrote {destination}: {fmt}, {size_mb:.1f} MB, max relative weight error {error:.2e}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,15 +12,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.config import TrainConfig
+from evaluation.metrics import METRICS
+from model.device import resolve_device
 from model.io import find_case_dirs
-from training.data import ClipSampler
-from training.forward import clip_forward
-from training.losses import clip_loss, top_fraction
-from training.validate import METRICS, validate
 from model.weights import load_weights
 from model.xmem.network.checkpoint import load_network
 from model.xmem.network.network import XMem
+from training.config import TrainConfig
+from training.data import ClipSampler
+from training.forward import clip_forward
+from training.losses import clip_loss, top_fraction
+from training.validate import validate
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -30,7 +32,7 @@ class Trainer:
 
     def __init__(self, network: XMem, config: TrainConfig, device: torch.device, rng: np.random.Generator) -> None:
         self.config, self.device, self.rng = config, device, rng
-        # Spec section 4: BatchNorm stays in eval mode for the whole training (running stats
+        # XMem's recipe: BatchNorm stays in eval mode for the whole training (running stats
         # frozen; its affine parameters still learn), so the network is never put in train().
         self.network = network.to(device).eval()
         self.optimizer = torch.optim.AdamW(
@@ -100,15 +102,9 @@ def _atomic_save(obj: object, path: Path) -> None:
     os.replace(temp, path)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def build_trainer(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:
     """A Trainer started from the resume checkpoint, from scratch, or from resolved weights."""
-    device = pick_device(config.device)
+    device = resolve_device(config.device)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     if config.resume:
@@ -157,7 +153,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:
         log(f"skipped {note}")
     val_cases = find_case_dirs(Path(config.val_data))[: config.val_cases] if config.val_data else []
     train_log = _CsvLog(out / "log.csv", ["iteration", "loss", "ce", "dice", "lr", "it_per_s"])
-    val_log = _CsvLog(out / "val.csv", ["iteration", *METRICS])
+    val_log = _CsvLog(out / "val.csv", ["iteration", *(metric.key for metric in METRICS)])
 
     sums: dict[str, float] = {}
     window_start, window_iterations = time.monotonic(), 0
@@ -180,9 +176,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:
             )
             sums, window_start, window_iterations = {}, time.monotonic(), 0
         if val_cases and (it % config.val_every == 0 or last):
-            scores = validate(trainer.network, val_cases, config.crop_size)
-            val_log.write({"iteration": it, **scores})
-            log(f"validation at {it}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+            averaged = validate(trainer.network, val_cases, config.crop_size)
+            val_log.write({"iteration": it, **averaged.means})
+            log(f"validation at {it}: {averaged.summary()}")
             window_start = time.monotonic()  # validation time is not training speed
         if it % config.save_every == 0 or last:
             log(f"saved {trainer.save(out)}")

@@ -1,4 +1,4 @@
-"""XMem's training loss (spec section 4): bootstrapped cross-entropy plus soft Dice."""
+"""XMem's training loss (docs/training.md, "The recipe"): bootstrapped cross-entropy plus soft Dice."""
 from __future__ import annotations
 
 import torch
@@ -46,7 +46,7 @@ def clip_loss(
     """Sum over query frames t = 1..T−1 of CE + Dice. logits[t−1] B×(N+1)×H×W,
     probs[t−1] B×N×H×W (background stripped), masks B×T×N×H×W (0/1, objects one-hot)."""
     ce = dice = logits[0].new_zeros(())
-    for t, (frame_logits, frame_prob) in enumerate(zip(logits, probs), start=1):
+    for t, (frame_logits, frame_prob) in enumerate(zip(logits, probs, strict=True), start=1):
         target = masks[:, t]
         # Class index: 0 = background, i = object i (objects do not overlap).
         classes = (target * torch.arange(1, target.shape[1] + 1, device=target.device).view(1, -1, 1, 1)).sum(1)

@@ -27,7 +27,7 @@ RADIUS_PX = (6.0, 30.0)
 # Only this window around the lesion is deformed (saves time); it holds any crop box of the
 # default margins (2·30 + 2·40 mm at 1 mm/px, plus jitter and the affine's scale).
 WINDOW = 320
-ELASTIC_PROBABILITY = 0.33  # spec section 4, static stage
+ELASTIC_PROBABILITY = 0.33  # XMem's static stage
 
 
 @functools.cache
@@ -44,7 +44,9 @@ def static_image(name: str) -> np.ndarray:
     return image
 
 
-def lesion_mask(shape: tuple[int, int], centre: tuple[float, float], radius: float, rng: np.random.Generator) -> np.ndarray:
+def lesion_mask(
+    shape: tuple[int, int], centre: tuple[float, float], radius: float, rng: np.random.Generator
+) -> np.ndarray:
     """A lobulated ellipse: r(θ) = radius·(1 + Σ_k a_k cos(kθ + φ_k)), k = 2..4, stretched and rotated."""
     rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     dy, dx = rows - centre[0], cols - centre[1]
@@ -75,13 +77,14 @@ def with_lesion(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
 def static_frames(rng: np.random.Generator, num_frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """`num_frames` independently deformed copies of one image with a lesion (frame and mask lists).
 
-    Affine: ±20°, scale 0.9–1.1, shear 10° about the lesion plus a small shift (the spec's static
+    Affine: ±20°, scale 0.9–1.1, shear 10° about the lesion plus a small shift (XMem's static
     stage, centred on the target so it stays inside a target-centred crop); elastic warp p = 0.33.
     """
     image, mask = with_lesion(static_image(STATIC_IMAGES[rng.integers(len(STATIC_IMAGES))]), rng)
     rows, cols = np.nonzero(mask)
     starts = [
-        int(np.clip(c.mean() - WINDOW / 2, 0, max(size - WINDOW, 0))) for c, size in zip((rows, cols), mask.shape)
+        int(np.clip(c.mean() - WINDOW / 2, 0, max(size - WINDOW, 0)))
+        for c, size in zip((rows, cols), mask.shape, strict=True)
     ]
     window = tuple(slice(start, start + WINDOW) for start in starts)
     image, mask = image[window], mask[window]

@@ -6,28 +6,24 @@ case by case at any crop size:
     python -m training.validate WEIGHTS DATASET_OR_CASE... [--crop-size 384] [--precision bf16]
         [--threshold 0.4] [--mem-every 3] ...  (every XMemSettings option of inference.py)
 
-prints one line per case (dsc, cd in pixels) and the means. Tune pipeline
-settings on a selection set, never on the cases that decide the bar.
+prints one line per case (dsc, cd in pixels) and the means over the cases
+(evaluation.metrics.mean_over_cases). Tune pipeline settings on a selection set, never on the
+cases that decide the bar (docs/training.md, "Choosing and shipping weights").
 """
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from evaluation.evaluate import evaluate_case
+from evaluation.metrics import CaseMeans, mean_over_cases
 from model.errors import InputError
-from model.io import find_case_dirs, read_dataset_case, read_labels
-from evaluation.metrics import score_sequence
-from model.trackers.xmem import XMemSettings, XMemTracker
-from model.runner import run_tracker
+from model.io import find_case_dirs
 from model.trackers import add_settings_options
+from model.trackers.xmem import XMemSettings, XMemTracker
 from model.xmem.network.checkpoint import load_network
 from model.xmem.network.network import XMem
-
-METRICS = ("dsc", "hd95", "masd", "cd", "rel_d98")
 
 
 def score_cases(network: XMem, case_dirs: list[Path], settings: XMemSettings) -> list[dict[str, float]]:
@@ -37,27 +33,12 @@ def score_cases(network: XMem, case_dirs: list[Path], settings: XMemSettings) ->
     which is the mode training keeps it in anyway (frozen BatchNorm).
     """
     tracker = XMemTracker.from_network(network, settings)
-    scores = []
-    for case_dir in case_dirs:
-        case = read_dataset_case(case_dir)
-        result = run_tracker(tracker, case.frames, case.first_mask, case.info)
-        scores.append(score_sequence(result.masks, read_labels(case_dir), case.info.scanned_region))
-    return scores
+    return [evaluate_case(tracker, case_dir).scores for case_dir in case_dirs]
 
 
-def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
-    """Means of METRICS over cases; a case without later ground truth (NaN) is left out."""
-    means = {}
-    for key in METRICS:
-        values = np.array([s[key] for s in scores], dtype=float)
-        finite = values[~np.isnan(values)]
-        means[key] = float(finite.mean()) if finite.size else math.nan
-    return means
-
-
-def validate(network: XMem, case_dirs: list[Path], crop_size: int) -> dict[str, float]:
-    """Mean metrics over the cases, default pipeline settings at this crop size."""
-    return mean_scores(score_cases(network, case_dirs, XMemSettings(crop_size=crop_size)))
+def validate(network: XMem, case_dirs: list[Path], crop_size: int) -> CaseMeans:
+    """Metrics averaged over the cases, default pipeline settings at this crop size."""
+    return mean_over_cases(score_cases(network, case_dirs, XMemSettings(crop_size=crop_size)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except (InputError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    means = mean_scores(scores)
-    print(f"mean of {len(scores)} cases: " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
+    print(f"mean of {len(scores)} cases: {mean_over_cases(scores).summary()}")
     return 0
 
 

@@ -61,21 +61,34 @@ _OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 def add_settings_options(
     group: argparse._ActionsContainer, settings_cls: type, skip: tuple[str, ...] = ()
 ) -> list[str]:
-    """Add one --field-name option per field of a Settings dataclass; return the field names.
+    """Add one --field-name option per field of a settings dataclass; return the field names.
 
-    Fields named in `skip` get no option (a caller that sets them another way).
+    The one way a dataclass becomes command-line options (tracker Settings, the training
+    config). A field's metadata gives its help text under "help"; any other metadata entries
+    (e.g. `nargs`, `type` for tuple fields) go to `add_argument` as they are. bool fields
+    become --name/--no-name. Fields named in `skip` get no option (a caller that sets them
+    another way).
     """
     names = []
     for field in dataclasses.fields(settings_cls):
         if field.name in skip:
             continue
-        kind = _OPTION_TYPES[field.type if isinstance(field.type, str) else field.type.__name__]
         option = "--" + field.name.replace("_", "-")
+        extra = {key: value for key, value in field.metadata.items() if key != "help"}
         help_text = f"{field.metadata.get('help', '')} (default {field.default})".strip()
-        if kind is bool:
+        if _option_type(field) is bool:
             group.add_argument(option, dest=field.name, action=argparse.BooleanOptionalAction,
                                default=field.default, help=help_text)
         else:
-            group.add_argument(option, dest=field.name, type=kind, default=field.default, help=help_text)
+            extra.setdefault("type", _option_type(field))
+            group.add_argument(option, dest=field.name, default=field.default, help=help_text, **extra)
         names.append(field.name)
     return names
+
+
+def _option_type(field: dataclasses.Field) -> type:
+    """The option's value type from the field's annotation (`int`, `str | None`, ...)."""
+    if "type" in field.metadata:
+        return field.metadata["type"]
+    annotation = field.type if isinstance(field.type, str) else field.type.__name__
+    return _OPTION_TYPES[annotation.removesuffix(" | None")]

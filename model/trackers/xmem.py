@@ -14,20 +14,17 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
+from model.device import resolve_device
 from model.pipeline.crop import CropWindow, initial_box, margin_for_region
 from model.pipeline.postprocess import PostProcessor, ema_weight_for_frame_rate
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
 from model.trackers import SequenceInfo, Tracker
+from model.device import describe_device
 from model.weights import ResolvedWeights, load_weights
-from model.xmem.network.checkpoint import load_network
 from model.xmem.inference.config import InferenceConfig
-from model.xmem.inference.inference_core import (
-    STRIDE,
-    InferenceCore,
-    default_device,
-    describe_device,
-    resolve_precision,
-)
+from model.xmem.inference.inference_core import STRIDE, InferenceCore, resolve_precision
+from model.xmem.network.checkpoint import load_network
+
 
 class VideoCore(Protocol):
     """What the tracker needs from model.xmem.inference.inference_core.InferenceCore (a test may pass a double)."""
@@ -148,17 +145,7 @@ class XMemSettings:
         )
 
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return default_device()
-        try:
-            device = torch.device(self.device)
-        except RuntimeError:
-            raise ValueError(f"unknown device {self.device!r}") from None
-        if device.type == "cuda":
-            available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            if (device.index or 0) >= available:
-                raise ValueError(f"device {self.device!r} is not available ({available} CUDA device(s) here)")
-        return device
+        return resolve_device(self.device)
 
     def margin_for(self, info: SequenceInfo) -> float:
         margin = _auto_or_float(self.margin_mm, "margin_mm")

@@ -13,11 +13,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from model.trackers import SequenceInfo
 from training.synthetic.anatomy import Tissue, make_anatomy
 from training.synthetic.contrast import LOOKS, FieldLook, acquire, coil_shading, gain_drift, tissue_image
 from training.synthetic.motion import RespiratoryTrace, ou_process, respiratory_trace, smooth_random_fields, warp
 from training.synthetic.tumour import random_tumour, render
-from model.trackers import SequenceInfo
 
 REGIONS = ("lung", "thorax", "abdomen")
 # Which tissue hosts the tumour, and where the field of view is centred (SI body coordinate,

@@ -21,11 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from model.trackers import SequenceInfo
 from training.synthetic.anatomy import Tissue, make_anatomy
 from training.synthetic.contrast import LOOKS, tissue_image
 from training.synthetic.generator import SyntheticSequence
 from training.synthetic.layout import write_case
-from model.trackers import SequenceInfo
 
 
 def default_shifts(n_frames: int) -> np.ndarray:

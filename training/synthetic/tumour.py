@@ -47,7 +47,9 @@ def extent_px(tumour: TumourShape, scale: float) -> int:
     return int(np.ceil(reach / min(tumour.spacing_mm))) + 3
 
 
-def render(tumour: TumourShape, shape: tuple[int, int], scale: float) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+def render(
+    tumour: TumourShape, shape: tuple[int, int], scale: float
+) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
     """(soft cover in [0, 1], hard mask, patch slices) of the tumour at a through-plane scale.
 
     The soft cover has a one-pixel partial-volume edge and is already multiplied by the

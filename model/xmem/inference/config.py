@@ -1,4 +1,4 @@
-"""Inference configuration of the XMem memory (spec 3.1): one object holds every knob."""
+"""Inference configuration of the XMem memory (docs/network.md, "The per-frame step"): one object holds every knob."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,7 +46,7 @@ class InferenceConfig:
     def count_long_term_usage(self, expected_frames: int | None) -> bool:
         """Whether long-term usage is counted (needed for long-term eviction) for a sequence.
 
-        Spec rule: count iff n_frames · P / (T_max − T_min) ≥ LT_max, i.e. iff the sequence can
+        XMem's rule: count iff n_frames · P / (T_max − T_min) ≥ LT_max, i.e. iff the sequence can
         fill the long-term memory. An unknown length counts usage, so memory stays bounded.
         """
         if self.enable_long_term_count_usage is not None:

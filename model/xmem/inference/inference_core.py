@@ -1,5 +1,5 @@
-"""Per-frame XMem inference (spec 3.2–3.3): padding, memory-frame and sensory-update
-scheduling, and the network calls around the MemoryManager.
+"""Per-frame XMem inference (docs/network.md, "The per-frame step"): padding, memory-frame and
+sensory-update scheduling, and the network calls around the MemoryManager.
 
 Masks are exhaustive: a mask given on a later frame covers every object (its extra channels,
 if any, are new objects), so that frame is taken from the mask, not segmented.
@@ -14,26 +14,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.xmem.network.aggregate import aggregate
+from model.device import resolve_device
 from model.xmem.inference.config import InferenceConfig
 from model.xmem.inference.memory_manager import MemoryManager
+from model.xmem.network.aggregate import aggregate
 from model.xmem.network.network import XMem
 
 STRIDE = 16  # the network's output stride: padded sizes are multiples of it
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def describe_device(device: torch.device) -> str:
-    """e.g. "cpu (2 threads)" or "cuda:0 NVIDIA H200 (139.8 GiB)", for run reports."""
-    if device.type != "cuda":
-        return f"{device.type} ({torch.get_num_threads()} threads)"
-    properties = torch.cuda.get_device_properties(device)
-    return f"{device} {properties.name} ({properties.total_memory / 2**30:.1f} GiB)"
 
 
 def _cpu_threads(requested: int | None) -> int | None:
@@ -93,7 +82,7 @@ class InferenceCore:
         (PRECISIONS): auto = fp16 autocast on CUDA, float32 on the CPU; bf16 autocast is the
         fast CPU choice on cores with AVX512-BF16/AMX. The CPU runs on `threads` threads
         (None: all cores, unless OMP_NUM_THREADS/MKL_NUM_THREADS is set)."""
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.config = config
         self.network = network.to(self.device).eval()
         self.hidden_dim = network.dims.hidden_dim

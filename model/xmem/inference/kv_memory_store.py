@@ -1,4 +1,4 @@
-"""One key-value memory (working or long-term), spec 2.4, stored element-major.
+"""One key-value memory (working or long-term; docs/network.md, "Reading memory"), stored element-major.
 
 Row i of `key`, `shrinkage`, `selection`, `use_count`, `life_count` describes memory element i.
 Values are kept per object group: group g holds an M_g×(n_g·CV) matrix whose rows belong to
@@ -54,7 +54,7 @@ class KeyValueMemoryStore:
         self.shrinkage = _append(self.shrinkage, shrinkage)
         if selection is not None:
             self.selection = _append(self.selection, selection)
-        for objects, value in zip(groups, values):
+        for objects, value in zip(groups, values, strict=True):
             if value is None:
                 continue
             objects = list(objects)
@@ -82,7 +82,7 @@ class KeyValueMemoryStore:
 
     def remove_range(self, start: int, end: int, min_group_size: int) -> None:
         """Drop elements [start, end); groups of at least `min_group_size` rows drop their
-        local rows [start, end − (M − M_g)) (their own first frame is kept, spec 3.6 step 5)."""
+        local rows [start, end − (M − M_g)) (their own first frame is kept; docs/network.md, "Consolidation")."""
         total = self.size
 
         def cut(x: Tensor, stop: int) -> Tensor:

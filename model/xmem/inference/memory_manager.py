@@ -1,4 +1,4 @@
-"""XMem's memory (spec 3.4–3.8): working memory, long-term memory, sensory memory.
+"""XMem's memory (docs/network.md, "The per-frame step"): working, long-term and sensory memory.
 
 Working memory (WM) holds recent memory frames; when it reaches T_max frames, everything but
 its first frame and the newest T_min − 1 frames is consolidated into P prototypes (picked by
@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from model.xmem.inference.config import InferenceConfig
+from model.xmem.inference.kv_memory_store import KeyValueMemoryStore
 from model.xmem.network.memory_util import (
     memory_operand,
     query_operand,
@@ -23,7 +24,6 @@ from model.xmem.network.memory_util import (
     top_k_softmax,
     top_k_usage,
 )
-from model.xmem.inference.kv_memory_store import KeyValueMemoryStore
 
 
 def _elements(x: Tensor) -> Tensor:
@@ -169,7 +169,7 @@ class MemoryManager:
         n_cand = end - start
 
         cand_key, cand_shrinkage = work.key[start:end], work.shrinkage[start:end]
-        # A group takes its own rows [HW, M_g − min_work + HW) if it is long enough (spec 3.6.1).
+        # A group takes its own rows [HW, M_g − min_work + HW) if it is long enough (docs/network.md, "Consolidation").
         cand_values = [
             v[hw : v.shape[0] - min_work + hw]
             if v.shape[0] == work.size or v.shape[0] > min_work + hw

@@ -1,8 +1,10 @@
-"""Loading XMem checkpoints: flat state dicts saved with torch.save(model.state_dict()) (spec 1.9)."""
+"""Loading XMem checkpoints: flat state dicts saved with torch.save(model.state_dict()).
+
+docs/network.md, "The checkpoint", lists the keys and the loading rules."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 import os
+from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
 
@@ -103,7 +105,7 @@ def _prepare(state_dict: Mapping[str, Tensor], model: XMem) -> dict[str, Tensor]
     prepared = dict(state_dict)
     conv1 = prepared.get(_VALUE_CONV1)
     if conv1 is not None and conv1.dim() == 4 and conv1.shape[1] == 4 and not model.single_object:
-        # Single-object (stage-0) weights: the "others" channel starts at zero (spec 1.5).
+        # Single-object (stage-0) weights: the "others" channel starts at zero (docs/network.md, "Loading").
         prepared[_VALUE_CONV1] = torch.cat([conv1, conv1.new_zeros(conv1.shape[0], 1, *conv1.shape[2:])], 1)
     # num_batches_tracked never affects eval-mode outputs: accept its presence or absence.
     for key, value in model.state_dict().items():

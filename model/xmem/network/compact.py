@@ -51,7 +51,9 @@ def expand_state_dict(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
             continue
         if key in scales:
             if value.dtype != torch.int8 or scales[key].shape != value.shape[:1]:
-                raise ValueError(f"{key}: int8 weight and its scale do not fit ({value.dtype}, {tuple(scales[key].shape)})")
+                raise ValueError(
+                    f"{key}: int8 weight and its scale do not fit ({value.dtype}, {tuple(scales[key].shape)})"
+                )
             value = value.float() * scales[key].float().view((-1,) + (1,) * (value.dim() - 1))
         out[key] = value
     orphans = sorted(set(scales) - set(out))

@@ -1,7 +1,7 @@
-"""Memory reading (spec 2): anisotropic L2 similarity, softmax affinities, readout.
+"""Memory reading (docs/network.md, "Reading memory"): anisotropic L2 similarity, softmax affinities, readout.
 
 Two layouts:
-* batched, channel-major (spec 2.4, training): keys B×CK×M, values B×C×M, affinity B×M×HW —
+* batched, channel-major (training): keys B×CK×M, values B×C×M, affinity B×M×HW —
   `similarity`, `softmax_affinity`, `readout`;
 * element-major, query-major (inference hot path): keys M×CK, values M×C, similarity HW×M —
   `memory_operand` / `query_operand` (one matmul gives the similarity), then

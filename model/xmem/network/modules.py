@@ -58,7 +58,7 @@ class FeatureFusionBlock(nn.Module):
         return self.block2(g + r)
 
 
-# --- Key projection: f16 → key, shrinkage and selection (spec 1.4).
+# --- Key projection: f16 → key, shrinkage and selection (docs/network.md, "Key projection").
 
 class KeyProjection(nn.Module):
     """Three 3×3 convs on f16: key (CK), shrinkage s = d² + 1 ≥ 1, selection e = σ(·) ∈ (0, 1)."""
@@ -80,7 +80,8 @@ class KeyProjection(nn.Module):
         return self.key_proj(x), shrinkage, selection
 
 
-# --- Value encoder: (image, object masks, f16, hidden) → per-object value and new hidden (spec 1.5).
+# --- Value encoder: (image, object masks, f16, hidden) → per-object value and new hidden
+# (docs/network.md, "Value encoder").
 
 class HiddenReinforcer(nn.Module):
     """Deep update of the sensory memory from the freshly encoded value."""
@@ -138,7 +139,7 @@ class ValueEncoder(nn.Module):
         return value, h
 
 
-# --- Decoder: memory readout + sensory memory + skip features → per-object logits (spec 1.6).
+# --- Decoder: memory readout + sensory memory + skip features → per-object logits (docs/network.md, "Decoder").
 
 class HiddenUpdater(nn.Module):
     """Normal update of the sensory memory from the decoder features at 1/16, 1/8 and 1/4."""

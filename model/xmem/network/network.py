@@ -1,4 +1,4 @@
-"""The XMem network (spec 1.1): key encoder, value encoder, key projection, decoder.
+"""The XMem network (docs/network.md, "The network"): key encoder, value encoder, key projection, decoder.
 
 Parameter names and registration order equal the original checkpoint's state-dict keys.
 Memory reading lives in model/xmem/network/memory_util.py.
@@ -11,10 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from model.xmem.network.aggregate import aggregate
-from model.xmem.network.modules import Decoder
-from model.xmem.network.modules import KeyProjection
+from model.xmem.network.modules import Decoder, KeyProjection, ValueEncoder
 from model.xmem.network.resnet import F16_DIM, KeyEncoder
-from model.xmem.network.modules import ValueEncoder
 
 
 @dataclass(frozen=True)

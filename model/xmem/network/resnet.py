@@ -1,4 +1,4 @@
-"""torchvision-style ResNet blocks and the ResNet-50 key-encoder trunk (spec 1.3).
+"""torchvision-style ResNet blocks and the ResNet-50 key-encoder trunk (docs/network.md, "Key encoder").
 
 Only the architecture: no ImageNet weights are downloaded (the XMem checkpoint holds them).
 """

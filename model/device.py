@@ -1,0 +1,33 @@
+"""Which torch device a command runs on: the one place that turns a device name into a device."""
+from __future__ import annotations
+
+import torch
+
+AUTO = "auto"
+
+
+def resolve_device(name: str | torch.device | None = AUTO) -> torch.device:
+    """`auto` (or None): CUDA when available, else the CPU; otherwise the named device, checked.
+
+    An unknown name, or a CUDA device this machine does not have, raises ValueError with one
+    line that says so, before any weights are loaded or work is done.
+    """
+    if name is None or name == AUTO:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {str(name)!r}") from None
+    if device.type == "cuda":
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= available:
+            raise ValueError(f"device {str(name)!r} is not available ({available} CUDA device(s) here)")
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """e.g. "cpu (2 threads)" or "cuda:0 NVIDIA H200 (139.8 GiB)", for run reports."""
+    if device.type != "cuda":
+        return f"{device.type} ({torch.get_num_threads()} threads)"
+    properties = torch.cuda.get_device_properties(device)
+    return f"{device} {properties.name} ({properties.total_memory / 2**30:.1f} GiB)"
