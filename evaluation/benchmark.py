@@ -1,10 +1,21 @@
 """Benchmark trackers against each other on a labelled dataset folder.
 
     python -m evaluation.benchmark DATASET_DIR --trackers copy,optical-flow,template,xmem --out DIR
-        [--overlays]
+        [--overlays] [--reference SPEC]
+
+Each entry of --trackers is a tracker spec: a registry name, optionally with settings in
+brackets and, for trackers with a `weights` setting, a weights file after `@`:
+    xmem@resources/trackrad-xmem.pth
+    xmem[motion=off]                      (XMem alone)
+    xmem[motion-prior=confidence,prior-weight=0.5]@path/to/weights.pth
+    optical-flow[reference=frame-to-frame]
+Setting names are the command-line options of inference.py without the dashes in front
+(`--motion-prior` -> `motion-prior`); booleans take on/off. The row's label is the spec as
+written, so every row of an ablation says exactly what ran.
 
 Every tracker runs in its own fresh process (spawned one after the other, never in parallel,
 so timings do not compete) over all cases of the dataset, through model.runner.run_tracker.
+The outputs are rewritten after every row, so a run stopped part-way keeps its finished rows.
 Printed and written (DIR/table.csv, DIR/table.md), one row per tracker:
 - dsc, hd95_px, masd_px, cd_px, rel_d98: per-case challenge means (evaluation.metrics.score_sequence,
   first frame excluded), averaged over the cases by evaluation.metrics.mean_over_cases (a case
@@ -15,7 +26,8 @@ Printed and written (DIR/table.csv, DIR/table.md), one row per tracker:
   holds the interpreter, the imported libraries, one case at a time and the tracker. The copy
   row is the floor, so a tracker's own footprint is about its peak minus copy's;
 - peak_gpu_mib: torch.cuda.max_memory_allocated in the worker, when torch ran on CUDA;
-- time_vs_xmem: median_ms divided by XMem's median_ms (XMem = 1.0).
+- time_vs_xmem: median_ms divided by the reference row's median_ms (--reference, default the
+  first XMem row; that row = 1.0).
 A tracker that cannot be built (e.g. XMem without weights) gets a row with the reason in `note`.
 DIR/cases.csv has the same metrics per tracker and case (CASE_COLUMNS), to see which cases
 decide a mean.
@@ -27,6 +39,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import re
 import multiprocessing
 import resource
 import sys
@@ -44,9 +58,12 @@ from model.io import find_case_dirs
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.runner import time_summary
 from model.trackers import available_trackers, build_tracker
+from model.trackers.registry import tracker_class
 
 DEFAULT_TRACKERS = "copy,optical-flow,template,xmem"
-REFERENCE_TRACKER = "xmem"
+REFERENCE_TRACKER = "xmem"  # time_vs_xmem is relative to the first row of this tracker by default
+_SPEC = re.compile(r"^(?P<name>[a-z0-9-]+)(\[(?P<settings>[^\]]*)\])?(@(?P<weights>.+))?$")
+_BOOLEANS = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 COLUMNS = (
     "tracker",
     "cases",
@@ -59,6 +76,69 @@ COLUMNS = (
     "note",
 )
 CASE_COLUMNS = ("tracker", "case", "frames", *(metric.column for metric in METRICS), "events")
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma-separated list of tracker specs, keeping commas inside brackets."""
+    specs, depth, current = [], 0, ""
+    for char in text:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            specs.append(current.strip())
+            current = ""
+        else:
+            current += char
+    specs.append(current.strip())
+    return [spec for spec in specs if spec]
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
+    """A tracker spec (module docstring) -> (registry name, settings); ValueError if invalid."""
+    match = _SPEC.match(spec.strip())
+    if match is None:
+        raise ValueError(f"tracker spec {spec!r} is not NAME, NAME[key=value,...] or NAME...@WEIGHTS")
+    name = match["name"]
+    if name not in available_trackers():
+        raise ValueError(f"unknown tracker {name!r} in {spec!r}; choose from {available_trackers()}")
+    settings_cls = tracker_class(name).Settings
+    fields = {f.name: f for f in dataclasses.fields(settings_cls)} if settings_cls is not None else {}
+    settings: dict[str, object] = {}
+    for item in filter(None, (part.strip() for part in (match["settings"] or "").split(","))):
+        key, equals, value = item.partition("=")
+        field_name = key.strip().replace("-", "_")
+        if not equals or field_name not in fields:
+            raise ValueError(f"{spec!r}: {item!r} is not a setting of {name} (key=value; "
+                             f"settings: {', '.join(f.replace('_', '-') for f in fields) or 'none'})")
+        settings[field_name] = _convert(fields[field_name], value.strip(), spec)
+    if match["weights"]:
+        if "weights" not in fields:
+            raise ValueError(f"{spec!r}: tracker {name} takes no weights file")
+        settings["weights"] = match["weights"]
+    return name, settings
+
+
+def _convert(setting: dataclasses.Field, value: str, spec: str) -> object:
+    kind = setting.type if isinstance(setting.type, str) else setting.type.__name__
+    try:
+        if kind == "bool":
+            return _BOOLEANS[value.lower()]
+        return {"int": int, "float": float, "str": str}[kind](value)
+    except (KeyError, ValueError):
+        raise ValueError(f"{spec!r}: {setting.name.replace('_', '-')} takes a {kind}, got {value!r}") from None
+
+
+def check_spec(spec: str) -> None:
+    """Raise ValueError (with the reason) if the spec names no tracker or invalid settings.
+
+    Builds only the Settings, not the tracker, so no weights are loaded here.
+    """
+    name, settings = parse_spec(spec)
+    settings_cls = tracker_class(name).Settings
+    if settings_cls is not None:
+        try:
+            settings_cls(**{k: v for k, v in settings.items() if k != "weights"})
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{spec!r}: {error}") from None
 
 
 @dataclass
@@ -80,11 +160,12 @@ class TrackerRun:
     skipped: str = ""  # why the tracker could not run, empty if it ran
 
 
-def benchmark_tracker(name: str, case_dirs: list[Path], overlay_dir: Path | None) -> TrackerRun:
-    """Run one tracker over the cases; meant to run alone in a fresh process (see module doc)."""
-    run = TrackerRun(name)
+def benchmark_tracker(spec: str, case_dirs: list[Path], overlay_dir: Path | None) -> TrackerRun:
+    """Run one tracker spec over the cases; meant to run alone in a fresh process (module doc)."""
+    run = TrackerRun(spec)
     try:
-        tracker = build_tracker(name)
+        name, settings = parse_spec(spec)
+        tracker = build_tracker(name, **settings)
     except Exception as error:  # any build failure (missing module, weights) is reported, not raised
         run.skipped = f"{type(error).__name__}: {error}"
         return run
@@ -103,8 +184,9 @@ def benchmark_tracker(name: str, case_dirs: list[Path], overlay_dir: Path | None
         )
         if overlay_dir is not None:
             folder = overlay_dir / evaluated.case_id
-            write_overlay(case.frames, result.masks, folder / f"{name}.gif", truth, fps=case.info.frame_rate)
-            write_montage(case.frames, result.masks, folder / f"{name}.png", truth)
+            stem = re.sub(r"[^A-Za-z0-9.=-]+", "_", spec)
+            write_overlay(case.frames, result.masks, folder / f"{stem}.gif", truth, fps=case.info.frame_rate)
+            write_montage(case.frames, result.masks, folder / f"{stem}.png", truth)
     run.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -112,10 +194,18 @@ def benchmark_tracker(name: str, case_dirs: list[Path], overlay_dir: Path | None
     return run
 
 
-def summarise(runs: list[TrackerRun]) -> list[dict[str, str]]:
-    """One formatted table row (COLUMNS) per tracker."""
+def default_reference(specs: list[str]) -> str | None:
+    """The first spec of the reference tracker (XMem), else None."""
+    return next((spec for spec in specs if parse_spec(spec)[0] == REFERENCE_TRACKER), None)
+
+
+def summarise(runs: list[TrackerRun], reference_spec: str | None = None) -> list[dict[str, str]]:
+    """One formatted table row (COLUMNS) per tracker; times relative to `reference_spec`'s row
+    (default: the first XMem row)."""
     medians = {run.name: _median_ms(run) for run in runs}
-    reference = medians.get(REFERENCE_TRACKER, float("nan"))
+    if reference_spec is None:
+        reference_spec = default_reference([run.name for run in runs])
+    reference = medians.get(reference_spec, float("nan"))
     rows = []
     for run in runs:
         row = dict.fromkeys(COLUMNS, "")
@@ -196,18 +286,27 @@ def dsc_over_time(runs: list[TrackerRun]) -> dict[str, tuple[np.ndarray, np.ndar
     return curves
 
 
-def run_benchmark(dataset: Path, trackers: list[str], out: Path, overlays: bool = False) -> list[dict[str, str]]:
-    """Run every tracker (each in a fresh spawned process), write the outputs, return the rows."""
+def run_benchmark(
+    dataset: Path, trackers: list[str], out: Path, overlays: bool = False, reference: str | None = None
+) -> list[dict[str, str]]:
+    """Run every tracker spec (each in a fresh spawned process), write the outputs, return the rows."""
     case_dirs = find_case_dirs(Path(dataset))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs = []
-    for name in trackers:
+    for spec in trackers:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             overlay_dir = out / "overlays" if overlays else None
-            runs.append(pool.submit(benchmark_tracker, name, case_dirs, overlay_dir).result())
-        print(f"{name}: {'skipped (' + runs[-1].skipped + ')' if runs[-1].skipped else 'done'}", flush=True)
-    rows = summarise(runs)
+            runs.append(pool.submit(benchmark_tracker, spec, case_dirs, overlay_dir).result())
+        print(f"{spec}: {'skipped (' + runs[-1].skipped + ')' if runs[-1].skipped else 'done'}", flush=True)
+        # After every row, so a long run that is stopped still leaves the rows it finished.
+        rows = write_outputs(runs, out, reference, len(case_dirs))
+    return rows
+
+
+def write_outputs(runs: list[TrackerRun], out: Path, reference: str | None, n_cases: int) -> list[dict[str, str]]:
+    """Write table.csv, table.md, cases.csv and dsc_over_time.png for the runs; return the rows."""
+    rows = summarise(runs, reference)
     with open(out / "table.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, COLUMNS)
         writer.writeheader()
@@ -220,7 +319,7 @@ def run_benchmark(dataset: Path, trackers: list[str], out: Path, overlays: bool 
     write_line_chart(
         dsc_over_time(runs),
         out / "dsc_over_time.png",
-        title=f"DSC over time, mean of {len(case_dirs)} cases",
+        title=f"DSC over time, mean of {n_cases} cases",
         x_label="time in sequence (s)",
         y_label="DSC",
     )
@@ -237,16 +336,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m evaluation.benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, help="dataset folder (case sub-folders) or one case")
-    parser.add_argument("--trackers", default=DEFAULT_TRACKERS, help="comma-separated registry names")
+    parser.add_argument("--trackers", default=DEFAULT_TRACKERS,
+                        help="comma-separated tracker specs: NAME, NAME[key=value,...], NAME...@WEIGHTS")
+    parser.add_argument("--reference", default=None,
+                        help="the spec whose time is 1.0 in time_vs_xmem (default: the first xmem row)")
     parser.add_argument("--out", type=Path, required=True, help="folder for table.csv, table.md, plots")
     parser.add_argument("--overlays", action="store_true", help="also write a GIF and PNG per case and tracker")
     args = parser.parse_args(argv)
-    trackers = [t.strip() for t in args.trackers.split(",") if t.strip()]
-    unknown = sorted(set(trackers) - set(available_trackers()))
-    if unknown:
-        parser.error(f"unknown trackers {unknown}; choose from {available_trackers()}")
+    trackers = split_specs(args.trackers)
+    for spec in trackers:
+        try:
+            check_spec(spec)
+        except ValueError as error:
+            parser.error(str(error))
+    if len(set(trackers)) != len(trackers):
+        parser.error("each tracker spec may appear once (the spec is the row's label)")
+    if args.reference is not None and args.reference not in trackers:
+        parser.error(f"--reference {args.reference!r} is not one of the --trackers specs")
     try:
-        rows = run_benchmark(args.dataset, trackers, args.out, args.overlays)
+        rows = run_benchmark(args.dataset, trackers, args.out, args.overlays, args.reference)
     except InputError as error:  # e.g. no case folder under DATASET
         raise SystemExit(f"error: {error}") from None
     print(format_text(rows))

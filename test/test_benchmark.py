@@ -100,6 +100,55 @@ def test_unknown_tracker_is_rejected_before_running(tiny_dataset, tmp_path):
     assert not (tmp_path / "table.csv").exists()
 
 
+def test_tracker_specs_carry_settings_and_weights():
+    assert benchmark.split_specs("copy, xmem[motion=off,motion-crop=on]@w.pth ,optical-flow") == [
+        "copy", "xmem[motion=off,motion-crop=on]@w.pth", "optical-flow",
+    ]
+    assert benchmark.parse_spec("xmem[motion-prior=fixed,prior-weight=0.7,crop-size=64]@a/b.pth") == (
+        "xmem", {"motion_prior": "fixed", "prior_weight": 0.7, "crop_size": 64, "weights": "a/b.pth"}
+    )
+    assert benchmark.parse_spec("optical-flow[reference=frame-to-frame]") == (
+        "optical-flow", {"reference": "frame-to-frame"}
+    )
+    assert benchmark.parse_spec("xmem[flow-fallback=off]")[1] == {"flow_fallback": False}
+    for bad, reason in [
+        ("xmem[nope=1]", "not a setting of xmem"),
+        ("xmem[motion-crop=maybe]", "takes a bool"),
+        ("copy@w.pth", "takes no weights"),
+        ("xmem[prior-weight=2]", "prior_weight must be in"),
+        ("xmem[motion=off", "is not NAME"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            benchmark.check_spec(bad)
+
+
+def test_spec_rows_are_labelled_by_their_spec_and_timed_against_the_reference(
+    tiny_dataset, random_weights, tmp_path, monkeypatch
+):
+    monkeypatch.delenv(ENV_VAR, raising=False)  # the weights come from the specs only
+    alone = f"xmem[crop-size=64,motion=off]@{random_weights}"
+    motion = f"xmem[crop-size=64,motion=first-frame,flow-fallback=on]@{random_weights}"
+    out = tmp_path / "bench"
+    benchmark.main([str(tiny_dataset), "--trackers", f"copy,{motion},{alone}", "--out", str(out),
+                    "--reference", alone])
+    with open(out / "table.csv") as handle:
+        rows = {row["tracker"]: row for row in csv.DictReader(handle)}
+    assert list(rows) == ["copy", motion, alone]
+    assert all(row["cases"] == "2" and not row["note"].startswith("skipped") for row in rows.values())
+    assert float(rows[alone]["time_vs_xmem"]) == pytest.approx(1.0)
+    expected = float(rows[motion]["median_ms"]) / float(rows[alone]["median_ms"])
+    assert float(rows[motion]["time_vs_xmem"]) == pytest.approx(expected, rel=0.01)
+    with open(out / "cases.csv") as handle:
+        assert {row["tracker"] for row in csv.DictReader(handle)} == set(rows)
+
+
+def test_bad_spec_is_one_error_line_before_running(tiny_dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main([str(tiny_dataset), "--trackers", "copy,xmem[motion=sideways]", "--out", str(tmp_path)])
+    assert "motion must be one of" in capsys.readouterr().err
+    assert not (tmp_path / "table.csv").exists()
+
+
 def test_dataset_without_cases_is_one_error_line(tmp_path):
     with pytest.raises(SystemExit, match="no case folder"):
         benchmark.main([str(tmp_path), "--trackers", "copy", "--out", str(tmp_path / "out")])

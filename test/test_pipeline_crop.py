@@ -100,3 +100,50 @@ def test_recentring_keeps_a_target_moving_60_pixels_inside_the_crop():
         moves += window.follow(mask, recentre_fraction=0.25) is not None
     assert moves >= 2
     assert not all(inside(static, m) for m in masks)  # without following it would be lost
+
+
+def _disk_at(shape, centre, radius):
+    """A disk whose centre is `centre` in the box coordinates (pixel i covers [i, i + 1))."""
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    return (rows + 0.5 - centre[0]) ** 2 + (cols + 0.5 - centre[1]) ** 2 <= radius**2
+
+
+def _dice(a, b):
+    return 2.0 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+@pytest.mark.parametrize("box_side", [37, 40, 41, 64])  # odd and even windows
+@pytest.mark.parametrize("out_size", [64, 96, 384])  # scale 1, and non-integer 1.5 ... 10.4
+# Sub-pixel, whole and half-pixel centres; the last puts the window past the frame corner.
+@pytest.mark.parametrize("centre", [(60.3, 70.8), (75.0, 75.0), (61.5, 80.25), (10.3, 140.6)])
+@pytest.mark.parametrize("offset", [(0, 0), (7, -5)])  # centred on the target, or off it
+def test_crop_resize_paste_back_keeps_centroid_and_shape(box_side, out_size, centre, offset):
+    # The pipeline's geometry without a network: the first mask goes to the network grid as
+    # the memory's mask (crop_mask), a map on that grid comes back to the frame (paste) and is
+    # thresholded at 0.5 (the post-processing). The window always enlarges (a box of a tumour
+    # plus margins is far smaller than the network input), the regime checked here.
+    shape = (160, 150)
+    mask = _disk_at(shape, centre, radius=9.0)
+    centroid = mask_centroid(mask)
+    origin = tuple(int(round(centroid[a] - box_side / 2)) + offset[a] for a in (0, 1))
+    window = CropWindow(CropBox(origin, (box_side, box_side)), shape, out_size)
+    inside = np.zeros(shape, bool)
+    inside[max(origin[0], 0) : origin[0] + box_side, max(origin[1], 0) : origin[1] + box_side] = True
+    expected = mask & inside  # what of the mask the window can see
+    for network_map in (window.crop_mask(mask).astype(np.float32), window.crop(mask.astype(np.float32))):
+        back = np.zeros(shape, np.float32)
+        window.paste(network_map, back)
+        returned = back > 0.5
+        assert np.abs(np.subtract(mask_centroid(returned), mask_centroid(expected))).max() <= 0.05
+        assert _dice(returned, expected) > 0.99
+
+
+def test_paste_back_after_follow_lands_where_the_target_is():
+    shape = (160, 150)
+    window = CropWindow(CropBox((30, 30), (41, 41)), shape, out_size=96)
+    target = _disk_at(shape, (72.4, 66.7), 8.0)
+    assert window.follow(target, recentre_fraction=0.25) is not None
+    back = np.zeros(shape, np.float32)
+    window.paste(window.crop_mask(target).astype(np.float32), back)
+    assert np.abs(np.subtract(mask_centroid(back > 0.5), mask_centroid(target))).max() <= 0.05
+    assert _dice(back > 0.5, target) > 0.99

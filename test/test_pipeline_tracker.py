@@ -186,7 +186,8 @@ def test_auto_settings_resolve_from_metadata():
 def test_crop_follows_a_target_moving_60_pixels_and_masks_come_back_in_place():
     frames, truth = moving_blob()  # 15 steps of 4 px = 60 px
     core = ThresholdCore()
-    tracker = XMemTracker(XMemSettings(**SMALL, ema_weight="1"), core=core)
+    # Without motion parts: the window follows the previous output.
+    tracker = XMemTracker(XMemSettings(**SMALL, ema_weight="1", motion="off"), core=core)
     result = run_tracker(tracker, frames, truth[:, :, 0], info_for(frames))
 
     assert result.masks.shape == frames.shape and result.masks.dtype == np.uint8
@@ -295,3 +296,156 @@ def test_tracks_a_translating_textured_target_with_shipped_weights():
     truth = sequence.masks > 0
     scores = [dice(result.masks[:, :, t] > 0, truth[:, :, t]) for t in range(1, truth.shape[2])]
     assert min(scores) > 0.8, scores
+
+
+# --- motion parts: flow-placed crop, prior, slow-failure guards, flow fallback --------------
+
+ALL_MOTION = dict(
+    motion="first-frame",
+    motion_crop=True,
+    motion_prior="confidence",
+    align_max_px=2.0,
+    first_area_factor=1.5,
+    min_flow_dice=0.8,
+    max_flow_shift=0.1,
+    flow_fallback=True,
+)
+
+
+class BlankingCore(ThresholdCore):
+    """ThresholdCore that sees nothing on the frames (counted from 1) in `blank`."""
+
+    def __init__(self, blank):
+        super().__init__()
+        self.blank, self.frame = set(blank), 0
+
+    def predict(self, image):
+        self.frame += 1
+        out = self.step(image)
+        if self.frame in self.blank:
+            out = torch.stack([torch.ones_like(out[0]), torch.zeros_like(out[1])])
+        return out
+
+
+class GrowingCore(ThresholdCore):
+    """ThresholdCore whose mask grows by 2 % of the target's area a frame, leaking to one side
+    over the neighbouring tissue (a band to the right of the target), like a slow failure."""
+
+    def __init__(self):
+        super().__init__()
+        self.frame = 0
+
+    def predict(self, image):
+        self.frame += 1
+        out = self.step(image)
+        target = out[1] > 0.5
+        rows = torch.nonzero(target.any(dim=1)).flatten()
+        cols = torch.nonzero(target.any(dim=0)).flatten()
+        height = int(rows.max() - rows.min() + 1)
+        width = round((1.02**self.frame - 1.0) * int(target.sum()) / height)
+        leak = torch.zeros_like(target)
+        leak[rows.min() : rows.max() + 1, cols.max() + 1 : cols.max() + 1 + width] = True
+        grown = (target | leak).float()
+        return torch.stack([1 - grown, grown])
+
+
+def _centroid(mask):
+    return np.array(np.nonzero(mask)).mean(axis=1)
+
+
+def moving_scene(n_frames, step):
+    """moving_blob's first frame with everything in it moving by `step` pixels a frame (as
+    breathing moves the organs around a tumour), so the flow has a true answer to find."""
+    frames, truth = moving_blob(n_frames=1)
+    moves = [(t * step[0], t * step[1]) for t in range(n_frames)]
+    frames = np.stack([np.roll(frames[:, :, 0], m, axis=(0, 1)) for m in moves], axis=2)
+    truth = np.stack([np.roll(truth[:, :, 0], m, axis=(0, 1)) for m in moves], axis=2)
+    return frames, truth
+
+
+def test_flow_placed_crop_keeps_a_translating_target_centred():
+    sequence = translating_phantom(12, step=(2.6, -1.3), shape=(112, 112))  # 29 px along axis 0
+    core = ThresholdCore()
+    settings = XMemSettings(**SMALL, motion="first-frame", recentre_fraction=0.05)
+    tracker = XMemTracker(settings, core=core)
+    tracker.start(sequence.frames[:, :, 0], sequence.masks[:, :, 0] > 0, sequence.info)
+    start = np.array(tracker._window.box.centre) - sequence.motion_px[0]
+    for t in range(1, 12):
+        tracker.track(sequence.frames[:, :, t])
+        # The crop this frame's network input came from, placed before the network ran.
+        placed = np.array(tracker._window.box.centre) - start
+        assert np.abs(placed - sequence.motion_px[t]).max() <= 2.0, (t, placed, sequence.motion_px[t])
+    assert tracker.events()["crop_recentred"] >= 5
+
+
+def test_rejected_frames_fall_back_to_the_flow_mask_that_moves_with_the_target():
+    frames, truth = moving_scene(12, step=(3, 1))
+    blank = range(4, 9)
+    core = BlankingCore(blank)
+    tracker = XMemTracker(XMemSettings(**SMALL, ema_weight="1", motion="first-frame", flow_fallback=True), core=core)
+    result = run_tracker(tracker, frames, truth[:, :, 0], info_for(frames))
+    for t in blank:
+        # Not the frozen frame-3 mask: the flow-propagated mask, where the target now is.
+        assert np.abs(_centroid(result.masks[:, :, t]) - _centroid(truth[:, :, t])).max() <= 1.0, t
+        assert dice(result.masks[:, :, t] > 0, truth[:, :, t]) > 0.85
+    assert tracker.events()["fallback_output_flow_mask"] == len(blank)
+    # The rejected frames stay out of the memory.
+    assert core.commits == [t not in blank for t in range(1, 12)]
+    # Without the flow fallback the last accepted mask is repeated (the old behaviour).
+    frozen = XMemTracker(XMemSettings(**SMALL, ema_weight="1", motion="off"), core=BlankingCore(blank))
+    old = run_tracker(frozen, frames, truth[:, :, 0], info_for(frames))
+    assert np.array_equal(old.masks[:, :, 8], old.masks[:, :, 3])
+
+
+def test_a_slowly_growing_prediction_is_rejected_and_the_output_keeps_the_true_area():
+    frames, truth = moving_scene(20, step=(2, 1))
+    core = GrowingCore()
+    settings = XMemSettings(**SMALL, ema_weight="1", motion="first-frame", max_flow_shift=0.1, flow_fallback=True)
+    tracker = XMemTracker(settings, core=core)
+    result = run_tracker(tracker, frames, truth[:, :, 0], info_for(frames))
+    first_rejected = core.commits.index(False) + 1
+    assert first_rejected <= 6  # caught within a few frames (~12 % growth)
+    assert not any(core.commits[first_rejected:])  # and for as long as it keeps growing
+    true_area = truth[:, :, 0].sum()
+    areas = result.masks[:, :, 1:].sum(axis=(0, 1))
+    assert np.all(np.abs(areas / true_area - 1.0) <= 0.10), areas / true_area
+    assert tracker.events()["fallback_flow_disagreed"] >= 14
+
+
+def test_causal_with_every_motion_part_on():
+    sequence = translating_phantom(7)
+    frames, first_mask = sequence.frames, sequence.masks[:, :, 0]
+    network = random_xmem()
+    settings = XMemSettings(**SMALL, mem_every=2, **ALL_MOTION)
+
+    def run(n):
+        core = RecordingCore(build_core(network, settings))
+        tracker = XMemTracker(settings, core=core)
+        part = np.ascontiguousarray(frames[:, :, :n])
+        info = dataclasses.replace(sequence.info, n_frames=n)
+        return run_tracker(tracker, part, first_mask, info).masks, core.outputs, tracker.settings()
+
+    full_masks, full_probs, report = run(7)
+    assert report["resolved"]["motion_parts"] == ["crop", "prior", "align", "guards", "fallback"]
+    assert not torch.equal(full_probs[1], full_probs[2])
+    for n in (3, 5):
+        masks, probs, _ = run(n)
+        assert np.array_equal(masks, full_masks[:, :, :n])
+        assert all(torch.equal(a, b) for a, b in zip(probs, full_probs[:n]))
+
+
+def test_causal_with_motion_parts_and_a_tracking_core():
+    # ThresholdCore tracks, so the flow-placed crop, the fused prior and the guards all carry
+    # state from frame to frame.
+    frames, truth = moving_blob()
+    settings = XMemSettings(**SMALL, **{**ALL_MOTION, "motion": "previous-frame"})
+
+    def run(n):
+        tracker = XMemTracker(settings, core=ThresholdCore())
+        part = np.ascontiguousarray(frames[:, :, :n])
+        return run_tracker(tracker, part, truth[:, :, 0], info_for(part)).masks, tracker.events()
+
+    full, events = run(16)
+    assert events["crop_recentred"] >= 2 and not np.array_equal(full[:, :, 8], full[:, :, 0])
+    for n in (4, 9):
+        assert np.array_equal(run(n)[0], full[:, :, :n])

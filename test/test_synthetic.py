@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from model.io import find_case_dirs, read_dataset_case, read_labels
 from training.synthetic import MotionRanges, generate_sequence, make_translation_sequence
+from training.synthetic.generator import Difficulty
 from training.synthetic.__main__ import main as synthetic_main
 from training.synthetic.motion import respiratory_trace
 from training.synthetic.translation import random_shifts
@@ -78,6 +79,36 @@ def test_through_plane_area_changes():
     sequence = generate_sequence(2, 60, 1.5, "lung", frame_rate=8.0)
     areas = sequence.masks.sum(axis=(0, 1))
     assert areas.max() / areas.min() > 1.05
+
+
+def test_difficulty_lowers_snr_widens_area_swing_drifts_contrast_and_sets_frame_rates():
+    plain = generate_sequence(5, 30, 1.5, "abdomen")
+    hard = generate_sequence(
+        5, 30, 1.5, "abdomen",
+        difficulty=Difficulty(snr=(4.0, 5.0), area_swing=(0.4, 0.45), contrast_drift=0.5, frame_rates=(8.0,)),
+    )
+    assert 4.0 <= hard.metadata["snr"] <= 5.0 < 20.0 <= plain.metadata["snr"]
+    assert hard.info.frame_rate == 8.0 and hard.metadata["contrast_drift"] == 0.5
+    swing = lambda s: np.ptp(s.masks.sum(axis=(0, 1))) / s.masks[:, :, 0].sum()  # noqa: E731
+    assert swing(hard) > 1.5 * swing(plain)
+    # The tumour brightens by half over the sequence: its mean intensity over its own mask
+    # (relative to the frame's median, which the tumour barely moves) rises accordingly.
+    def tumour_level(sequence, t):
+        frame, mask = sequence.frames[:, :, t], sequence.masks[:, :, t] > 0
+        return frame[mask].mean() / np.median(frame)
+    assert tumour_level(hard, 29) / tumour_level(hard, 0) > 1.25
+    # Without the settings nothing changes: existing datasets stay reproducible.
+    again = generate_sequence(5, 30, 1.5, "abdomen", difficulty=Difficulty())
+    np.testing.assert_array_equal(again.frames, plain.frames)
+
+
+def test_cli_difficulty_options_reach_the_cases(tmp_path):
+    synthetic_main([str(tmp_path), "--cases", "2", "--seed", "9", "--frames", "12:12", "--snr", "4:6",
+                    "--area-swing", "0.3:0.4", "--contrast-drift", "0.4", "--frame-rates", "1,8"])
+    for case_dir in find_case_dirs(tmp_path):
+        made = json.loads((case_dir / "synthetic.json").read_text())
+        assert 4.0 <= made["snr"] <= 6.0 and made["frame_rate"] in (1.0, 8.0)
+        assert made["contrast_drift"] == 0.4
 
 
 def test_cli_writes_a_dataset_the_harness_reads(tmp_path):

@@ -1,14 +1,33 @@
-"""Image motion helpers shared by the trackers: 8-bit scaling for OpenCV and sub-pixel mask shifts."""
+"""Image motion shared by the trackers: 8-bit scaling for OpenCV, sub-pixel mask shifts, and
+the dense optical flow (OpenCV DIS) that pulls a reference mask to the current frame.
+
+Flow convention: `flow[r, c] = (dx, dy)` says where the current frame's pixel (r, c) lies in
+the reference frame (x along numpy axis 1, y along axis 0, OpenCV's order), so a reference
+map is carried to the current frame by sampling it at (c + dx, r + dy) (`pull`).
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from model.pipeline.crop import mask_centroid
+from model.pipeline.postprocess import select_component
+
+# Forward-backward disagreement (pixels) at which a flow vector's confidence is exp(-1/2).
+FB_SIGMA_PX = 1.0
 
 
 def to_uint8(frame: np.ndarray) -> np.ndarray:
     """Scale a frame to 0-255 by its own 1st-99th percentiles (absorbs global intensity drift)."""
     low, high = np.percentile(frame, (1.0, 99.0))
-    scaled = (frame - low) * (255.0 / max(float(high - low), 1e-6))
+    return scale_to_uint8(frame, float(low), float(high))
+
+
+def scale_to_uint8(frame: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map [low, high] linearly to 0-255, clipped."""
+    scaled = (frame - low) * (255.0 / max(high - low, 1e-6))
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
@@ -17,3 +36,189 @@ def shift_mask(mask: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
     matrix = np.float32([[1, 0, shift[1]], [0, 1, shift[0]]])
     moved = cv2.warpAffine(mask.astype(np.float32), matrix, mask.shape[::-1], flags=cv2.INTER_LINEAR)
     return moved > 0.5
+
+
+class DenseFlow:
+    """OpenCV DIS optical flow (medium preset) or Farnebäck, one instance per sequence."""
+
+    METHODS = ("dis", "farneback")
+
+    def __init__(self, method: str = "dis") -> None:
+        if method not in self.METHODS:
+            raise ValueError(f"method must be one of {self.METHODS}, got {method!r}")
+        self._method = method
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+    def __call__(
+        self, current: np.ndarray, reference: np.ndarray, initial: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Flow (H, W, 2) float32 from `current` to `reference` (uint8 images of one shape).
+
+        `initial` (DIS only): a guess the search starts from, e.g. the last frame's flow to the
+        same reference, so a displacement larger than the pyramid can find from zero is
+        bridged step by step.
+        """
+        if self._method == "farneback":
+            return cv2.calcOpticalFlowFarneback(current, reference, None, 0.5, 4, 21, 5, 7, 1.5, 0)
+        # DIS starts from the flow argument when it has the images' size (and refines in place).
+        start = None if initial is None else np.array(initial, np.float32, copy=True)
+        return self._dis.calc(current, reference, start)
+
+
+def pull(values: np.ndarray, flow: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Sample the float32 map `values` (reference frame, full size) along `flow`, bilinear.
+
+    `flow` covers a region of the current frame whose top-left pixel is `origin`; the result has
+    the region's shape. Outside `values` counts as 0.
+    """
+    rows, cols = np.indices(flow.shape[:2], dtype=np.float32)
+    return cv2.remap(
+        values,
+        cols + (origin[1] + flow[..., 0]),
+        rows + (origin[0] + flow[..., 1]),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+    )
+
+
+def forward_backward_confidence(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Per current pixel, exp(-e^2 / (2 sigma^2)) with e the forward-backward disagreement.
+
+    `forward` goes current -> reference, `backward` reference -> current (same region). Where
+    the flow is right, following it to the reference and back returns to the start (e = 0);
+    occlusion, noise or an appearance change break that loop.
+    """
+    rows, cols = np.indices(forward.shape[:2], dtype=np.float32)
+    back = cv2.remap(
+        backward, cols + forward[..., 0], rows + forward[..., 1], cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    error_sq = ((forward + back) ** 2).sum(axis=2)
+    return np.exp(-error_sq / (2.0 * FB_SIGMA_PX**2)).astype(np.float32)
+
+
+@dataclass
+class MotionEstimate:
+    """One frame's motion, in full-frame coordinates (zero outside the flow's region)."""
+
+    prior: np.ndarray  # float32: the reference mask pulled to this frame, in [0, 1]
+    confidence: np.ndarray  # float32 in [0, 1]: forward-backward consistency of the flow
+    mask: np.ndarray  # bool: prior > 0.5 (may be empty when the flow lost the target)
+
+    def centroid(self) -> tuple[float, float] | None:
+        return mask_centroid(self.mask) if self.mask.any() else None
+
+
+class MaskFlow:
+    """Carries a reference mask to each new frame by dense flow, once per frame.
+
+    reference "first-frame": the flow goes from frame t to frame 0 and pulls the first mask
+    (no accumulated drift, but must bridge the whole displacement); "previous-frame": from t
+    to t-1, pulling the previous output (small steps, drift accumulates). The flow is computed
+    only on a region of the frame (the caller's crop window grown by its context), which bounds
+    its cost for large frames.
+    """
+
+    REFERENCES = ("first-frame", "previous-frame")
+
+    def __init__(self, reference: str, backward_check: bool) -> None:
+        if reference not in self.REFERENCES:
+            raise ValueError(f"reference must be one of {self.REFERENCES}, got {reference!r}")
+        self._reference_kind = reference
+        self._backward_check = backward_check
+        self._flow = DenseFlow("dis")
+
+    def start(self, first_frame: np.ndarray, first_mask: np.ndarray) -> None:
+        """`first_frame` is uint8 (e.g. scale_to_uint8 of the normalised frame)."""
+        self._reference = first_frame
+        self._reference_mask = first_mask.astype(np.float32)
+        # The latest flow to the first frame, full frame: the next frame's starting guess.
+        self._last_forward = np.zeros((*first_frame.shape, 2), np.float32)
+
+    def estimate(self, frame: np.ndarray, region: tuple[slice, slice]) -> MotionEstimate:
+        """Motion of the reference mask to `frame` (uint8), computed on `region` only."""
+        origin = (region[0].start, region[1].start)
+        current = np.ascontiguousarray(frame[region])  # DIS needs contiguous images
+        reference = np.ascontiguousarray(self._reference[region])
+        first_frame = self._reference_kind == "first-frame"
+        forward = self._flow(current, reference, self._last_forward[region] if first_frame else None)
+        if first_frame:
+            self._last_forward[region] = forward
+        prior = np.zeros(frame.shape, np.float32)
+        prior[region] = pull(self._reference_mask, forward, origin)
+        confidence = np.zeros(frame.shape, np.float32)
+        if self._backward_check:
+            backward = self._flow(reference, current, -forward if first_frame else None)
+            confidence[region] = forward_backward_confidence(forward, backward)
+        else:
+            confidence[region] = 1.0
+        self._current = frame
+        return MotionEstimate(prior, confidence, prior > 0.5)
+
+    def advance(self, output_mask: np.ndarray) -> None:
+        """After a frame's output is final: the previous-frame reference moves on to it."""
+        if self._reference_kind == "previous-frame":
+            self._reference = self._current
+            self._reference_mask = output_mask.astype(np.float32)
+
+
+FUSION_RULES = ("fixed", "confidence")
+# Added to both weights of the confidence rule, so where neither side is confident the two
+# probabilities are averaged instead of divided by zero.
+FUSION_FLOOR = 1e-3
+
+
+def fuse_with_prior(
+    network: np.ndarray,
+    covered: np.ndarray,
+    prior: np.ndarray,
+    flow_confidence: np.ndarray,
+    prior_weight: float,
+    rule: str,
+) -> np.ndarray:
+    """The network's foreground probability fused with the flow prior, per pixel (float32).
+
+    fused = (wn * p_net + wf * p_prior) / (wn + wf), where
+    - rule "fixed": wn = 1 - prior_weight, wf = prior_weight;
+    - rule "confidence": wn = (1 - prior_weight) * |2 p_net - 1| (the network's probability
+      margin: 0 where it cannot decide, 1 where it is sure) and wf = prior_weight * the flow's
+      forward-backward confidence (0 where the flow cannot be trusted), each plus a small
+      floor. The prior weight sets which side wins a tie.
+    `covered` marks the pixels the network saw (its crop window); elsewhere its probability
+    is no evidence, so there it has no weight (the prior decides, or 0 where neither saw).
+    """
+    if rule not in FUSION_RULES:
+        raise ValueError(f"rule must be one of {FUSION_RULES}, got {rule!r}")
+    if rule == "fixed":
+        network_weight = np.full(network.shape, 1.0 - prior_weight, np.float32)
+        prior_weight_map = np.full(network.shape, prior_weight, np.float32)
+    else:
+        network_weight = (1.0 - prior_weight) * np.abs(2.0 * network - 1.0) + FUSION_FLOOR
+        prior_weight_map = prior_weight * flow_confidence + FUSION_FLOOR
+    network_weight = np.where(covered, network_weight, 0.0)
+    total = network_weight + prior_weight_map
+    return ((network_weight * network + prior_weight_map * prior) / total).astype(np.float32)
+
+
+def align_to_flow(
+    probability: np.ndarray, previous: np.ndarray, flow_mask: np.ndarray, limit_px: float
+) -> tuple[np.ndarray, bool]:
+    """Translate the probability map so that its target's centroid is the flow mask's.
+
+    The target is the 8-connected component of `probability > 0.5` that overlaps the previous
+    output most (as the post-processing will choose it). The flow places the target more
+    precisely than the network does, the network knows its shape (the cross-section changes
+    with through-plane motion, which a pulled first mask does not show): the aligned map has
+    the network's shape at the flow's position. A gap larger than `limit_px` is not a
+    placement error but a disagreement, left to the guards; the map is then returned as it is.
+    Returns the map and whether it was moved.
+    """
+    target = select_component(probability > 0.5, previous)
+    if not target.any() or not flow_mask.any():
+        return probability, False
+    gap = np.subtract(mask_centroid(flow_mask), mask_centroid(target))
+    if float(np.hypot(*gap)) > limit_px:
+        return probability, False
+    matrix = np.float32([[1, 0, gap[1]], [0, 1, gap[0]]])
+    moved = cv2.warpAffine(probability, matrix, probability.shape[::-1], flags=cv2.INTER_LINEAR)
+    return moved, True

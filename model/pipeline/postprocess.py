@@ -12,13 +12,24 @@ Per frame, in the full frame's coordinates:
    does change with through-plane motion): after `patience` consecutive area-jump rejections
    whose areas agree with each other within f, the new mask is accepted, so the guard can
    never lock the output onto a stale mask for good.
+5. slow-failure guards (each off at 0; docs/pipeline.md has the thresholds' reasons), which
+   judge the mask against the first frame and against the flow-propagated mask instead of
+   only against the previous frame, so a mask that grows a little every frame is caught:
+   its area outside [first / f1, first * f1]; its DSC with the flow's mask below a minimum;
+   its centroid farther from the flow mask's centroid than a fraction of the first mask's
+   equivalent radius;
+6. fallback: with `flow_fallback`, a rejected frame outputs the flow-propagated mask when one
+   is given (so it keeps moving with the target); otherwise the last accepted mask.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from model.pipeline.crop import mask_centroid
 
 
 def ema_weight_for_frame_rate(frame_rate: float, time_constant_s: float) -> float:
@@ -50,6 +61,24 @@ def select_component(binary: np.ndarray, previous: np.ndarray) -> np.ndarray:
     return labels == best
 
 
+@dataclass(frozen=True)
+class SlowFailureGuards:
+    """Thresholds of the guards of step 5; 0 switches a guard off."""
+
+    first_area_factor: float = 0.0  # area must stay within this factor of the first mask's
+    min_flow_dice: float = 0.0  # DSC with the flow-propagated mask must reach this
+    max_flow_shift: float = 0.0  # centroid gap to the flow mask, in first-mask equivalent radii
+
+    @property
+    def off(self) -> bool:
+        return not (self.first_area_factor or self.min_flow_dice or self.max_flow_shift)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(np.count_nonzero(a)) + int(np.count_nonzero(b))
+    return 2.0 * int(np.count_nonzero(a & b)) / total if total else 1.0
+
+
 class PostProcessor:
     """The stateful per-frame post-processing of one sequence (see the module docstring)."""
 
@@ -60,8 +89,14 @@ class PostProcessor:
         threshold: float,
         area_jump_factor: float,
         patience: int,
+        guards: SlowFailureGuards = SlowFailureGuards(),
+        flow_fallback: bool = False,
     ) -> None:
         """Arguments as validated by XMemSettings; `first_mask` is non-empty (model.io)."""
+        self._guards = guards
+        self._flow_fallback = flow_fallback
+        self._first_area = int(np.count_nonzero(first_mask))
+        self._first_radius = math.sqrt(self._first_area / math.pi)
         self._weight = ema_weight
         self._threshold = threshold
         self._factor = area_jump_factor
@@ -73,35 +108,87 @@ class PostProcessor:
         self._streak_area = 0  # area of the latest of them
         self.vanished = 0
         self.area_jumps = 0
+        self.first_area = 0
+        self.flow_disagreed = 0
+        self.flow_fallbacks = 0
         self.fell_back = False  # whether the latest frame repeated the last accepted mask
 
-    def __call__(self, probability: np.ndarray) -> np.ndarray:
-        """Post-process one frame's foreground probability map (frame shape, float32)."""
+    def __call__(self, probability: np.ndarray, flow_mask: np.ndarray | None = None) -> np.ndarray:
+        """Post-process one frame's foreground probability map (frame shape, float32).
+
+        `flow_mask`: the flow-propagated mask of this frame, if any; the guards of step 5 judge
+        against it and, with `flow_fallback`, a rejected frame outputs it (step 6).
+        """
         # In place: ema = w * p + (1 - w) * ema.
         self._ema *= 1.0 - self._weight
         self._ema += self._weight * probability
         mask = select_component(self._ema > self._threshold, self._last)
         area = int(np.count_nonzero(mask))
         self.fell_back = True
+        if flow_mask is not None and not flow_mask.any():
+            flow_mask = None  # the flow lost the target: nothing to judge by or fall back to
         if area == 0:
             self.vanished += 1
             self._streak = 0
-            return self._last.copy()
+            return self._fallback(flow_mask)
         if self._jumps(area, self._last_area):
             consistent = self._streak > 0 and not self._jumps(area, self._streak_area)
             self._streak = self._streak + 1 if consistent else 1
             self._streak_area = area
             if self._streak < self._patience:
                 self.area_jumps += 1
-                return self._last.copy()
+                return self._fallback(flow_mask)
+        else:
+            self._streak = 0
+        if self._slow_failure(mask, area, flow_mask):
+            return self._fallback(flow_mask)
         self._streak = 0
         self.fell_back = False
         self._last = mask
         self._last_area = area
         return mask.copy()
 
+    def _slow_failure(self, mask: np.ndarray, area: int, flow_mask: np.ndarray | None) -> bool:
+        """Step 5: whether the mask has drifted from the first frame or from the flow."""
+        guards = self._guards
+        if guards.first_area_factor and (
+            area > guards.first_area_factor * self._first_area
+            or area * guards.first_area_factor < self._first_area
+        ):
+            self.first_area += 1
+            return True
+        if flow_mask is None:
+            return False
+        if guards.min_flow_dice and dice(mask, flow_mask) < guards.min_flow_dice:
+            self.flow_disagreed += 1
+            return True
+        if guards.max_flow_shift:
+            gap = np.subtract(mask_centroid(mask), mask_centroid(flow_mask))
+            if float(np.hypot(*gap)) > guards.max_flow_shift * self._first_radius:
+                self.flow_disagreed += 1
+                return True
+        return False
+
+    def _fallback(self, flow_mask: np.ndarray | None) -> np.ndarray:
+        """The output of a rejected frame: the flow-propagated mask, else the last accepted."""
+        if flow_mask is None or not self._flow_fallback:
+            return self._last.copy()
+        self.flow_fallbacks += 1
+        return flow_mask.copy()
+
+    @property
+    def last_mask(self) -> np.ndarray:
+        """The last accepted mask (the component choice of the next frame prefers it)."""
+        return self._last
+
     def _jumps(self, area: int, reference: int) -> bool:
         return area > self._factor * reference or area * self._factor < reference
 
     def events(self) -> dict[str, int]:
-        return {"fallback_mask_vanished": self.vanished, "fallback_area_jump": self.area_jumps}
+        return {
+            "fallback_mask_vanished": self.vanished,
+            "fallback_area_jump": self.area_jumps,
+            "fallback_first_area": self.first_area,
+            "fallback_flow_disagreed": self.flow_disagreed,
+            "fallback_output_flow_mask": self.flow_fallbacks,
+        }

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-from model.pipeline.motion import to_uint8
+from model.pipeline.motion import DenseFlow, pull, to_uint8
 from model.trackers.base import SequenceInfo, Tracker
 
 FLOW_REFERENCES = ("first-frame", "frame-to-frame")
-FLOW_METHODS = ("dis", "farneback")
+FLOW_METHODS = DenseFlow.METHODS
 
 
 @dataclass
@@ -41,27 +40,19 @@ class OpticalFlowTracker(Tracker):
 
     def __init__(self, settings: OpticalFlowSettings | None = None) -> None:
         self._settings = settings or OpticalFlowSettings()
-        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._flow = DenseFlow(self._settings.method)
         self._empty = 0
 
     def start(self, first_frame: np.ndarray, first_mask: np.ndarray, info: SequenceInfo) -> None:
         self._reference = to_uint8(first_frame)
         self._reference_mask = first_mask.astype(np.float32)
         self._last = first_mask.copy()
-        self._grid = np.indices(first_frame.shape, dtype=np.float32)
         self._empty = 0
 
     def track(self, frame: np.ndarray) -> np.ndarray:
         current = to_uint8(frame)
         flow = self._flow(current, self._reference)  # where each current pixel sits in the reference
-        pulled = cv2.remap(
-            self._reference_mask,
-            self._grid[1] + flow[..., 0],
-            self._grid[0] + flow[..., 1],
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-        )
-        mask = pulled > 0.5
+        mask = pull(self._reference_mask, flow) > 0.5
         if mask.any():
             self._last = mask
         else:
@@ -70,11 +61,6 @@ class OpticalFlowTracker(Tracker):
             self._reference = current
             self._reference_mask = self._last.astype(np.float32)
         return self._last.copy()
-
-    def _flow(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
-        if self._settings.method == "dis":
-            return self._dis.calc(source, target, None)
-        return cv2.calcOpticalFlowFarneback(source, target, None, 0.5, 4, 21, 5, 7, 1.5, 0)
 
     def events(self) -> dict[str, int]:
         return {"empty_kept_last": self._empty}

@@ -16,7 +16,15 @@ import torch
 
 from model.device import resolve_device
 from model.pipeline.crop import CropWindow, initial_box, margin_for_region
-from model.pipeline.postprocess import PostProcessor, ema_weight_for_frame_rate
+from model.pipeline.motion import (
+    FUSION_RULES,
+    MaskFlow,
+    MotionEstimate,
+    align_to_flow,
+    fuse_with_prior,
+    scale_to_uint8,
+)
+from model.pipeline.postprocess import PostProcessor, SlowFailureGuards, ema_weight_for_frame_rate
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
 from model.trackers import SequenceInfo, Tracker
 from model.device import describe_device
@@ -24,6 +32,15 @@ from model.weights import ResolvedWeights, load_weights
 from model.xmem.inference.config import InferenceConfig
 from model.xmem.inference.inference_core import STRIDE, InferenceCore, resolve_precision
 from model.xmem.network.checkpoint import load_network
+
+
+MOTION_REFERENCES = ("off", *MaskFlow.REFERENCES)
+MOTION_PRIOR_RULES = ("off", *FUSION_RULES)
+# The flow is computed on the crop window grown by this fraction of its size on every side
+# (clipped to the frame): room for the target's motion since the window was placed.
+FLOW_CONTEXT = 0.5
+# Below this side (pixels) the flow region is the whole frame: DIS needs a few patches.
+MIN_FLOW_SIDE = 32
 
 
 class VideoCore(Protocol):
@@ -95,6 +112,52 @@ class XMemSettings:
         metadata={"help": "accept an area change after this many consecutive frames that "
                           "agree on it (a lasting change is real, a one-frame spike is not)"},
     )
+    motion: str = field(
+        default="first-frame",
+        metadata={"help": "dense flow (DIS) on the crop's surroundings, once per frame, that the "
+                          "motion parts below use: first-frame (frame t to frame 0, pulls the "
+                          "first mask), previous-frame (t to t-1, pulls the last output), or off "
+                          "(XMem alone: every motion part off)"},
+    )
+    motion_crop: bool = field(
+        default=True,
+        metadata={"help": "place the crop from the flow's estimate of the target before XMem "
+                          "runs (else from the previous output)"},
+    )
+    motion_prior: str = field(
+        default="off",
+        metadata={"help": "fuse XMem's probability with the flow-propagated mask: off, fixed "
+                          "(weighted mean), confidence (weights scaled by XMem's probability "
+                          "margin and the flow's forward-backward consistency)"},
+    )
+    prior_weight: float = field(
+        default=0.5, metadata={"help": "weight of the flow prior in the fusion, in [0, 1]"}
+    )
+    align_max_px: float = field(
+        default=0.0,
+        metadata={"help": "move XMem's probability map so that its target's centroid is the "
+                          "flow mask's, when they are at most this many pixels apart (0 = off)"},
+    )
+    first_area_factor: float = field(
+        default=0.0,
+        metadata={"help": "reject a mask whose area is more than this factor away from the "
+                          "first mask's (0 = off)"},
+    )
+    min_flow_dice: float = field(
+        default=0.0,
+        metadata={"help": "reject a mask whose DSC with the flow-propagated mask is below this "
+                          "(0 = off)"},
+    )
+    max_flow_shift: float = field(
+        default=0.0,
+        metadata={"help": "reject a mask whose centroid is farther from the flow-propagated "
+                          "mask's than this many first-mask equivalent radii (0 = off)"},
+    )
+    flow_fallback: bool = field(
+        default=False,
+        metadata={"help": "a rejected frame outputs the flow-propagated mask (moves with the "
+                          "target) instead of repeating the last accepted mask"},
+    )
     mem_every: int = field(
         default=5, metadata={"help": "XMem writes a memory frame every this many frames"}
     )
@@ -134,6 +197,20 @@ class XMemSettings:
             raise ValueError(f"area_jump_factor must be > 1, got {self.area_jump_factor}")
         if self.area_jump_patience < 1:
             raise ValueError(f"area_jump_patience must be at least 1, got {self.area_jump_patience}")
+        if self.motion not in MOTION_REFERENCES:
+            raise ValueError(f"motion must be one of {MOTION_REFERENCES}, got {self.motion!r}")
+        if self.motion_prior not in MOTION_PRIOR_RULES:
+            raise ValueError(f"motion_prior must be one of {MOTION_PRIOR_RULES}, got {self.motion_prior!r}")
+        if not 0.0 <= self.prior_weight <= 1.0:
+            raise ValueError(f"prior_weight must be in [0, 1], got {self.prior_weight}")
+        if self.first_area_factor and self.first_area_factor <= 1.0:
+            raise ValueError(f"first_area_factor must be 0 (off) or > 1, got {self.first_area_factor}")
+        if self.align_max_px < 0:
+            raise ValueError(f"align_max_px must be >= 0, got {self.align_max_px}")
+        if not 0.0 <= self.min_flow_dice <= 1.0:
+            raise ValueError(f"min_flow_dice must be in [0, 1], got {self.min_flow_dice}")
+        if self.max_flow_shift < 0:
+            raise ValueError(f"max_flow_shift must be >= 0, got {self.max_flow_shift}")
         resolve_precision(self.precision, self.torch_device())  # bad device/precision now, not after loading weights
         self.inference_config()  # mem_every / top_k range checks
 
@@ -146,6 +223,25 @@ class XMemSettings:
 
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
+
+    def motion_parts(self) -> list[str]:
+        """The motion parts in use (none when motion is off)."""
+        if self.motion == "off":
+            return []
+        parts = {
+            "crop": self.motion_crop,
+            "prior": self.motion_prior != "off",
+            "align": self.align_max_px > 0,
+            "guards": not self.guards().off,
+            "fallback": self.flow_fallback,
+        }
+        return [name for name, on in parts.items() if on]
+
+    def guards(self) -> SlowFailureGuards:
+        """The slow-failure guards (all off when motion is off: they judge against the flow)."""
+        if self.motion == "off":
+            return SlowFailureGuards()
+        return SlowFailureGuards(self.first_area_factor, self.min_flow_dice, self.max_flow_shift)
 
     def margin_for(self, info: SequenceInfo) -> float:
         margin = _auto_or_float(self.margin_mm, "margin_mm")
@@ -164,6 +260,11 @@ def build_core(network: torch.nn.Module, settings: XMemSettings) -> VideoCore:
     return InferenceCore(
         network.eval(), settings.inference_config(), device=device, precision=settings.precision
     )
+
+
+def _flow_image(normalised: np.ndarray) -> np.ndarray:
+    """The normalised frame (already percentile-clipped) as the uint8 image DIS works on."""
+    return scale_to_uint8(normalised, float(normalised.min()), float(normalised.max()))
 
 
 class XMemTracker(Tracker):
@@ -187,6 +288,7 @@ class XMemTracker(Tracker):
         self._post: PostProcessor | None = None
         self._resolved: dict[str, Any] = {}
         self._recentred = 0
+        self._aligned = 0
 
     @classmethod
     def from_network(cls, network: torch.nn.Module, settings: XMemSettings | None = None) -> XMemTracker:
@@ -201,43 +303,90 @@ class XMemTracker(Tracker):
         ema_weight = settings.ema_weight_for(info)
         box = initial_box(first_mask, info.pixel_spacing_mm, margin_mm)
         self._window = CropWindow(box, first_mask.shape, settings.crop_size)
+        self._first_context = self._window.context_slices(FLOW_CONTEXT)
+        self._parts = settings.motion_parts()
         self._post = PostProcessor(
-            first_mask, ema_weight, settings.threshold, settings.area_jump_factor, settings.area_jump_patience
+            first_mask, ema_weight, settings.threshold, settings.area_jump_factor,
+            settings.area_jump_patience, settings.guards(), flow_fallback="fallback" in self._parts,
         )
         self._probability = np.zeros(first_mask.shape, dtype=np.float32)
         self._recentred = 0
+        self._aligned = 0
         self._resolved = {
             "margin_mm": margin_mm,
             "ema_weight": ema_weight,
             "crop_box_size_px": list(box.size),
+            "motion_parts": list(self._parts),
         }
         # No expected frame count: the memory must not depend on how long the sequence is.
         self._core.reset()
+        normalised = normalise_frame(first_frame)
+        self._flow: MaskFlow | None = None
+        if self._parts:
+            self._flow = MaskFlow(settings.motion, backward_check=settings.motion_prior == "confidence")
+            self._flow.start(_flow_image(normalised), first_mask)
         network_mask = torch.from_numpy(self._window.crop_mask(first_mask).astype(np.float32))
-        self._core.step(self._network_input(first_frame), network_mask.to(self._core.device))
+        self._core.step(self._network_input(normalised), network_mask.to(self._core.device))
 
     def track(self, frame: np.ndarray) -> np.ndarray:
         if self._window is None or self._post is None:
             raise RuntimeError("XMemTracker.track called before start")
-        probabilities = self._core.predict(self._network_input(frame))
+        normalised = normalise_frame(frame)
+        motion = self._estimate_motion(normalised) if self._flow is not None else None
+        if motion is not None and "crop" in self._parts:
+            # Box-level propagation: the window goes to where the flow puts the target now,
+            # before the network sees this frame.
+            self._follow(motion.mask)
+        probabilities = self._core.predict(self._network_input(normalised))
         foreground = probabilities[1].float().cpu().numpy()
         self._probability.fill(0.0)
         self._window.paste(foreground, self._probability)
-        mask = self._post(self._probability)
+        if motion is not None and "prior" in self._parts:
+            covered = np.zeros(self._probability.shape, bool)
+            covered[self._window.frame_slices] = True
+            fused = fuse_with_prior(
+                self._probability, covered, motion.prior, motion.confidence,
+                self._settings.prior_weight, self._settings.motion_prior,
+            )
+        else:
+            fused = self._probability
+        if motion is not None and "align" in self._parts:
+            fused, moved = align_to_flow(fused, self._post.last_mask, motion.mask, self._settings.align_max_px)
+            self._aligned += moved
+        judge = motion is not None and ("guards" in self._parts or "fallback" in self._parts)
+        mask = self._post(fused, motion.mask if judge else None)
         # A prediction the post-processing rejected must not become memory: it would teach
         # XMem the wrong target for every later frame.
         self._core.commit(accept=not self._post.fell_back)
-        # The window moves for the next frame only: this frame's crop is already used.
+        if self._flow is not None:
+            self._flow.advance(mask)
+        if "crop" not in self._parts:
+            # The window moves for the next frame only: this frame's crop is already used.
+            self._follow(mask)
+        return mask
+
+    def _estimate_motion(self, normalised: np.ndarray) -> MotionEstimate:
+        """The flow of this frame, computed once, on the window's surroundings (and, for the
+        first-frame reference, the first window's, where the first mask is to be found)."""
+        region = self._window.context_slices(FLOW_CONTEXT)
+        if self._settings.motion == "first-frame":
+            region = tuple(
+                slice(min(now.start, first.start), max(now.stop, first.stop))
+                for now, first in zip(region, self._first_context)
+            )
+        if min(s.stop - s.start for s in region) < MIN_FLOW_SIDE:
+            region = (slice(0, normalised.shape[0]), slice(0, normalised.shape[1]))
+        return self._flow.estimate(_flow_image(normalised), region)
+
+    def _follow(self, mask: np.ndarray) -> None:
         moved = self._window.follow(mask, self._settings.recentre_fraction)
         if moved is not None:
             self._recentred += 1
             self._core.shift_sensory(*moved)
-        return mask
 
-    def _network_input(self, frame: np.ndarray) -> torch.Tensor:
-        """Whole-frame normalisation (statistics do not change when the crop moves), crop,
-        grey -> 3 channels. Outside the frame is padded with the frame's darkest value."""
-        normalised = normalise_frame(frame)
+    def _network_input(self, normalised: np.ndarray) -> torch.Tensor:
+        """Crop of the normalised frame (whole-frame statistics do not change when the crop
+        moves), grey -> 3 channels. Outside the frame is padded with the frame's darkest value."""
         crop = self._window.crop(normalised, pad_value=float(normalised.min()))
         return grey_to_network_channels(torch.from_numpy(crop).to(self._core.device), channel_dim=0)
 
@@ -259,4 +408,4 @@ class XMemTracker(Tracker):
 
     def events(self) -> dict[str, int]:
         counts = self._post.events() if self._post is not None else {}
-        return {**counts, "crop_recentred": self._recentred}
+        return {**counts, "crop_recentred": self._recentred, "aligned_to_flow": self._aligned}

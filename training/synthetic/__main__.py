@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from training.synthetic.dataset import write_dataset, write_translation_dataset
-from training.synthetic.generator import REGIONS, MotionRanges
+from training.synthetic.generator import REGIONS, Difficulty, MotionRanges
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -36,6 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--si", type=_range, default=(5, 25), help="SI peak-to-peak per cycle, mm")
     parser.add_argument("--ap", type=_range, default=(1, 5), help="AP peak-to-peak per cycle, mm")
     parser.add_argument("--period", type=_range, default=(3, 6), help="breathing period, s")
+    parser.add_argument("--snr", type=_range, default=None,
+                        help="LOW:HIGH liver signal / noise (default: the field strength's range)")
+    parser.add_argument("--area-swing", type=_range, default=(0.05, 0.15),
+                        help="through-plane motion: tumour radius change over a breath, fraction")
+    parser.add_argument("--contrast-drift", type=float, default=0.0,
+                        help="tumour intensity drifts linearly by this fraction over the sequence")
+    parser.add_argument("--frame-rates", default=None,
+                        help="comma-separated frame rates to draw from (default: the field strength's)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     frames = (int(args.frames[0]), int(args.frames[1]))
@@ -50,6 +58,12 @@ def main(argv: list[str] | None = None) -> None:
             tuple(float(f) for f in args.fields.split(",")),
             tuple(args.regions.split(",")),
             MotionRanges(si_mm=args.si, ap_mm=args.ap, period_s=args.period),
+            Difficulty(
+                snr=args.snr,
+                area_swing=args.area_swing,
+                contrast_drift=args.contrast_drift,
+                frame_rates=tuple(float(r) for r in args.frame_rates.split(",")) if args.frame_rates else None,
+            ),
         )
     print(f"wrote {len(folders)} cases to {args.out_dir} in {time.perf_counter() - started:.1f} s")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.synthetic.generator import REGIONS, MotionRanges, generate_sequence
+from training.synthetic.generator import REGIONS, Difficulty, MotionRanges, generate_sequence
 from training.synthetic.layout import write_case
 from training.synthetic.translation import make_translation_sequence, random_shifts
 
@@ -23,6 +23,7 @@ def write_dataset(
     fields: tuple[float, ...] = (0.35, 1.5),
     regions: tuple[str, ...] = REGIONS,
     motion: MotionRanges = MotionRanges(),
+    difficulty: Difficulty = Difficulty(),
 ) -> list[Path]:
     """Write `cases` cases named S_001, S_002, ... under out_dir; returns their folders.
 
@@ -40,6 +41,7 @@ def write_dataset(
             fields[index % len(fields)],
             regions[(index // len(fields)) % len(regions)],
             motion,
+            difficulty=difficulty,
         )
         case_id = f"S_{index + 1:03d}"
         folders.append(write_case(out_dir / case_id, case_id, sequence))

@@ -43,6 +43,17 @@ class MotionRanges:
     max_drift_mm_per_min: float = 3.0
 
 
+@dataclass(frozen=True)
+class Difficulty:
+    """Acquisition and appearance settings that make a sequence harder to track. The defaults
+    are the field looks' own draws, so a dataset made without them is unchanged."""
+
+    snr: tuple[float, float] | None = None  # liver signal / noise sigma; None: the field look's range
+    area_swing: tuple[float, float] = (0.05, 0.15)  # through-plane: radius change per inhale, fraction
+    contrast_drift: float = 0.0  # tumour intensity changes linearly by this fraction over the sequence
+    frame_rates: tuple[float, ...] | None = None  # drawn from; None: the field look's rates
+
+
 def generate_sequence(
     seed: int,
     n_frames: int,
@@ -51,6 +62,7 @@ def generate_sequence(
     motion: MotionRanges = MotionRanges(),
     frame_rate: float | None = None,
     shape: tuple[int, int] | None = None,
+    difficulty: Difficulty = Difficulty(),
 ) -> SyntheticSequence:
     """One labelled sequence. `frame_rate`/`shape` override the field look's random draw."""
     if region not in REGIONS:
@@ -62,7 +74,7 @@ def generate_sequence(
     if shape is None:
         side = int(round(rng.uniform(*look.fov_mm) / spacing))
         shape = (side, side)
-    fps = float(frame_rate if frame_rate is not None else rng.choice(look.frame_rates))
+    fps = float(frame_rate if frame_rate is not None else rng.choice(difficulty.frame_rates or look.frame_rates))
 
     trace = respiratory_trace(
         n_frames, fps, rng, motion.si_mm, motion.ap_mm, motion.period_s, motion.max_drift_mm_per_min
@@ -75,14 +87,15 @@ def generate_sequence(
     tumour = random_tumour(centre, radius_mm, spacing_mm, _tumour_intensity(region, look, rng), rng)
 
     # Through-plane motion: the cut through the tumour grows and shrinks with breathing.
-    area_swing = rng.uniform(0.05, 0.15) * rng.choice([-1.0, 1.0])
+    area_swing = rng.uniform(*difficulty.area_swing) * rng.choice([-1.0, 1.0])
     scales = 1.0 + area_swing * (trace.inhale - trace.inhale.mean()) + 0.02 * ou_process(n_frames, fps, 8.0, rng)
     displacements = _displacement_fields(anatomy.moving, centre, spacing_mm, trace, fps, rng)
 
     shading = coil_shading(shape, look, rng)
     gains = gain_drift(n_frames, rng)
     liver_signal = look.intensities[Tissue.LIVER]
-    noise_sigma = liver_signal / rng.uniform(*look.snr)
+    noise_sigma = liver_signal / rng.uniform(*(difficulty.snr or look.snr))
+    contrast = 1.0 + difficulty.contrast_drift * np.linspace(0.0, 1.0, n_frames)
     frames = np.empty((*shape, n_frames), np.float32)
     masks = np.empty((*shape, n_frames), np.uint8)
     for t in range(n_frames):
@@ -90,7 +103,7 @@ def generate_sequence(
         reference = base.copy()
         patch = reference[rows, cols]
         texture = anatomy.texture[rows, cols]
-        reference[rows, cols] = patch * (1 - cover) + tumour.intensity * texture * cover
+        reference[rows, cols] = patch * (1 - cover) + tumour.intensity * float(contrast[t]) * texture * cover
         truth = np.zeros(shape, np.float32)
         truth[rows, cols] = hard
         moved = warp(reference, displacements(t))
@@ -124,6 +137,7 @@ def generate_sequence(
         "ap_range_mm": float(np.ptp(trace.ap_mm)),
         "drift_mm": float(trace.drift_si_mm[-1]),
         "area_ratio_range": [float(scales.min() ** 2), float(scales.max() ** 2)],
+        "contrast_drift": difficulty.contrast_drift,
     }
     return SyntheticSequence(frames, masks, info, motion_px, metadata)
 

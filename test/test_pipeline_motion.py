@@ -1,0 +1,92 @@
+"""The motion estimate (dense flow pulling a mask) and the fusion rule, without a network."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.pipeline.motion import MaskFlow, fuse_with_prior, pull, scale_to_uint8
+from model.pipeline.preprocess import normalise_frame
+from training.synthetic import make_translation_sequence
+
+
+def _uint8(frame):
+    normalised = normalise_frame(frame)
+    return scale_to_uint8(normalised, float(normalised.min()), float(normalised.max()))
+
+
+def _soft_centroid(values):
+    rows, cols = np.indices(values.shape)
+    total = values.sum()
+    return np.array([(rows * values).sum() / total, (cols * values).sum() / total])
+
+
+@pytest.mark.parametrize("reference", MaskFlow.REFERENCES)
+def test_flow_recovers_a_known_sub_pixel_translation(reference):
+    n_frames = 10
+    shifts = np.outer(np.arange(n_frames), (2.3, -1.4))  # 21 px along axis 0 at the end
+    sequence = make_translation_sequence(shifts, shape=(112, 112), n_frames=n_frames, radius_px=8.0)
+    first = sequence.masks[:, :, 0] > 0
+    flow = MaskFlow(reference, backward_check=True)
+    flow.start(_uint8(sequence.frames[:, :, 0]), first)
+    region = (slice(0, 112), slice(0, 112))
+    previous = first
+    for t in range(1, n_frames):
+        motion = flow.estimate(_uint8(sequence.frames[:, :, t]), region)
+        # The pulled mask moved by the flow's estimate of the motion since the reference:
+        # frame 0 (first-frame), or frame t-1 whose mask is the previous output.
+        since = 0 if reference == "first-frame" else t - 1
+        source = first if reference == "first-frame" else previous
+        moved = _soft_centroid(motion.prior) - _soft_centroid(source.astype(np.float32))
+        truth = sequence.motion_px[t] - sequence.motion_px[since]
+        assert np.abs(moved - truth).max() <= 0.25, (t, moved, truth)
+        # A pure translation is followed consistently both ways: the flow is trusted on the target.
+        assert motion.confidence[motion.mask].mean() > 0.8
+        previous = sequence.masks[:, :, t] > 0  # the tracker's output, here the truth
+        flow.advance(previous)
+
+
+def test_pull_samples_the_reference_along_the_flow_in_region_coordinates():
+    values = np.zeros((20, 20), np.float32)
+    values[5, 7] = 1.0
+    flow = np.zeros((4, 6, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 2.0, -1.0  # each region pixel sits 2 right, 1 up in the reference
+    pulled = pull(values, flow, origin=(4, 3))
+    # Region pixel (r, c) samples reference (4 + r - 1, 3 + c + 2): (5, 7) is region (2, 2).
+    assert pulled[2, 2] == 1.0 and pulled.sum() == 1.0
+
+
+def _maps(network_p, prior_p, confidence):
+    shape = (4, 4)
+    return (
+        np.full(shape, network_p, np.float32),
+        np.ones(shape, bool),
+        np.full(shape, prior_p, np.float32),
+        np.full(shape, confidence, np.float32),
+    )
+
+
+def test_confident_network_wins_over_an_unreliable_flow_prior():
+    network, covered, prior, confidence = _maps(0.97, 0.0, 0.05)
+    fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.5, rule="confidence")
+    assert np.all(fused > 0.8)
+    # The fixed rule ignores how reliable either side is: an even mix, no foreground.
+    fixed = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.5, rule="fixed")
+    assert np.allclose(fixed, 0.485)
+
+
+def test_reliable_flow_prior_wins_over_an_undecided_network():
+    network, covered, prior, confidence = _maps(0.45, 1.0, 0.95)
+    fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.5, rule="confidence")
+    assert np.all(fused > 0.8)
+    # And a reliable prior saying "background" removes a pixel the network was unsure of.
+    network, covered, prior, confidence = _maps(0.6, 0.0, 0.95)
+    assert np.all(fuse_with_prior(network, covered, prior, confidence, 0.5, "confidence") < 0.2)
+
+
+def test_outside_the_crop_only_the_prior_speaks():
+    network, covered, prior, confidence = _maps(0.0, 1.0, 0.9)
+    covered[:, 2:] = False
+    for rule in ("fixed", "confidence"):
+        fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.3, rule=rule)
+        assert np.allclose(fused[:, 2:], 1.0)
+        assert np.all(fused[:, :2] < 0.5)  # inside, the network's sure "background" counts
