@@ -98,6 +98,10 @@ def run_inference(*args: str | Path, timeout: float = 120, max_file_bytes: int |
                           cwd=REPO, capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
 
 
+def read_output(output_dir: Path) -> sitk.Image:
+    return sitk.ReadImage(str(output_dir / OUTPUT_RELATIVE))
+
+
 @contextlib.contextmanager
 def mount_full_tmpfs(mount_point: Path) -> Iterator[bool]:
     """Mount a 64 KiB tmpfs at `mount_point` and fill it to the last byte; yields whether that
