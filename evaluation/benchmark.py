@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import InputError
+from model.atomic import write_atomically
+from model.errors import run_command
 from model.io import dataset_case_id, find_case_dirs, read_dataset_case, read_labels
 from evaluation.metrics import dice_per_frame, score_sequence
 from model.overlay import write_line_chart, write_montage, write_overlay
@@ -215,15 +216,9 @@ def run_benchmark(dataset: Path, trackers: list[str], out: Path, overlays: bool 
             runs.append(pool.submit(benchmark_tracker, name, case_dirs, overlay_dir).result())
         print(f"{name}: {'skipped (' + runs[-1].skipped + ')' if runs[-1].skipped else 'done'}", flush=True)
     rows = summarise(runs)
-    with open(out / "table.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(out / "cases.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, CASE_COLUMNS)
-        writer.writeheader()
-        writer.writerows(case_rows(runs))
-    (out / "table.md").write_text(format_markdown(rows))
+    write_atomically(out / "table.csv", lambda temporary: _write_csv(temporary, COLUMNS, rows))
+    write_atomically(out / "cases.csv", lambda temporary: _write_csv(temporary, CASE_COLUMNS, case_rows(runs)))
+    write_atomically(out / "table.md", lambda temporary: temporary.write_text(format_markdown(rows)))
     write_line_chart(
         dsc_over_time(runs),
         out / "dsc_over_time.png",
@@ -234,13 +229,20 @@ def run_benchmark(dataset: Path, trackers: list[str], out: Path, overlays: bool 
     return rows
 
 
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _median_ms(run: TrackerRun) -> float:
     if not run.cases:
         return float("nan")
     return time_summary(np.concatenate([c.frame_seconds for c in run.cases]))["median"] * 1000
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, help="dataset folder (case sub-folders) or one case")
@@ -252,14 +254,16 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(trackers) - set(available_trackers()))
     if unknown:
         parser.error(f"unknown trackers {unknown}; choose from {available_trackers()}")
-    try:
+
+    def body() -> None:
         rows = run_benchmark(args.dataset, trackers, args.out, args.overlays)
-    except InputError as error:  # e.g. no case folder under DATASET
-        raise SystemExit(f"error: {error}") from None
-    print(format_text(rows))
-    written = ", ".join(str(args.out / name) for name in ("table.csv", "table.md", "cases.csv", "dsc_over_time.png"))
-    print(f"written: {written}")
+        print(format_text(rows))
+        written = ", ".join(str(args.out / name)
+                            for name in ("table.csv", "table.md", "cases.csv", "dsc_over_time.png"))
+        print(f"written: {written}")
+
+    return run_command(body)  # e.g. no case folder under DATASET: one line, exit 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

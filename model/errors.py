@@ -12,7 +12,6 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 
 class InputError(Exception):
@@ -67,18 +66,3 @@ def quiet_native_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def report_writing_command(write: Callable[[], str], destination: Path,
-                           user_errors: tuple[type[Exception], ...] = (InputError,)) -> int:
-    """Run a command that writes `destination`: print what `write` returns and give exit code 0,
-    or print one error line (a user error, or the destination that cannot be written) and 1."""
-    try:
-        print(write())
-    except user_errors as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"error: {destination}: cannot write ({error.strerror or error})", file=sys.stderr)
-        return 1
-    return 0

@@ -100,9 +100,10 @@ def test_unknown_tracker_is_rejected_before_running(tiny_dataset, tmp_path):
     assert not (tmp_path / "table.csv").exists()
 
 
-def test_dataset_without_cases_is_one_error_line(tmp_path):
-    with pytest.raises(SystemExit, match="no case folder"):
-        benchmark.main([str(tmp_path), "--trackers", "copy", "--out", str(tmp_path / "out")])
+def test_dataset_without_cases_is_one_error_line(tmp_path, capsys):
+    assert benchmark.main([str(tmp_path), "--trackers", "copy", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path}: no case folder")
 
 
 def test_frame_dsc_per_frame():

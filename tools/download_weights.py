@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from model.errors import run_command
 from model.weights import RESOURCES_DIR
 from model.xmem.network.checkpoint import CheckpointError, load_state_dict_file
 
@@ -196,15 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     if dest.exists():
         print(f"{dest} already exists; delete it to download again")
         return 0
-    try:
+
+    def body() -> None:
         size, sha256 = download(url, dest, expected, retries=args.retries)
-    except DownloadError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"saved {dest}: {size} bytes, sha256 {sha256}")
-    if expected.sha256 is None:
-        print("no reference sha256 is known for this file: compare the value above with a trusted source")
-    return 0
+        print(f"saved {dest}: {size} bytes, sha256 {sha256}")
+        if expected.sha256 is None:
+            print("no reference sha256 is known for this file: compare the value above with a trusted source")
+
+    # A failed download, or a destination that cannot be written: one line, exit 1.
+    return run_command(body, also_user_errors=(DownloadError,))
 
 
 if __name__ == "__main__":
