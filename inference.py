@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from model.errors import InputError
+from model.atomic import write_atomically
+from model.errors import run_command
 from model.io import (
     Case,
     CaseError,
@@ -40,11 +41,8 @@ OVERLAY_SUFFIXES = (".gif", ".mp4")
 def main(argv: list[str] | None = None) -> int:
     """Run one case; returns the process exit code (0 ok, 1 bad input or output, 2 usage)."""
     args, settings = _parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return _run(args, settings)
-    except InputError as error:  # bad case files, weights or settings: one line, no traceback
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    # Bad case files, weights, settings or output places: one line, no traceback.
+    return run_command(lambda: _run(args, settings))
 
 
 def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
@@ -64,9 +62,10 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     loading = time.perf_counter() - started
 
     result = run_tracker(tracker, case.frames, case.first_mask, case.info)
-    if result.tracker_error:
-        print(f"warning: the {args.tracker} tracker failed; the last good mask fills the "
-              f"remaining frames. {result.tracker_error}", file=sys.stderr)
+    if result.tracker_error:  # one line here; the traceback goes into the report
+        where, _, trace = result.tracker_error.partition(": ")
+        print(f"warning: the {args.tracker} tracker failed at {where} ({trace.strip().splitlines()[-1]}); "
+              "the last good mask fills the remaining frames", file=sys.stderr)
 
     writing_started = time.perf_counter()
     path = write_output(args.output, result.masks, case)
@@ -89,6 +88,8 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             events[key] = events.get(key, 0) + count
         if case.nonfinite_pixels:
             events["nonfinite_pixels"] = case.nonfinite_pixels
+        if case.blank_frames:
+            events["blank_frames"] = case.blank_frames
         _write_report(args.report, {
             "tracker": args.tracker,
             # The chosen settings, then what the tracker resolved for this case ('auto' values,
@@ -104,6 +105,7 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             "total_seconds": time.perf_counter() - started,
             "events": events,
             "warnings": case.warnings,
+            "tracker_error": result.tracker_error,
         })
     return 0
 
@@ -113,8 +115,23 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--tracker", default=DEFAULT_TRACKER, choices=available_trackers())
     known, _ = pre.parse_known_args(argv)
+    parser, names = build_parser(known.tracker)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(explain_unknown_options(unknown, known.tracker))
+    if args.overlay is not None and args.overlay.suffix.lower() not in OVERLAY_SUFFIXES:
+        parser.error(f"--overlay {args.overlay}: the file must end in .gif or .mp4")
+    settings = {name: getattr(args, name) for name in names}
+    return args, settings
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+
+def build_parser(tracker: str) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The entry point's options with those of `tracker`'s settings, and the settings' names."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=f"Each tracker has its own settings: `inference.py --tracker NAME --help` lists "
+               f"them (NAME: {', '.join(available_trackers())}).",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--input", type=Path, default=DEFAULT_INPUT,
                         help="grand-challenge input folder (default /input)")
@@ -128,15 +145,24 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     parser.add_argument("--overlay", type=Path,
                         help="write the sequence with the predicted contour (and, with --case, "
                              "the ground truth) as an animated .gif or .mp4, plus a .png montage")
-    settings_cls = tracker_class(known.tracker).Settings
+    settings_cls = tracker_class(tracker).Settings
     names = []
     if settings_cls is not None:
-        names = add_settings_options(parser.add_argument_group(f"{known.tracker} settings"), settings_cls)
-    args = parser.parse_args(argv)
-    if args.overlay is not None and args.overlay.suffix.lower() not in OVERLAY_SUFFIXES:
-        parser.error(f"--overlay {args.overlay}: the file must end in .gif or .mp4")
-    settings = {name: getattr(args, name) for name in names}
-    return args, settings
+        names = add_settings_options(parser.add_argument_group(f"{tracker} settings"), settings_cls)
+    return parser, names
+
+
+def explain_unknown_options(unknown: list[str], tracker: str) -> str:
+    """The usage error for arguments `tracker`'s parser does not know: an option that is another
+    tracker's setting says which tracker it belongs to (`--weights` is XMem's)."""
+    for argument in unknown:
+        option = argument.split("=", 1)[0]
+        owners = [name for name in available_trackers() if name != tracker
+                  and option in build_parser(name)[0]._option_string_actions]
+        if owners:
+            return (f"{option} is a setting of the {' and '.join(owners)} tracker, not of {tracker}: "
+                    f"add --tracker {owners[0]} (see `--tracker {owners[0]} --help`)")
+    return f"unrecognized arguments: {' '.join(unknown)}"
 
 
 def _settings_dict(tracker_name: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -151,14 +177,10 @@ def _write_pictures(args: argparse.Namespace, case: Case, masks: np.ndarray) -> 
     truth = None
     if args.case and (args.case / "targets" / f"{dataset_case_id(args.case)}_labels.mha").is_file():
         truth = read_labels(args.case)
-    montage = args.overlay.with_suffix(".png")
-    try:
-        return [
-            write_overlay(case.frames, masks, args.overlay, truth=truth, fps=case.info.frame_rate),
-            write_montage(case.frames, masks, montage, truth=truth),
-        ]
-    except OSError as error:
-        raise CaseError(f"{args.overlay}: cannot write the overlay ({error.strerror or error})") from None
+    return [
+        write_overlay(case.frames, masks, args.overlay, truth=truth, fps=case.info.frame_rate),
+        write_montage(case.frames, masks, args.overlay.with_suffix(".png"), truth=truth),
+    ]
 
 
 def _check_report_path(report: Path | None) -> None:
@@ -174,12 +196,9 @@ def _check_report_path(report: Path | None) -> None:
 
 
 def _write_report(report: Path, content: dict[str, Any]) -> None:
-    temporary = report.with_name(report.name + ".tmp")
-    try:
-        temporary.write_text(json.dumps(content, indent=2) + "\n")
-        os.replace(temporary, report)
-    except OSError as error:
-        raise CaseError(f"{report}: cannot write report ({error.strerror})") from None
+    text = json.dumps(content, indent=2) + "\n"
+    write_atomically(report, lambda temporary: temporary.write_text(text),
+                     check=lambda temporary: json.loads(temporary.read_text()))
 
 
 if __name__ == "__main__":

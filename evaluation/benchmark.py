@@ -55,6 +55,8 @@ from evaluation.evaluate import evaluate_case
 from evaluation.metrics import METRICS, dice_per_frame, mean_over_cases
 from model.errors import InputError
 from model.io import find_case_dirs
+from model.atomic import write_atomically
+from model.errors import run_command
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.runner import time_summary
 from model.trackers import available_trackers, build_tracker
@@ -307,15 +309,9 @@ def run_benchmark(
 def write_outputs(runs: list[TrackerRun], out: Path, reference: str | None, n_cases: int) -> list[dict[str, str]]:
     """Write table.csv, table.md, cases.csv and dsc_over_time.png for the runs; return the rows."""
     rows = summarise(runs, reference)
-    with open(out / "table.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(out / "cases.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, CASE_COLUMNS)
-        writer.writeheader()
-        writer.writerows(case_rows(runs))
-    (out / "table.md").write_text(format_markdown(rows))
+    write_atomically(out / "table.csv", lambda temporary: _write_csv(temporary, COLUMNS, rows))
+    write_atomically(out / "cases.csv", lambda temporary: _write_csv(temporary, CASE_COLUMNS, case_rows(runs)))
+    write_atomically(out / "table.md", lambda temporary: temporary.write_text(format_markdown(rows)))
     write_line_chart(
         dsc_over_time(runs),
         out / "dsc_over_time.png",
@@ -326,13 +322,20 @@ def write_outputs(runs: list[TrackerRun], out: Path, reference: str | None, n_ca
     return rows
 
 
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _median_ms(run: TrackerRun) -> float:
     if not run.cases:
         return float("nan")
     return time_summary(np.concatenate([c.frame_seconds for c in run.cases]))["median"] * 1000
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, help="dataset folder (case sub-folders) or one case")
@@ -353,14 +356,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("each tracker spec may appear once (the spec is the row's label)")
     if args.reference is not None and args.reference not in trackers:
         parser.error(f"--reference {args.reference!r} is not one of the --trackers specs")
-    try:
+
+    def body() -> None:
         rows = run_benchmark(args.dataset, trackers, args.out, args.overlays, args.reference)
-    except InputError as error:  # e.g. no case folder under DATASET
-        raise SystemExit(f"error: {error}") from None
-    print(format_text(rows))
-    written = ", ".join(str(args.out / name) for name in ("table.csv", "table.md", "cases.csv", "dsc_over_time.png"))
-    print(f"written: {written}")
+        print(format_text(rows))
+        written = ", ".join(str(args.out / name)
+                            for name in ("table.csv", "table.md", "cases.csv", "dsc_over_time.png"))
+        print(f"written: {written}")
+
+    return run_command(body)  # e.g. no case folder under DATASET: one line, exit 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

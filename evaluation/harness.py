@@ -1,11 +1,17 @@
-"""Local TrackRAD harness (behind test/run.sh): run the entry point on every case of a dataset
-as grand-challenge would, score the outputs and check the runtime limit.
+"""Local TrackRAD harness (behind test/run.sh): runs the entry point on every case of a
+dataset as grand-challenge would, scores the outputs and checks the runtime limit.
 
 Each case is laid out in a temporary /input-like folder (read-only), the entry point runs as a
 separate process (or as the built Docker image with the challenge's mounts), and its output is
 scored against targets/<id>_labels.mha (evaluation.evaluate.score_output) and averaged over the
 cases (evaluation.metrics.mean_over_cases). Cases without labels are run and checked (exit
 code, empty frames, time) but not scored.
+
+Options: the harness's own (--tracker, --max-seconds-per-frame, --docker) are read first; every
+other option, with its value, goes to the entry point, in any order and with or without
+DATASET_DIR (`test/run.sh --tracker xmem --weights W` runs the example case with weights W).
+The entry point's parser for the chosen tracker says which options take a value; an option it
+does not know is a usage error before any case runs.
 """
 from __future__ import annotations
 
@@ -38,9 +44,13 @@ from model.io import (
     find_case_dirs,
     read_scanned_region,
 )
+from inference import DEFAULT_TRACKER, build_parser, explain_unknown_options
+from model.errors import run_command
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATASET = REPO / "resources" / "example"
+# Entry-point options the harness sets for every case itself.
+HARNESS_SET = ("--input", "--case", "--output", "--report")
 REPORT_NAME = "run-report.json"
 
 
@@ -55,20 +65,40 @@ class CaseResult:
     error: str | None = None
 
 
-def stage_input(case_dir: Path, input_dir: Path) -> None:
-    """Copy a dataset-layout case into the grand-challenge input layout, then make it read-only."""
+def stage_input(case_dir: Path, input_dir: Path) -> dict[Path, Path]:
+    """Copy a dataset-layout case into the grand-challenge input layout, then make it read-only.
+
+    Returns each staged path (files and image folders) with the case's path it stands for, so
+    that messages about the staged copy can name the case's own files."""
     case_id = dataset_case_id(case_dir)
     series = input_dir / "images" / "mri-linacs"
     target = input_dir / "images" / "mri-linac-target"
     series.mkdir(parents=True)
     target.mkdir(parents=True)
-    shutil.copy(case_dir / "images" / f"{case_id}_frames.mha", series)
-    shutil.copy(case_dir / "targets" / f"{case_id}_first_label.mha", target)
+    sources = {
+        series / f"{case_id}_frames.mha": case_dir / "images" / f"{case_id}_frames.mha",
+        target / f"{case_id}_first_label.mha": case_dir / "targets" / f"{case_id}_first_label.mha",
+        series: case_dir / "images",
+        target: case_dir / "targets",
+    }
+    for staged, source in list(sources.items())[:2]:
+        shutil.copy(source, staged)
     for name in (FRAME_RATE_JSON, FIELD_STRENGTH_JSON, SCANNED_REGION_JSON):
         if (case_dir / name).is_file():
             shutil.copy(case_dir / name, input_dir)
+            sources[input_dir / name] = case_dir / name
+    sources[input_dir] = case_dir
     for path in [input_dir, *input_dir.rglob("*")]:
         path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    return sources
+
+
+def name_case_files(message: str, sources: dict[Path, Path]) -> str:
+    """`message` with every staged path replaced by the case's path it was copied from (the
+    temporary folder is gone when the user reads the message)."""
+    for staged in sorted(sources, key=lambda path: len(str(path)), reverse=True):
+        message = message.replace(str(staged), str(sources[staged]))
+    return message
 
 
 def entry_command(input_dir: Path, output_dir: Path, extra: list[str],
@@ -94,10 +124,13 @@ def run_case(case_dir: Path, extra: list[str], docker_image: str | None) -> Case
     with tempfile.TemporaryDirectory(prefix="trackrad-harness-") as temp:
         input_dir, output_dir = Path(temp) / "input", Path(temp) / "output"
         try:
-            stage_input(case_dir, input_dir)
+            sources = stage_input(case_dir, input_dir)
         except OSError as error:
             result.error = f"{case_dir}: cannot stage input ({error})"
             return result
+        if docker_image is not None:  # the container names its mounts
+            sources = {**sources, **{Path("/input") / p.relative_to(input_dir): c
+                                     for p, c in sources.items()}}
         output_dir.mkdir()
         output_dir.chmod(0o777)  # the container's non-root user must be able to write here
         try:
@@ -107,7 +140,7 @@ def run_case(case_dir: Path, extra: list[str], docker_image: str | None) -> Case
             result.wall_seconds = time.perf_counter() - started
             if process.returncode != 0:
                 lines = process.stderr.strip().splitlines() or ["(no message)"]
-                result.error = f"exit {process.returncode}: {lines[-1]}"
+                result.error = f"exit {process.returncode}: {name_case_files(lines[-1], sources)}"
             else:
                 _collect(result, case_dir, output_dir)
         finally:
@@ -183,30 +216,79 @@ def summarise(results: list[CaseResult], max_seconds_per_frame: float) -> tuple[
     return lines, passed
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="test/run.sh", description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", nargs="?", type=Path, default=DEFAULT_DATASET,
-                        help="a dataset folder of case folders, or one case folder "
-                             "(default: the example case in resources/example)")
-    parser.add_argument("--tracker", help="tracker to run (default: the entry point's default)")
-    parser.add_argument("--max-seconds-per-frame", type=float, default=1.0)
+def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """The harness's options and DATASET_DIR, and the entry-point options to pass on (with
+    their values, in their order). Usage errors exit 2, as argparse does."""
+    if any(argument in ("-h", "--help") for argument in argv):
+        _harness_parser(with_dataset=True).print_help()
+        sys.exit(0)
+    parser = _harness_parser(with_dataset=False)
+    # Without the positional, argparse leaves every argument that is not the harness's own
+    # (DATASET_DIR included) in `rest`, in order.
+    args, rest = parser.parse_known_args(argv)
+    tracker = args.tracker or DEFAULT_TRACKER
+    options = build_parser(tracker)[0]._option_string_actions
+    extra, positionals = [], []
+    waiting = False  # the previous option takes a value: this argument is it
+    for argument in rest:
+        if waiting:
+            extra.append(argument)
+            waiting = False
+        elif argument.startswith("-") and argument != "-":
+            name = argument.split("=", 1)[0]
+            prefixed = [option for option in options if option.startswith(name)]
+            name = prefixed[0] if name not in options and len(prefixed) == 1 else name  # as argparse
+            if name not in options:
+                parser.error(explain_unknown_options([argument], tracker))
+            if name in HARNESS_SET:
+                parser.error(f"{name} is set by the harness for each case")
+            extra.append(argument)
+            waiting = "=" not in argument and options[name].nargs != 0
+        else:
+            positionals.append(argument)
+    if waiting:
+        parser.error(f"{rest[-1]} expects a value")
+    if len(positionals) > 1:
+        parser.error(f"one DATASET_DIR expected, got {' '.join(positionals)}")
+    args.dataset = Path(positionals[0]) if positionals else DEFAULT_DATASET
+    return args, (["--tracker", args.tracker] if args.tracker else []) + extra
+
+
+def _harness_parser(with_dataset: bool) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="test/run.sh", add_help=with_dataset,
+        usage="%(prog)s [DATASET_DIR] [--tracker NAME] [--max-seconds-per-frame S] "
+              "[--docker IMAGE] [entry-point options ...]",
+        description=" ".join(__doc__.split("\n\n")[0].split()),
+        epilog="Any other option goes to the entry point with its value, before or after "
+               "DATASET_DIR: e.g. --crop-size 256, or --weights PATH for the xmem tracker. "
+               "`python inference.py --tracker NAME --help` lists a tracker's options.")
+    if with_dataset:  # for --help only; parse_arguments finds DATASET_DIR itself
+        parser.add_argument("dataset", nargs="?", metavar="DATASET_DIR",
+                            help="a dataset folder of case folders, or one case folder "
+                                 "(default: the example case in resources/example)")
+    parser.add_argument("--tracker", help=f"tracker to run (default: the entry point's, {DEFAULT_TRACKER})")
+    parser.add_argument("--max-seconds-per-frame", type=float, default=1.0,
+                        help="the runtime limit checked (default 1.0, the challenge's)")
     parser.add_argument("--docker", metavar="IMAGE", help="run this built image instead")
-    # Any other option (e.g. --crop-size 256) is a setting of the tracker: passed through.
-    args, tracker_options = parser.parse_known_args(argv)
-    extra = (["--tracker", args.tracker] if args.tracker else []) + tracker_options
-    try:
-        cases = find_case_dirs(args.dataset)
-    except CaseError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    results = []
-    for case_dir in cases:
-        results.append(run_case(case_dir, extra, args.docker))
-        print(f"{results[-1].case_id}: {results[-1].error or 'done'}", file=sys.stderr)
-    print(format_table(results))
-    lines, passed = summarise(results, args.max_seconds_per_frame)
-    print("\n".join(lines))
-    return 0 if passed else 1
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, extra = parse_arguments(sys.argv[1:] if argv is None else argv)
+
+    def body() -> int:
+        cases = find_case_dirs(args.dataset)  # none: one error line, exit 1
+        results = []
+        for case_dir in cases:
+            results.append(run_case(case_dir, extra, args.docker))
+            print(f"{results[-1].case_id}: {results[-1].error or 'done'}", file=sys.stderr)
+        print(format_table(results))
+        lines, passed = summarise(results, args.max_seconds_per_frame)
+        print("\n".join(lines))
+        return 0 if passed else 1
+
+    return run_command(body)
 
 
 def _has_gpu() -> bool:

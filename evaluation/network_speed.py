@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 
 import torch
 
 from model.device import resolve_device
+from model.errors import run_command
 from model.runner import time_summary
+from model.trackers.xmem import XMemSettings
 from model.xmem.inference.config import InferenceConfig
 from model.xmem.inference.inference_core import PRECISIONS, InferenceCore
 from model.xmem.network.network import XMem
@@ -93,15 +96,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    torch.manual_seed(args.seed)
-    core = InferenceCore(
-        XMem(), InferenceConfig(), device=args.device, threads=args.threads, precision=args.precision
-    )
-    for size in args.sizes:
-        print(json.dumps(bench_size(core, size, args.frames, args.warmup, args.seed)), flush=True)
+
+    def body() -> None:
+        # The device and precision checks of the XMem settings: one line for e.g. cuda on a CPU machine.
+        settings = XMemSettings(device=args.device or "auto", precision=args.precision)
+        torch.manual_seed(args.seed)
+        core = InferenceCore(XMem(), InferenceConfig(), device=settings.torch_device(),
+                             threads=args.threads, precision=args.precision)
+        for size in args.sizes:
+            print(json.dumps(bench_size(core, size, args.frames, args.warmup, args.seed)), flush=True)
+
+    return run_command(body, also_user_errors=(ValueError,))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

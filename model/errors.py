@@ -1,28 +1,68 @@
-"""The one error type the entry point reports as a single line: a problem with something the user
-gave (an input file, weights, a setting). Its message names the file or setting and the problem.
-Anything else that goes wrong is a bug and keeps its traceback. Also: how the commands that write
-one file report such errors."""
+"""The one error type the commands report as a single line: a problem with something the user
+gave (an input file, weights, a setting, a place to write to). Its message names the file or
+setting and the problem. Anything else that goes wrong is a bug and keeps its traceback.
+
+Also the commands' shared exit-code convention (`run_command`), and `quiet_native_stderr` for the
+C++ libraries (ITK, OpenCV) that print their own complaints before the project's line.
+"""
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
+import warnings
+from collections.abc import Callable, Iterator
 
 
 class InputError(Exception):
     """A user-facing problem; str(error) is one line naming the file or setting."""
 
 
-def report_writing_command(write: Callable[[], str], destination: Path,
-                           user_errors: tuple[type[Exception], ...] = (InputError,)) -> int:
-    """Run a command that writes `destination`: print what `write` returns and give exit code 0,
-    or print one error line (a user error, or the destination that cannot be written) and 1."""
+def run_command(body: Callable[[], int | None],
+                also_user_errors: tuple[type[Exception], ...] = ()) -> int:
+    """Run a command's body under the exit-code convention of every `python -m` command here.
+
+    0: success (`body` returned None or 0; a body may return its own code, e.g. 1 for a run
+    that finished but failed its checks). 1: an InputError (or one of `also_user_errors`, for
+    commands whose library code signals bad values with ValueError) or a file that cannot be
+    read or written, reported as exactly one `error: <file>: <problem>` line on stderr. 2: usage errors,
+    which argparse reports (and exits with) before the body runs. Python warnings raised while
+    the body runs are printed as one `warning: ...` line each.
+    """
     try:
-        print(write())
-    except user_errors as error:
-        print(f"error: {error}", file=sys.stderr)
+        with warnings.catch_warnings():  # restores showwarning afterwards (in-process callers)
+            warnings.showwarning = _print_warning_line
+            code = body()
+    except (InputError, *also_user_errors) as error:
+        print(f"error: {_one_line(str(error))}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"error: {destination}: cannot write ({error.strerror or error})", file=sys.stderr)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{_one_line(error.strerror or str(error))}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
+
+
+def _print_warning_line(message: Warning | str, category: type[Warning], filename: str,
+                        lineno: int, file: object = None, line: str | None = None) -> None:
+    print(f"warning: {category.__name__}: {_one_line(str(message))}", file=sys.stderr)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration: ITK's MetaIO and OpenCV print on
+    it directly (e.g. `MetaImage: M_ReadElementsData: data not read completely`); the caller
+    reports the problem in its own one line instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

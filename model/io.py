@@ -13,6 +13,16 @@ file and the problem; inputs are only ever read.
 Documented input decisions:
 - a missing JSON file falls back to `DEFAULT_FRAME_RATE`, `DEFAULT_FIELD_STRENGTH` and
   `DEFAULT_SCANNED_REGION` (a warning is recorded); a JSON file of the wrong type is an error;
+  a UTF-8 byte-order mark is allowed;
+- a frame rate or field strength outside `FRAME_RATE_RANGE` / `FIELD_STRENGTH_RANGE` is clamped
+  into it (a warning is recorded): 1e6 frames/s would make the temporal smoothing keep the first
+  mask for ever;
+- frames with no signal (one value everywhere) are counted and recorded as a warning;
+- image suffixes are matched case-insensitively (IMAGE.MHA is a MetaImage); zero pixel spacing is
+  an error (ITK cannot hold it), negative spacing is read as positive with the axis reversed,
+  which the output then carries (a warning is recorded); a compressed MetaImage whose data
+  decompresses to fewer bytes than its header describes is an error (ITK would fill the rest
+  with whatever was in memory);
 - NaN/Inf pixels in the sequence are sanitised (NaN -> 0, +/-Inf -> the finite max/min of the
   sequence) and counted, because an error would score the whole case as lost;
 - a first mask with values other than 0/1 is binarised as `value > 0` (a warning is recorded);
@@ -20,21 +30,22 @@ Documented input decisions:
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tempfile
-from collections.abc import Iterator
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from model.errors import InputError
+from model.atomic import write_atomically
+from model.errors import InputError, quiet_native_stderr
 from model.trackers import SequenceInfo
 
-IMAGE_SUFFIXES = (".mha", ".tif", ".tiff")
+# Readers by lower-case suffix: SimpleITK's own choice is case-sensitive and fails on IMAGE.MHA.
+IMAGE_IO = {".mha": "MetaImageIO", ".tif": "TIFFImageIO", ".tiff": "TIFFImageIO"}
+IMAGE_SUFFIXES = tuple(IMAGE_IO)
 SERIES_FOLDER = Path("images/mri-linacs")
 TARGET_FOLDER = Path("images/mri-linac-target")
 OUTPUT_FOLDER = Path("images/mri-linac-series-targets")
@@ -48,6 +59,10 @@ SCANNED_REGION_JSON = "scanned-region.json"
 DEFAULT_FRAME_RATE = 4.0
 DEFAULT_FIELD_STRENGTH = 1.5
 DEFAULT_SCANNED_REGION = "abdomen"
+# Plausible values; anything outside is clamped to the nearer end, with a warning. Cine MRI runs
+# at about 1-15 frames/s, MR-linacs at 0.35-1.5 T.
+FRAME_RATE_RANGE = (0.1, 100.0)  # frames per second
+FIELD_STRENGTH_RANGE = (0.1, 10.0)  # tesla
 
 
 class CaseError(InputError):
@@ -67,6 +82,7 @@ class Case:
     image_path: Path
     warnings: list[str] = field(default_factory=list)
     nonfinite_pixels: int = 0
+    blank_frames: int = 0  # frames with one value everywhere (no signal)
 
 
 def read_case(input_dir: Path) -> Case:
@@ -93,7 +109,7 @@ def read_labels(case_dir: Path) -> np.ndarray:
     path = case_dir / "targets" / f"{dataset_case_id(case_dir)}_labels.mha"
     if not path.is_file():
         raise CaseError(f"{path}: ground-truth labels not found")
-    labels = sitk.GetArrayFromImage(_read_image(path))
+    labels = sitk.GetArrayFromImage(_read_image(path, []))
     if labels.ndim != 3:
         raise CaseError(f"{path}: labels must be 3-D (W, H, T), got {labels.ndim}-D")
     return (labels > 0).astype(np.uint8)
@@ -117,41 +133,63 @@ def prepare_output(output_dir: Path) -> Path:
 def write_output(output_dir: Path, masks: np.ndarray, reference: Case) -> Path:
     """Write masks (W, H, T) as compressed uint8 0/1 with the reference's geometry, atomically.
 
-    The image is written to a temporary file in the target folder and renamed into place, so
-    a failure never leaves a partial output.mha behind.
+    The file is written beside its final name, read back (header geometry, and the compressed
+    data's length and checksum against the masks) and only then renamed into place with mode
+    0644, so a full disk or any other failure never leaves a partial or unreadable output.mha.
     """
     if masks.shape != reference.frames.shape:
         raise ValueError(f"masks shape {masks.shape} != sequence shape {reference.frames.shape}")
     path = prepare_output(output_dir)
-    image = sitk.GetImageFromArray((masks > 0).astype(np.uint8))
+    data = np.ascontiguousarray(masks > 0, dtype=np.uint8)
+    image = sitk.GetImageFromArray(data)
     image.SetSpacing(reference.spacing)
     image.SetOrigin(reference.origin)
     image.SetDirection(reference.direction)
-    # The suffix must stay .mha: SimpleITK picks the writer from it.
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".output-", suffix=".mha")
-    os.close(handle)
-    try:
-        sitk.WriteImage(image, temp_name, useCompression=True)
-        os.replace(temp_name, path)
-    except (OSError, RuntimeError) as error:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise CaseError(f"{path}: cannot write output ({_first_line(error)})") from None
+    write_atomically(
+        path,
+        lambda temporary: sitk.WriteImage(image, str(temporary), useCompression=True),
+        check=lambda temporary: _check_written(temporary, image, data),
+    )
     return path
 
 
+def _check_written(path: Path, image: sitk.Image, data: np.ndarray) -> None:
+    """Raise CaseError unless `path` holds `image` (geometry) with exactly `data` (checksum)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.SetImageIO(IMAGE_IO[".mha"])
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        raise CaseError(f"{path}: header unreadable") from None
+    written = (reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
+    wanted = (image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+    if written[0] != wanted[0] or not all(np.allclose(a, b, rtol=1e-9, atol=0)
+                                          for a, b in zip(written[1:], wanted[1:])):
+        raise CaseError(f"{path}: header read back differs from what was written")
+    header = _meta_header(path)
+    if header is None or not header.compressed:
+        raise CaseError(f"{path}: not a compressed MetaImage after writing")
+    if _stored_checksum(path, header) != zlib.adler32(data):
+        raise CaseError(f"{path}: data read back differs from what was written")
+
+
 def _load(image_path: Path, mask_path: Path, json_dir: Path) -> Case:
-    image = _read_image(image_path)
+    warnings: list[str] = []
+    image = _read_image(image_path, warnings)
     if image.GetDimension() != 3:
         raise CaseError(
             f"{image_path}: sequence must be 3-D (frames over time), got {image.GetDimension()}-D"
         )
     frames = sitk.GetArrayFromImage(image).astype(np.float32)
-    warnings: list[str] = []
     nonfinite = int(np.count_nonzero(~np.isfinite(frames)))
     if nonfinite:
         frames = _sanitise(frames)
         warnings.append(f"{image_path}: {nonfinite} NaN/Inf pixels replaced by finite values")
+    blank = _count_blank_frames(frames)
+    if blank:
+        warnings.append(f"{image_path}: {blank} of {frames.shape[2]} frames have no signal "
+                        "(one value everywhere); no tracker can follow the target there")
     first_mask = _read_first_mask(mask_path, frames.shape[:2], warnings)
     spacing = tuple(image.GetSpacing())
     info = SequenceInfo(
@@ -159,9 +197,11 @@ def _load(image_path: Path, mask_path: Path, json_dir: Path) -> Case:
         n_frames=frames.shape[2],
         # numpy axis 0 is ITK axis 2, numpy axis 1 is ITK axis 1.
         pixel_spacing_mm=(float(spacing[2]), float(spacing[1])),
-        frame_rate=_read_number(json_dir / FRAME_RATE_JSON, DEFAULT_FRAME_RATE, warnings),
+        frame_rate=_read_number(
+            json_dir / FRAME_RATE_JSON, DEFAULT_FRAME_RATE, FRAME_RATE_RANGE, "frames/s", warnings
+        ),
         field_strength=_read_number(
-            json_dir / FIELD_STRENGTH_JSON, DEFAULT_FIELD_STRENGTH, warnings
+            json_dir / FIELD_STRENGTH_JSON, DEFAULT_FIELD_STRENGTH, FIELD_STRENGTH_RANGE, "T", warnings
         ),
         scanned_region=_read_region(json_dir / SCANNED_REGION_JSON, warnings),
     )
@@ -175,11 +215,12 @@ def _load(image_path: Path, mask_path: Path, json_dir: Path) -> Case:
         image_path=image_path,
         warnings=warnings,
         nonfinite_pixels=nonfinite,
+        blank_frames=blank,
     )
 
 
 def _read_first_mask(path: Path, frame_shape: tuple[int, ...], warnings: list[str]) -> np.ndarray:
-    image = _read_image(path)
+    image = _read_image(path, warnings)
     if image.GetDimension() != 3:
         raise CaseError(f"{path}: mask must be 3-D with one frame, got {image.GetDimension()}-D")
     mask = sitk.GetArrayFromImage(image)
@@ -241,26 +282,133 @@ def dataset_case_id(case_dir: Path) -> str:
     return frames[0].name[: -len("_frames.mha")]
 
 
-def _read_image(path: Path) -> sitk.Image:
+def _read_image(path: Path, warnings: list[str]) -> sitk.Image:
+    """Read a scalar image; every problem is a CaseError naming the file (see the module doc)."""
+    header = _meta_header(path)
+    if header is not None:
+        _check_spacing(path, header, warnings)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    if path.suffix.lower() in IMAGE_IO:
+        reader.SetImageIO(IMAGE_IO[path.suffix.lower()])
     # ITK's MetaIO prints its own complaints on fd 2; the CaseError message replaces them.
-    with _silenced_stderr():
+    with quiet_native_stderr():
         try:
-            image = sitk.ReadImage(str(path))
+            image = reader.Execute()
         except RuntimeError:
             raise CaseError(f"{path}: unreadable or truncated image file") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise CaseError(f"{path}: expected a scalar image, got vector pixels")
+    if header is not None and header.compressed:
+        _check_complete(path, header, image)
     return image
 
 
-def _read_json(path: Path) -> object:
+@dataclass(frozen=True)
+class _MetaHeader:
+    fields: dict[str, str]  # "Key = Value" lines up to and including ElementDataFile
+    data_offset: int  # where the pixel data starts in the file (ElementDataFile = LOCAL)
+
+    @property
+    def compressed(self) -> bool:
+        return (self.fields.get("CompressedData", "").lower() == "true"
+                and self.fields.get("ElementDataFile") == "LOCAL")
+
+
+_HEADER_LIMIT = 1 << 16  # MetaImage headers are a few hundred bytes
+
+
+def _meta_header(path: Path) -> _MetaHeader | None:
+    """The header of a single-file MetaImage (.mha), or None when `path` is none (ITK decides)."""
+    if path.suffix.lower() != ".mha":
+        return None
     try:
-        return json.loads(path.read_text())
+        with open(path, "rb") as handle:
+            head = handle.read(_HEADER_LIMIT)
+    except OSError:
+        return None
+    fields: dict[str, str] = {}
+    position = 0
+    while (end := head.find(b"\n", position)) >= 0:
+        key, sep, value = head[position:end].decode("latin-1").partition("=")
+        position = end + 1
+        if not sep:
+            return None
+        fields[key.strip()] = value.strip()
+        if key.strip() == "ElementDataFile":
+            return _MetaHeader(fields, position)
+    return None
+
+
+def _check_spacing(path: Path, header: _MetaHeader, warnings: list[str]) -> None:
+    text = header.fields.get("ElementSpacing", "")
+    try:
+        spacing = [float(value) for value in text.split()]
+    except ValueError:
+        return  # ITK reports a malformed header
+    if any(value == 0 for value in spacing):
+        raise CaseError(f"{path}: zero pixel spacing (ElementSpacing = {text}); ITK cannot hold an "
+                        "image with it, set the true spacing in the header (nothing is written)")
+    if any(value < 0 for value in spacing):
+        positive = " ".join(f"{abs(value):g}" for value in spacing)
+        warnings.append(f"{path}: negative pixel spacing (ElementSpacing = {text}) read as {positive} "
+                        "with those axes reversed in the direction; the output carries that geometry")
+
+
+def _check_complete(path: Path, header: _MetaHeader, image: sitk.Image) -> None:
+    """ITK reads a compressed stream that ends before the header's size is reached without a
+    word, leaving the rest of the image as whatever was in memory. The zlib stream ends with a
+    checksum of what it holds: when the pixels read match it, the stream held all of them;
+    otherwise the stream is inflated once more to count its bytes."""
+    pixels = sitk.GetArrayViewFromImage(image)
+    if zlib.adler32(pixels) == _stored_checksum(path, header):
+        return
+    compressed_end = _compressed_end(path, header)
+    inflater, produced = zlib.decompressobj(), 0
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(header.data_offset)
+            remaining = compressed_end - header.data_offset
+            while remaining > 0 and not inflater.eof:
+                chunk = handle.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                produced += len(inflater.decompress(chunk))
+    except (OSError, zlib.error):
+        raise CaseError(f"{path}: unreadable or truncated image file") from None
+    if produced < pixels.nbytes:
+        raise CaseError(f"{path}: truncated image data (the compressed data holds {produced} of "
+                        f"the {pixels.nbytes} bytes that its header's DimSize and ElementType describe)")
+
+
+def _compressed_end(path: Path, header: _MetaHeader) -> int:
+    size = path.stat().st_size
+    try:
+        end = header.data_offset + int(header.fields["CompressedDataSize"])
+    except (KeyError, ValueError):
+        return size
+    if end > size:
+        raise CaseError(f"{path}: truncated image file ({size} bytes, its header promises {end})")
+    return end
+
+
+def _stored_checksum(path: Path, header: _MetaHeader) -> int:
+    """The Adler-32 that ends the zlib stream (of the uncompressed pixel bytes)."""
+    with open(path, "rb") as handle:
+        handle.seek(_compressed_end(path, header) - 4)
+        return int.from_bytes(handle.read(4), "big")
+
+
+def _read_json(path: Path) -> object:
+    try:  # utf-8-sig: also accept a byte-order mark, as some editors write one
+        return json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CaseError(f"{path}: not valid JSON ({_first_line(error)})") from None
 
 
-def _read_number(path: Path, default: float, warnings: list[str]) -> float:
+def _read_number(path: Path, default: float, plausible: tuple[float, float], unit: str,
+                 warnings: list[str]) -> float:
     if not path.exists():
         warnings.append(f"{path}: missing, using default {default}")
         return default
@@ -274,6 +422,12 @@ def _read_number(path: Path, default: float, warnings: list[str]) -> float:
         raise CaseError(f"{path}: number out of range") from None
     if not np.isfinite(number) or number <= 0:
         raise CaseError(f"{path}: expected a positive number, got {value}")
+    low, high = plausible
+    if not low <= number <= high:
+        clamped = min(max(number, low), high)
+        warnings.append(f"{path}: {number:g} {unit} is outside the plausible {low:g}-{high:g} {unit}; "
+                        f"using {clamped:g}")
+        return clamped
     return number
 
 
@@ -292,22 +446,15 @@ def _read_region(path: Path, warnings: list[str]) -> str:
     return value.strip().lower()
 
 
+def _count_blank_frames(frames: np.ndarray) -> int:
+    per_frame = frames.reshape(-1, frames.shape[2])
+    return int(np.count_nonzero(per_frame.max(axis=0) == per_frame.min(axis=0)))
+
+
 def _sanitise(frames: np.ndarray) -> np.ndarray:
     finite = frames[np.isfinite(frames)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     return np.nan_to_num(frames, nan=0.0, posinf=high, neginf=low)
-
-
-@contextlib.contextmanager
-def _silenced_stderr() -> Iterator[None]:
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _first_line(error: Exception) -> str:

@@ -2,6 +2,7 @@
 montage of a few frames, and a line chart (used for DSC over time). Drawn with OpenCV;
 GIFs are encoded with Pillow. Frames are (W, H, T) arrays as everywhere else; a frame is
 shown with numpy axis 0 vertical, as SimpleITK viewers of these sagittal cines show it.
+Every picture is written with model.atomic (complete and read back, or not at all).
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+
+from model.atomic import write_atomically
 
 PREDICTION_BGR = (0, 215, 255)  # amber
 TRUTH_BGR = (80, 220, 60)  # green
@@ -51,24 +54,37 @@ def write_overlay(
     """Write the sequence with contours as an animated .gif or .mp4 (chosen by suffix), at `fps`."""
     path = Path(path)
     pictures = render_frames(frames, masks, truth)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix == ".gif":
-        images = [Image.fromarray(cv2.cvtColor(p, cv2.COLOR_BGR2RGB)) for p in pictures]
-        images[0].save(
-            path, save_all=True, append_images=images[1:], duration=int(round(1000 / fps)), loop=0
-        )
+        def write(temporary: Path) -> None:
+            images = [Image.fromarray(cv2.cvtColor(p, cv2.COLOR_BGR2RGB)) for p in pictures]
+            images[0].save(temporary, format="GIF", save_all=True, append_images=images[1:],
+                           duration=int(round(1000 / fps)), loop=0)
     elif suffix == ".mp4":
-        height, width = pictures[0].shape[:2]
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
-        if not writer.isOpened():
-            raise OSError(f"{path}: OpenCV cannot write MP4 here; use a .gif path")
-        for picture in pictures:
-            writer.write(picture)
-        writer.release()
+        def write(temporary: Path) -> None:
+            height, width = pictures[0].shape[:2]
+            writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
+                                     (width, height))
+            if not writer.isOpened():
+                raise OSError(f"{path}: OpenCV cannot write MP4 here; use a .gif path")
+            for picture in pictures:
+                writer.write(picture)
+            writer.release()
     else:
         raise ValueError(f"{path}: overlay must end in .gif or .mp4")
-    return path
+    return write_atomically(path, write, check=lambda temporary: _check_frame_count(temporary, len(pictures)))
+
+
+def _check_frame_count(path: Path, expected: int) -> None:
+    if path.suffix.lower() == ".gif":
+        with Image.open(path) as animation:
+            count = animation.n_frames
+    else:
+        capture = cv2.VideoCapture(str(path))
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        capture.release()
+    if count != expected:
+        raise ValueError(f"{count} frames read back, {expected} written")
 
 
 def write_montage(
@@ -91,10 +107,7 @@ def write_montage(
         np.hstack(pictures[i : i + columns] + [blank] * (columns - len(pictures[i : i + columns])))
         for i in range(0, len(pictures), columns)
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.vstack(rows)):
-        raise RuntimeError(f"{path}: cannot write PNG")
-    return path
+    return write_png(np.vstack(rows), path)
 
 
 def write_line_chart(
@@ -138,11 +151,22 @@ def write_line_chart(
         legend_y = top + 15 + 22 * i
         cv2.line(chart, (width - right + 15, legend_y), (width - right + 40, legend_y), colour, 2)
         cv2.putText(chart, name, (width - right + 46, legend_y + 4), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), chart):
-        raise RuntimeError(f"{path}: cannot write PNG")
-    return path
+    return write_png(chart, path)
+
+
+def write_png(picture: np.ndarray, path: Path) -> Path:
+    """Write a BGR picture as PNG, read back to check its size."""
+
+    def write(temporary: Path) -> None:
+        if not cv2.imwrite(str(temporary), picture):
+            raise OSError("OpenCV cannot encode the PNG")
+
+    def check(temporary: Path) -> None:
+        read = cv2.imread(str(temporary))
+        if read is None or read.shape != picture.shape:
+            raise ValueError("the PNG read back is not the picture written")
+
+    return write_atomically(Path(path), write, check)
 
 
 def _draw_contour(picture: np.ndarray, mask: np.ndarray, size: tuple[int, int], colour: tuple[int, int, int]) -> None:

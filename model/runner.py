@@ -33,6 +33,8 @@ def run_tracker(
     If `track` raises (a bug, CUDA out of memory, ...), the tracker is abandoned: that frame and
     all later ones repeat the last good mask, the event is counted as `tracker_error` and the
     traceback is returned, because a complete output scores far better than none.
+    When more than half of the later frames repeat the first mask exactly, their number is
+    counted as `first_mask_repeated`: a tracker that stopped following (or the copy baseline).
     """
     n_frames = frames.shape[2]
     masks = np.zeros(frames.shape, dtype=np.uint8)
@@ -60,7 +62,14 @@ def run_tracker(
         tracker_error = f"frame {t}: {traceback.format_exc()}"
         events["tracker_error"] += 1
         masks[:, :, t:] = last_good[:, :, None]
+    repeated = _count_first_mask_repeats(masks)
+    if repeated > (n_frames - 1) / 2:
+        events["first_mask_repeated"] = repeated
     return RunResult(masks, frame_seconds, dict(events), tracker_error)
+
+
+def _count_first_mask_repeats(masks: np.ndarray) -> int:
+    return int(np.count_nonzero((masks[:, :, 1:] == masks[:, :, :1]).all(axis=(0, 1))))
 
 
 def _frame(frames: np.ndarray, t: int) -> np.ndarray:

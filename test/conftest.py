@@ -1,12 +1,15 @@
 """Shared helpers: tiny synthetic cases on disk, read-only inputs, the entry point as a process."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import resource
 import stat
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +80,56 @@ def snapshot_tree(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run_inference(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The entry point as a separate process, from the repository root."""
+def run_inference(*args: str | Path, timeout: float = 120, max_file_bytes: int | None = None,
+                  umask: int | None = None) -> subprocess.CompletedProcess:
+    """The entry point as a separate process, from the repository root.
+
+    `max_file_bytes` caps the size of every file the process writes (RLIMIT_FSIZE: writes
+    beyond it fail with EFBIG, as on a full disk, and Python ignores the SIGXFSZ signal);
+    `umask` is the process's umask."""
+
+    def limit() -> None:
+        if max_file_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
+        if umask is not None:
+            os.umask(umask)
+
     return subprocess.run([sys.executable, str(REPO / "inference.py"), *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
 
 
 def read_output(output_dir: Path) -> sitk.Image:
     return sitk.ReadImage(str(output_dir / OUTPUT_RELATIVE))
+
+
+@contextlib.contextmanager
+def mount_full_tmpfs(mount_point: Path) -> Iterator[bool]:
+    """Mount a 64 KiB tmpfs at `mount_point` and fill it to the last byte; yields whether that
+    was possible (root on a machine that allows mounts), and unmounts afterwards."""
+    mount_point.mkdir(parents=True, exist_ok=True)
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+                                 capture_output=True).returncode == 0
+    except OSError:  # no mount command
+        mounted = False
+    if not mounted:
+        yield False
+        return
+    try:
+        with open(mount_point / "filler", "wb", buffering=0) as filler:
+            with contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"\0" * 4096)
+        yield True
+    finally:
+        subprocess.run(["umount", str(mount_point)], capture_output=True)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A folder on a full filesystem; skipped where a tmpfs cannot be mounted (the
+    RLIMIT_FSIZE tests, see run_inference, cover those machines)."""
+    with mount_full_tmpfs(tmp_path / "full") as mounted:
+        if not mounted:
+            pytest.skip("cannot mount a tmpfs here")
+        yield tmp_path / "full"

@@ -149,9 +149,10 @@ def test_bad_spec_is_one_error_line_before_running(tiny_dataset, tmp_path, capsy
     assert not (tmp_path / "table.csv").exists()
 
 
-def test_dataset_without_cases_is_one_error_line(tmp_path):
-    with pytest.raises(SystemExit, match="no case folder"):
-        benchmark.main([str(tmp_path), "--trackers", "copy", "--out", str(tmp_path / "out")])
+def test_dataset_without_cases_is_one_error_line(tmp_path, capsys):
+    assert benchmark.main([str(tmp_path), "--trackers", "copy", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path}: no case folder")
 
 
 def test_a_case_with_an_undefined_metric_is_left_out_of_the_mean_and_counted():

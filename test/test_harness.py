@@ -3,14 +3,17 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 from conftest import EXAMPLE_CASE, REPO
 
 from evaluation import harness
 from evaluation.metrics import score_sequence
 from model.io import find_case_dirs, read_dataset_case, read_labels
+from model.trackers.registry import TRACKER_CLASSES
 
 
 def test_run_sh_prints_the_example_table_with_the_copy_baseline():
@@ -63,7 +66,9 @@ def test_failed_case_and_unlabelled_case(tmp_path, capsys):
     assert find_case_dirs(tmp_path) == [good, bad]
     assert harness.main([str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "mask is empty" in next(line for line in out.splitlines() if line.startswith("B_2"))
+    failed = next(line for line in out.splitlines() if line.startswith("B_2"))
+    # Named as the case's own file, not the staged copy in a deleted temporary folder.
+    assert f"{mask}: mask is empty" in failed and "trackrad-harness-" not in failed
     assert next(line for line in out.splitlines() if line.startswith("A_1")).rstrip().endswith("ok")
     assert "FAIL: 1 of 2 case(s) failed" in out
 
@@ -102,14 +107,70 @@ def test_speed_check_uses_the_fit_across_lengths_and_the_median_for_one_length()
 def test_tracker_settings_pass_through_to_the_entry_point(capsys):
     assert harness.main([str(EXAMPLE_CASE), "--tracker", "optical-flow", "--method", "farneback"]) == 0
     capsys.readouterr()
-    assert harness.main([str(EXAMPLE_CASE), "--tracker", "copy", "--no-such-setting", "1"]) == 1
-    out = capsys.readouterr().out
-    assert "--no-such-setting" in next(line for line in out.splitlines() if line.startswith("Z_001"))
+    # An option the entry point does not know stops the harness before any case runs.
+    with pytest.raises(SystemExit) as stopped:
+        harness.main([str(EXAMPLE_CASE), "--tracker", "copy", "--no-such-setting", "1"])
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: --no-such-setting" in capsys.readouterr().err
 
 
-def test_no_case_found_is_a_usage_error(tmp_path, capsys):
-    assert harness.main([str(tmp_path)]) == 2
-    assert "no case folder" in capsys.readouterr().err
+@pytest.mark.parametrize("argv", [
+    ["--tracker", "xmem", "--weights", "W.pth", "--crop-size", "256"],
+    ["--crop-size", "256", "--weights", "W.pth", "--tracker", "xmem"],
+    ["DATA", "--tracker", "xmem", "--weights", "W.pth", "--crop-size", "256"],
+    ["--weights", "W.pth", "DATA", "--crop-size=256", "--tracker", "xmem", "--max-seconds-per-frame", "2"],
+], ids=["no dataset", "no dataset, tracker last", "dataset first", "dataset between"])
+def test_entry_point_options_keep_their_values_in_any_order(argv):
+    args, extra = harness.parse_arguments(argv)
+    assert args.tracker == "xmem"
+    assert args.dataset == (Path("DATA") if "DATA" in argv else harness.DEFAULT_DATASET)
+    assert extra[:2] == ["--tracker", "xmem"]
+    assert extra[extra.index("--weights") + 1] == "W.pth"
+    assert "--crop-size=256" in extra or extra[extra.index("--crop-size") + 1] == "256"
+    assert "DATA" not in extra and "--max-seconds-per-frame" not in extra
+
+
+def test_a_flag_does_not_take_the_dataset_as_its_value(monkeypatch):
+    monkeypatch.setitem(TRACKER_CLASSES, "flaky", "test_inference:FlakyTracker")
+    args, extra = harness.parse_arguments(["--tracker", "flaky", "--fast", "DATA", "--misses", "2"])
+    assert args.dataset == Path("DATA") and extra == ["--tracker", "flaky", "--fast", "--misses", "2"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--output", "x"], "--output is set by the harness"),
+    (["--weights", "W.pth"], "--weights is a setting of the xmem tracker"),
+    (["--tracker", "xmem", "--crop-size"], "--crop-size expects a value"),
+    (["A", "B"], "one DATASET_DIR expected, got A B"),
+])
+def test_harness_usage_errors(argv, message, monkeypatch, capsys):
+    monkeypatch.setattr(harness, "DEFAULT_TRACKER", "copy")
+    with pytest.raises(SystemExit) as stopped:
+        harness.parse_arguments(argv)
+    assert stopped.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_run_sh_passes_weights_without_a_dataset_and_names_the_files_of_the_case(tmp_path):
+    missing = tmp_path / "missing.pth"
+    done = subprocess.run(["bash", "test/run.sh", "--tracker", "xmem", "--weights", str(missing)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("Z_001"))
+    assert str(missing) in row and "no case folder" not in done.stdout + done.stderr
+
+
+def test_help_describes_the_harness_and_the_pass_through():
+    done = subprocess.run(["bash", "test/run.sh", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "scores the outputs and checks the runtime limit." in text
+    assert "Any other option goes to the entry point with its value" in text
+
+
+def test_no_case_found_is_one_error_line(tmp_path, capsys):
+    assert harness.main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path}: no case folder")
 
 
 def test_example_case_is_the_shipped_challenge_case():

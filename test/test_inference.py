@@ -133,7 +133,8 @@ def test_settings_become_options_and_reach_the_report(make_input, tmp_path, monk
     assert code == 0
     content = json.loads(report.read_text())
     assert content["settings"] == {"misses": 2, "label": "y", "fast": True}
-    assert content["events"] == {"calls": 4, "empty_fallback": 2}
+    # The flaky tracker returns the first mask (or nothing) on every frame.
+    assert content["events"] == {"calls": 4, "empty_fallback": 2, "first_mask_repeated": 4}
     masks = sitk.GetArrayFromImage(read_output(tmp_path / "out"))
     assert masks.reshape(-1, 5).sum(axis=0).min() > 0
     assert "--misses" in _help_text(capsys)
@@ -150,10 +151,13 @@ def test_a_crashing_tracker_still_writes_a_complete_output(make_input, tmp_path,
     code = inference.main(["--input", str(make_input()), "--output", str(tmp_path / "out"),
                            "--tracker", "crashing", "--report", str(report)])
     assert code == 0
-    assert "warning: the crashing tracker failed" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("warning: the crashing tracker failed at frame 1 (RuntimeError: "
+                                       "CUDA out of memory); the last good mask fills the remaining frames\n")
     masks = sitk.GetArrayFromImage(read_output(tmp_path / "out"))
     assert all(np.array_equal(masks[:, :, t], masks[:, :, 0]) for t in range(masks.shape[2]))
-    assert json.loads(report.read_text())["events"]["tracker_error"] == 1
+    content = json.loads(report.read_text())
+    assert content["events"]["tracker_error"] == 1
+    assert "Traceback" in content["tracker_error"] and "CUDA out of memory" in content["tracker_error"]
 
 
 def _help_text(capsys) -> str:
@@ -345,3 +349,83 @@ def test_dataset_layout_without_first_label(tmp_path):
     (case / "images" / "Z_001_frames.mha").rename(case / "images" / "Q_9_frames.mha")
     done = run_inference("--case", case, "--output", tmp_path / "out")
     _assert_clean_failure(done, tmp_path / "out", "Q_9_first_label.mha", "not found")
+
+
+# --- the output under faults: complete and readable, or absent with exit 1 -----------------------
+
+def _assert_nothing_left(folder: Path) -> None:
+    """No file at all under `folder` (folders may exist: they are created before tracking)."""
+    assert [p for p in folder.rglob("*") if p.is_file()] == []
+
+
+def test_full_disk_is_one_error_line_and_no_output(full_disk):
+    out = full_disk / "out"
+    done = run_inference("--case", EXAMPLE_CASE, "--tracker", "copy", "--output", out, "--report", out / "run.json")
+    _assert_clean_failure(done, out, "output.mha: cannot write", "no space left on the device")
+    _assert_nothing_left(out)
+
+
+@pytest.mark.parametrize("max_bytes", [0, 200, 600], ids=["nothing", "part of the header", "part of the data"])
+def test_output_cut_short_is_one_error_line_and_no_output(tmp_path, max_bytes):
+    out = tmp_path / "out"
+    done = run_inference("--case", EXAMPLE_CASE, "--tracker", "copy", "--output", out, max_file_bytes=max_bytes)
+    _assert_clean_failure(done, out, f"{out / OUTPUT_RELATIVE}: cannot write")
+    _assert_nothing_left(out)
+
+
+def test_report_and_overlay_that_cannot_be_written_completely(make_input, tmp_path):
+    full = run_inference("--input", make_input(), "--tracker", "copy", "--output", tmp_path / "sizes",
+                         "--report", tmp_path / "sizes.json")
+    assert full.returncode == 0, full.stderr
+    output_bytes = (tmp_path / "sizes" / OUTPUT_RELATIVE).stat().st_size
+    assert (tmp_path / "sizes.json").stat().st_size > output_bytes  # the report is the larger file
+    for option, name in (("--report", "run.json"), ("--overlay", "run.gif")):
+        out = tmp_path / option.strip("-")
+        done = run_inference("--input", make_input(), "--tracker", "copy", "--output", out, option, out / name,
+                             max_file_bytes=output_bytes)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 1 and len(lines) == 1, done.stderr
+        assert lines[0].startswith(f"error: {out / name}: cannot write")
+        # The output itself is complete; nothing else is left, no temporary file either.
+        assert [p.name for p in out.rglob("*") if p.is_file()] == ["output.mha"]
+
+
+def test_output_is_readable_by_other_users_whatever_the_umask(make_input, tmp_path):
+    out = tmp_path / "out"
+    done = run_inference("--input", make_input(), "--tracker", "copy", "--output", out, "--report", out / "run.json",
+                         "--overlay", out / "run.gif", umask=0o077)
+    assert done.returncode == 0, done.stderr
+    for path in (out / OUTPUT_RELATIVE, out / "run.json", out / "run.gif", out / "run.png"):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_weights_without_the_xmem_tracker_explains_itself(make_input, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        inference.main(["--input", str(make_input()), "--output", str(tmp_path / "out"),
+                        "--tracker", "copy", "--weights", "w.pth"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "--weights is a setting of the xmem tracker, not of copy: add --tracker xmem" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_says_how_to_see_each_trackers_settings(capsys):
+    with pytest.raises(SystemExit):
+        inference.main(["--tracker", "copy", "--help"])
+    assert "`inference.py --tracker NAME --help` lists them" in " ".join(capsys.readouterr().out.split())
+
+
+def test_implausible_frame_rate_and_blank_frames_reach_the_report(make_input, tmp_path):
+    frames, masks = square_sequence(n_frames=5)
+    frames[:, :, 3] = 0.0
+    root = make_input(frames, masks[:, :, :1], json_values={"frame-rate.json": 1e6})
+    report = tmp_path / "run.json"
+    done = run_inference("--input", root, "--tracker", "copy", "--output", tmp_path / "out",
+                         "--report", report)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("warning: ") for line in lines)
+    assert "1e+06 frames/s is outside the plausible 0.1-100 frames/s; using 100" in lines[1]
+    content = json.loads(report.read_text())
+    assert content["events"]["blank_frames"] == 1
+    assert content["events"]["first_mask_repeated"] == 4  # the copy tracker

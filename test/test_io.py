@@ -1,11 +1,15 @@
 """model.io: layouts, geometry, the documented input decisions, atomic output."""
+import json
+import os
+import re
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import EXAMPLE_CASE, OUTPUT_RELATIVE, snapshot_tree, square_sequence, write_mha
-
+from model.errors import InputError
 from model.io import (
     DEFAULT_FIELD_STRENGTH,
     DEFAULT_FRAME_RATE,
@@ -84,7 +88,7 @@ def test_failed_write_leaves_no_output(make_input, tmp_path, monkeypatch):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(sitk, "WriteImage", failing_write)
-    with pytest.raises(CaseError, match="cannot write output"):
+    with pytest.raises(InputError, match=r"output.mha: cannot write \(disk full\)"):
         write_output(tmp_path / "out", np.ones(case.frames.shape, np.uint8), case)
     assert list((tmp_path / "out" / OUTPUT_RELATIVE.parent).iterdir()) == []
 
@@ -101,3 +105,112 @@ def test_dataset_layout_without_first_label_is_an_error(tmp_path: Path):
     write_mha(tmp_path / "images" / "X_frames.mha", frames)
     with pytest.raises(CaseError, match="X_first_label.mha: first-frame mask not found"):
         read_dataset_case(tmp_path)
+
+
+def test_output_is_0644_whatever_the_umask(make_input, tmp_path):
+    case = read_case(make_input())
+    previous = os.umask(0o077)
+    try:
+        path = write_output(tmp_path / "out", np.ones(case.frames.shape, np.uint8), case)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("keep", [0, 120, -8], ids=["empty", "header only", "data cut short"])
+def test_a_writer_that_fails_silently_leaves_no_output(make_input, tmp_path, monkeypatch, keep):
+    """SimpleITK on a full disk raises nothing and leaves a short file: the read-back catches it."""
+    case = read_case(make_input())
+    real_write = sitk.WriteImage
+
+    def short_write(image, name, useCompression=False):
+        real_write(image, name, useCompression=useCompression)
+        data = Path(name).read_bytes()
+        Path(name).write_bytes(data[:keep] if keep >= 0 else data[:keep])
+
+    monkeypatch.setattr(sitk, "WriteImage", short_write)
+    with pytest.raises(InputError, match="output.mha: cannot write"):
+        write_output(tmp_path / "out", np.ones(case.frames.shape, np.uint8), case)
+    assert list((tmp_path / "out" / OUTPUT_RELATIVE.parent).iterdir()) == []
+
+
+def _rewrite_header(path: Path, old: bytes, new: bytes) -> None:
+    data = path.read_bytes()
+    assert old in data
+    path.write_bytes(data.replace(old, new, 1))
+
+
+def test_upper_case_suffix_is_a_metaimage(make_input):
+    root = make_input()
+    image = root / "images" / "mri-linacs" / "case_frames.mha"
+    image.rename(image.with_name("IMAGE.MHA"))
+    assert read_case(root).frames.shape == (24, 32, 5)
+
+
+def test_zero_spacing_is_named_and_negative_spacing_is_read_as_positive(make_input):
+    root = make_input(spacing=(1.0, 1.5, 2.0))
+    image = root / "images" / "mri-linacs" / "case_frames.mha"
+    _rewrite_header(image, b"ElementSpacing = 1 1.5 2", b"ElementSpacing = 1 0 2")
+    with pytest.raises(CaseError, match=r"case_frames.mha: zero pixel spacing \(ElementSpacing = 1 0 2\)"):
+        read_case(root)
+    _rewrite_header(image, b"ElementSpacing = 1 0 2", b"ElementSpacing = 1 -1.5 2")
+    case = read_case(root)
+    assert case.spacing == (1.0, 1.5, 2.0) and case.direction[4] == -1.0
+    assert any("negative pixel spacing" in w and "read as 1 1.5 2" in w for w in case.warnings)
+
+
+def _compressed_mha(path: Path, array: np.ndarray, stream: bytes, msb: bool = False) -> None:
+    """A MetaImage of `array`'s shape and type whose data is the zlib stream given."""
+    write_mha(path, array)
+    data = path.read_bytes()
+    split = data.index(b"ElementDataFile = LOCAL\n") + len(b"ElementDataFile = LOCAL\n")
+    header = re.sub(rb"CompressedDataSize = \d+", b"CompressedDataSize = %d" % len(stream), data[:split])
+    if msb:
+        header = header.replace(b"BinaryDataByteOrderMSB = False", b"BinaryDataByteOrderMSB = True")
+    path.write_bytes(header + stream)
+
+
+def test_a_complete_but_short_compressed_stream_is_truncated(make_input):
+    frames, _ = square_sequence()
+    root = make_input()
+    image = root / "images" / "mri-linacs" / "case_frames.mha"
+    itk_order = np.ascontiguousarray(frames).tobytes()
+    _compressed_mha(image, frames, zlib.compress(itk_order[: len(itk_order) // 2]))
+    with pytest.raises(CaseError, match=r"case_frames.mha: truncated image data \(the compressed "
+                                        r"data holds 7680 of the 15360 bytes"):
+        read_case(root)
+
+
+def test_a_valid_stream_that_skips_the_quick_checksum_still_reads(make_input):
+    """Big-endian data: the pixels in memory are byte-swapped, so the check inflates the stream."""
+    frames, _ = square_sequence()
+    root = make_input()
+    image = root / "images" / "mri-linacs" / "case_frames.mha"
+    _compressed_mha(image, frames, zlib.compress(frames.astype(">f4").tobytes()), msb=True)
+    np.testing.assert_array_equal(read_case(root).frames, frames)
+
+
+def test_json_with_a_byte_order_mark_is_read(make_input):
+    root = make_input()
+    (root / "scanned-region.json").write_bytes(b"\xef\xbb\xbf" + json.dumps("thorax").encode())
+    assert read_case(root).info.scanned_region == "thorax"
+
+
+@pytest.mark.parametrize("name, value, used, unit", [
+    ("frame-rate.json", 1e6, 100.0, "frames/s"), ("frame-rate.json", 0.01, 0.1, "frames/s"),
+    ("b-field-strength.json", 30.0, 10.0, "T"), ("b-field-strength.json", 0.05, 0.1, "T")])
+def test_implausible_metadata_is_clamped_with_a_warning(make_input, name, value, used, unit):
+    case = read_case(make_input(json_values={name: value}))
+    read = case.info.frame_rate if name == "frame-rate.json" else case.info.field_strength
+    assert read == used
+    assert any(f"{value:g} {unit} is outside the plausible" in w and f"using {used:g}" in w
+               for w in case.warnings)
+
+
+def test_frames_without_signal_are_counted(make_input):
+    frames, masks = square_sequence(n_frames=5)
+    frames[:, :, 2] = 0.0
+    frames[:, :, 4] = 7.0
+    case = read_case(make_input(frames, masks[:, :, :1]))
+    assert case.blank_frames == 2
+    assert any("2 of 5 frames have no signal" in w for w in case.warnings)

@@ -33,6 +33,15 @@ def test_initial_box_is_bounding_box_plus_margin_square_in_mm():
         initial_box(np.zeros((5, 5), bool), (1.0, 1.0), 10.0)
 
 
+def test_a_box_is_at_most_four_frame_sides_whatever_the_spacing():
+    mask = np.zeros((32, 20), bool)
+    mask[10:15, 8:12] = True
+    # 0.001 mm pixels: 60 mm of margin would be 60000 pixels (a 14 GB float32 buffer).
+    box = initial_box(mask, spacing_mm=(0.001, 0.001), margin_mm=30.0)
+    assert box.size == (128, 128)
+    assert box.centre == pytest.approx((12.5, 10.0), abs=0.5)
+
+
 def test_crop_resizes_box_and_paste_inverts_it():
     rows, cols = np.mgrid[:80, :90]
     frame = (np.sin(rows / 6.0) + np.cos(cols / 9.0)).astype(np.float32)

@@ -29,3 +29,15 @@ def test_grey_is_replicated_into_three_channels_where_asked():
     batch = grey_to_network_channels(clips, channel_dim=2)
     assert batch.shape == (1, 2, 3, 3, 4)
     assert all(torch.equal(batch[0, 1, c], -grey) for c in range(3))
+
+
+def test_values_near_the_float32_maximum_normalise_without_overflow():
+    import warnings
+
+    frame = np.full((32, 32), 3.3e38, np.float32)
+    frame[:16] = -3.3e38  # the frame's range is beyond float32
+    frame[10:14, 10:14] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy overflow warning fails the test
+        out = normalise_frame(frame)
+    assert np.isfinite(out).all() and abs(out.mean()) < 1e-3 and abs(out.std() - 1.0) < 1e-3

@@ -58,3 +58,25 @@ def test_a_crash_in_start_repeats_the_first_mask():
     result = run_tracker(ShiftingTracker(fail_at=0), frames, first, INFO)
     assert all(np.array_equal(result.masks[:, :, t], first) for t in range(N_FRAMES))
     assert result.tracker_error.startswith("frame 0:") and "MemoryError" in result.tracker_error
+
+
+class FrozenTracker(ShiftingTracker):
+    """Returns the first mask on the frames in `frozen`, a shifted one elsewhere."""
+
+    def __init__(self, frozen: set[int]) -> None:
+        super().__init__()
+        self.frozen = frozen
+
+    def track(self, frame):
+        shifted = super().track(frame)
+        return self.first if self.seen in self.frozen else shifted
+
+    def start(self, first_frame, first_mask, info):
+        super().start(first_frame, first_mask, info)
+        self.first = first_mask
+
+
+def test_an_output_that_repeats_the_first_mask_on_most_frames_is_counted():
+    frames, first = _sequence()  # 5 later frames
+    assert run_tracker(FrozenTracker({1, 2, 4}), frames, first, INFO).events == {"first_mask_repeated": 3}
+    assert run_tracker(FrozenTracker({1, 2}), frames, first, INFO).events == {}

@@ -264,9 +264,9 @@ def test_time_limit_stops_with_a_resumable_checkpoint(cases, tmp_path):
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert main(["--scratch", "--weights", "x.pth", "--static-fraction", "1"]) == 2
+    assert main(["--scratch", "--weights", "x.pth", "--static-fraction", "1"]) == 1
     assert capsys.readouterr().err.strip() == "error: --weights and --scratch exclude each other"
-    assert main(["--weights", str(tmp_path / "none.pth"), "--static-fraction", "1", "--out", str(tmp_path)]) == 2
+    assert main(["--weights", str(tmp_path / "none.pth"), "--static-fraction", "1", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err and "python -m tools.download_weights" in err
     config = parse_config(["--data", "a", "b", "--lr-steps", "5", "7", "--no-amp", "--crop-size", "128",

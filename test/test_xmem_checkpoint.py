@@ -1,6 +1,7 @@
 """XMem checkpoint loading: round trip, dimension inference, tolerated variants, clear errors."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,20 @@ def test_training_checkpoint_is_not_a_flat_state_dict(tmp_path: Path) -> None:
 def test_missing_file_and_unrelated_state_dict(tmp_path: Path) -> None:
     assert "no such file" in one_line_error(tmp_path / "absent.pth")
     assert "missing key_proj.key_proj.weight" in one_line_error({"weight": torch.zeros(1)})
+
+
+class _NotATensor:
+    pass
+
+
+@pytest.mark.parametrize("content", [{"weight": _NotATensor()}, {"x": 1}], ids=["object", "plain pickle"])
+def test_a_pickle_of_other_objects_is_refused_without_pytorchs_advice(tmp_path: Path, content, recwarn) -> None:
+    path = tmp_path / "other.pth"
+    if isinstance(content.get("weight"), _NotATensor):
+        torch.save(content, path)
+    else:
+        path.write_bytes(pickle.dumps(content, protocol=4))
+    message = one_line_error(path)
+    assert message == (f"{path}: not a PyTorch checkpoint of tensors (it holds other pickled Python "
+                       "objects, which are never loaded)")
+    assert "weights_only" not in message and len(recwarn) == 0  # no protocol warning either

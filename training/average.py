@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from model.errors import InputError, report_writing_command
+from model.errors import run_command
 from model.xmem.network.checkpoint import load_state_dict_file, save_checked_state_dict
 
 
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("destination", type=Path)
     parser.add_argument("sources", type=Path, nargs="+")
     args = parser.parse_args(argv)
-    return report_writing_command(lambda: average_files(args.sources, args.destination), args.destination,
-                                  user_errors=(InputError, ValueError))
+    return run_command(lambda: print(average_files(args.sources, args.destination)),
+                       also_user_errors=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from model.errors import report_writing_command
+from model.errors import run_command
 from model.xmem.network.checkpoint import load_state_dict_file, save_checked_state_dict
 from model.xmem.network.compact import compact_state_dict, expand_state_dict
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("destination", type=Path)
     parser.add_argument("--format", choices=FORMATS, default="int8")
     args = parser.parse_args(argv)
-    return report_writing_command(lambda: export(args.source, args.destination, args.format), args.destination)
+    return run_command(lambda: print(export(args.source, args.destination, args.format)))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ import torch
 
 from evaluation.metrics import METRICS
 from model.device import resolve_device
+from model.atomic import write_atomically
 from model.io import find_case_dirs
 from model.weights import load_weights
 from model.xmem.network.checkpoint import load_network
@@ -82,9 +82,10 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "config": dataclasses.asdict(self.config),
         }
-        _atomic_save(state, out / CHECKPOINT)
+        write_atomically(out / CHECKPOINT, lambda temporary: torch.save(state, temporary))
         network_path = out / f"network_{self.iteration:07d}.pth"
-        _atomic_save(self.network.state_dict(), network_path)
+        network = self.network.state_dict()
+        write_atomically(network_path, lambda temporary: torch.save(network, temporary))
         return network_path
 
     def load_state(self, state: dict) -> None:
@@ -96,10 +97,6 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
 
 
-def _atomic_save(obj: object, path: Path) -> None:
-    temp = path.with_name(path.name + ".tmp")
-    torch.save(obj, temp)
-    os.replace(temp, path)
 
 
 def build_trainer(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:

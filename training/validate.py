@@ -18,7 +18,7 @@ from pathlib import Path
 
 from evaluation.evaluate import evaluate_case
 from evaluation.metrics import CaseMeans, mean_over_cases
-from model.errors import InputError
+from model.errors import run_command
 from model.io import find_case_dirs
 from model.trackers import add_settings_options
 from model.trackers.xmem import XMemSettings, XMemTracker
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("datasets", type=Path, nargs="+", help="case folders or folders of cases")
     names = add_settings_options(parser.add_argument_group("pipeline settings"), XMemSettings, skip=("weights",))
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> None:
         settings = XMemSettings(**{name: getattr(args, name) for name in names})
         case_dirs = [case for root in args.datasets for case in find_case_dirs(root)]
         network = load_network(args.weights)
@@ -55,11 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         for case_dir in case_dirs:  # one at a time, so each line shows as soon as it is known
             scores += score_cases(network, [case_dir], settings)
             print(f"{case_dir}: dsc {scores[-1]['dsc']:.3f}, cd {scores[-1]['cd']:.2f} px", flush=True)
-    except (InputError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"mean of {len(scores)} cases: {mean_over_cases(scores).summary()}")
-    return 0
+        print(f"mean of {len(scores)} cases: {mean_over_cases(scores).summary()}")
+
+    return run_command(body, also_user_errors=(ValueError,))
 
 
 if __name__ == "__main__":

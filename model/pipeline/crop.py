@@ -28,6 +28,9 @@ import numpy as np
 # margin is mostly background context for the network.
 REGION_MARGIN_MM = {"pelvis": 20.0, "prostate": 20.0}
 DEFAULT_MARGIN_MM = 30.0
+# A box side never exceeds this many frame sides: beyond the frame it only holds padding, and
+# a header with 0.001 mm pixels would otherwise ask for a 60000-pixel (14 GB) crop buffer.
+MAX_BOX_FRAME_SIDES = 4
 
 
 def margin_for_region(scanned_region: str) -> float:
@@ -57,7 +60,9 @@ def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
 def initial_box(
     mask: np.ndarray, spacing_mm: tuple[float, float], margin_mm: float
 ) -> CropBox:
-    """The mask's bounding box widened by `margin_mm` on every side and made square in mm."""
+    """The mask's bounding box widened by `margin_mm` on every side and made square in mm
+    (`mask` is the whole first frame's mask; each side is capped at MAX_BOX_FRAME_SIDES x the
+    frame's longer side)."""
     rows, cols = np.nonzero(mask)
     if rows.size == 0:
         raise ValueError("the first-frame mask is empty")
@@ -65,7 +70,8 @@ def initial_box(
     hi = (int(rows.max()) + 1, int(cols.max()) + 1)
     extent_mm = max((hi[axis] - lo[axis]) * spacing_mm[axis] for axis in (0, 1))
     side_mm = extent_mm + 2.0 * margin_mm
-    size = tuple(max(1, math.ceil(side_mm / spacing_mm[axis])) for axis in (0, 1))
+    largest = MAX_BOX_FRAME_SIDES * max(mask.shape)
+    size = tuple(min(largest, max(1, math.ceil(side_mm / spacing_mm[axis]))) for axis in (0, 1))
     origin = tuple(round((lo[axis] + hi[axis]) / 2 - size[axis] / 2) for axis in (0, 1))
     return CropBox(origin=origin, size=size)
 

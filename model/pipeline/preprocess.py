@@ -22,10 +22,15 @@ def normalise_frame(frame: np.ndarray) -> np.ndarray:
     image = np.nan_to_num(np.asarray(frame, dtype=np.float32))
     low, high = np.percentile(image, CLIP_PERCENTILES)
     image = np.clip(image, low, high).astype(np.float32, copy=False)
-    image -= image.mean()
-    std = float(image.std())
+    # Statistics in float64 and scaling before centring: with values near 3e38 a float32 sum
+    # overflows, and so can x - mean, which would turn the frame into inf/NaN.
+    mean = float(image.mean(dtype=np.float64))
+    std = float(image.std(dtype=np.float64))
     if std > FLAT_STD:
-        image /= std
+        image /= np.float32(std)
+        image -= np.float32(mean / std)
+    else:
+        image -= np.float32(mean)
     return image
 
 

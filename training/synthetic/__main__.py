@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
+from model.errors import run_command
 from training.synthetic.dataset import write_dataset, write_translation_dataset
 from training.synthetic.generator import REGIONS, Difficulty, MotionRanges
 
@@ -18,7 +20,7 @@ def _range(text: str) -> tuple[float, float]:
     return values
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.synthetic", description=__doc__)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--cases", type=int, default=10)
@@ -45,28 +47,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frame-rates", default=None,
                         help="comma-separated frame rates to draw from (default: the field strength's)")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    frames = (int(args.frames[0]), int(args.frames[1]))
-    if args.kind == "translation":
-        folders = write_translation_dataset(args.out_dir, args.cases, args.seed, frames)
-    else:
-        folders = write_dataset(
-            args.out_dir,
-            args.cases,
-            args.seed,
-            frames,
-            tuple(float(f) for f in args.fields.split(",")),
-            tuple(args.regions.split(",")),
-            MotionRanges(si_mm=args.si, ap_mm=args.ap, period_s=args.period),
-            Difficulty(
-                snr=args.snr,
-                area_swing=args.area_swing,
-                contrast_drift=args.contrast_drift,
-                frame_rates=tuple(float(r) for r in args.frame_rates.split(",")) if args.frame_rates else None,
-            ),
-        )
-    print(f"wrote {len(folders)} cases to {args.out_dir} in {time.perf_counter() - started:.1f} s")
+
+    def body() -> None:
+        started = time.perf_counter()
+        frames = (int(args.frames[0]), int(args.frames[1]))
+        if args.kind == "translation":
+            folders = write_translation_dataset(args.out_dir, args.cases, args.seed, frames)
+        else:
+            folders = write_dataset(
+                args.out_dir,
+                args.cases,
+                args.seed,
+                frames,
+                tuple(float(f) for f in args.fields.split(",")),
+                tuple(args.regions.split(",")),
+                MotionRanges(si_mm=args.si, ap_mm=args.ap, period_s=args.period),
+                Difficulty(
+                    snr=args.snr,
+                    area_swing=args.area_swing,
+                    contrast_drift=args.contrast_drift,
+                    frame_rates=tuple(float(r) for r in args.frame_rates.split(",")) if args.frame_rates else None,
+                ),
+            )
+        print(f"wrote {len(folders)} cases to {args.out_dir} in {time.perf_counter() - started:.1f} s")
+
+    return run_command(body)  # e.g. an output folder that cannot be created: one line, exit 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -4,6 +4,8 @@ docs/network.md, "The checkpoint", lists the keys and the loading rules."""
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from collections.abc import Mapping
 from os import PathLike
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from model.atomic import write_atomically
 from model.errors import InputError
 from model.xmem.network.compact import expand_state_dict, is_compact
 from model.xmem.network.network import NetworkDims, XMem
@@ -31,10 +34,18 @@ def load_state_dict_file(path: str | PathLike) -> dict[str, Tensor]:
     """Read a flat state dict (str → Tensor) from `path` onto the CPU; a compact (int8) one
     is expanded to fp32 (model.xmem.network.compact)."""
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the error says it all
+            warnings.simplefilter("ignore")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
-    except Exception as error:  # torch.load raises many types (pickle, zip, EOF, ...)
+    except pickle.UnpicklingError:
+        # PyTorch's message advises weights_only=False, which would run code from the file.
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint of tensors (it holds other pickled Python objects, "
+            "which are never loaded)"
+        ) from None
+    except Exception as error:  # torch.load raises many types (zip, EOF, ...)
         first_line = (str(error).strip().splitlines() or [""])[0]
         raise CheckpointError(
             f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {first_line})"
@@ -141,16 +152,12 @@ def load_network(
 
 def save_checked_state_dict(state_dict: Mapping[str, Tensor], destination: Path) -> None:
     """Write a state dict that inference can load, or nothing: the file is written beside the
-    destination, must load strictly, and only then takes the destination's name.
+    destination, must load strictly, and only then takes the destination's name (model.atomic).
 
-    Raises CheckpointError (does not load) or OSError (cannot write); no partial file is left.
+    Raises model.atomic.WriteError (cannot write, or the written file does not load).
     """
-    temp = destination.with_name(destination.name + ".tmp")
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(dict(state_dict), temp)
-        load_network(load_state_dict_file(temp))
-        os.replace(temp, destination)
-    except (InputError, OSError):
-        temp.unlink(missing_ok=True)
-        raise
+    write_atomically(
+        destination,
+        lambda temporary: torch.save(dict(state_dict), temporary),
+        check=lambda temporary: load_network(load_state_dict_file(temporary)),
+    )
