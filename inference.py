@@ -29,8 +29,8 @@ from model.io import (
     write_output,
 )
 from model.runner import run_tracker, time_summary
-from model.weights import PROJECT_WEIGHTS_WARNING
 from model.trackers import add_settings_options, available_trackers, build_tracker, tracker_class
+from model.weights import PROJECT_WEIGHTS_WARNING
 
 DEFAULT_TRACKER = "xmem"
 DEFAULT_INPUT = Path("/input")

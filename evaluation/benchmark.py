@@ -40,8 +40,8 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import re
 import multiprocessing
+import re
 import resource
 import sys
 from collections import Counter
@@ -53,10 +53,9 @@ import numpy as np
 
 from evaluation.evaluate import evaluate_case
 from evaluation.metrics import METRICS, dice_per_frame, mean_over_cases
-from model.errors import InputError
-from model.io import find_case_dirs
 from model.atomic import write_atomically
 from model.errors import run_command
+from model.io import find_case_dirs
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.runner import time_summary
 from model.trackers import available_trackers, build_tracker

@@ -33,6 +33,8 @@ import SimpleITK as sitk
 
 from evaluation.evaluate import score_output
 from evaluation.metrics import METRICS, fit_runtime, mean_over_cases
+from inference import DEFAULT_TRACKER, build_parser, explain_unknown_options
+from model.errors import run_command
 from model.io import (
     FIELD_STRENGTH_JSON,
     FRAME_RATE_JSON,
@@ -44,8 +46,6 @@ from model.io import (
     find_case_dirs,
     read_scanned_region,
 )
-from inference import DEFAULT_TRACKER, build_parser, explain_unknown_options
-from model.errors import run_command
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATASET = REPO / "resources" / "example"

@@ -165,7 +165,7 @@ def _check_written(path: Path, image: sitk.Image, data: np.ndarray) -> None:
     written = (reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
     wanted = (image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection())
     if written[0] != wanted[0] or not all(np.allclose(a, b, rtol=1e-9, atol=0)
-                                          for a, b in zip(written[1:], wanted[1:])):
+                                          for a, b in zip(written[1:], wanted[1:], strict=True)):
         raise CaseError(f"{path}: header read back differs from what was written")
     header = _meta_header(path)
     if header is None or not header.compressed:

@@ -72,5 +72,6 @@ def test_native_messages_during_the_write_are_silenced(tmp_path, capfd):
 def test_a_folder_that_cannot_exist_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    with pytest.raises(WriteError, match=f"^{blocker / 'x.json'}: cannot write \\(its folder cannot be created: File exists\\)$"):
+    expected = f"^{blocker / 'x.json'}: cannot write \\(its folder cannot be created: File exists\\)$"
+    with pytest.raises(WriteError, match=expected):
         write_atomically(blocker / "x.json", lambda t: t.write_text("1"))

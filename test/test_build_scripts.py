@@ -18,7 +18,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_CASE, REPO
 from test_dockerfile import dockerignore_keeps, instructions
 

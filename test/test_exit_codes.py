@@ -4,8 +4,8 @@ import importlib
 import warnings
 
 import pytest
-
 from conftest import EXAMPLE_CASE
+
 from model.errors import InputError, run_command
 
 COMMANDS = {
@@ -51,7 +51,7 @@ def test_usage_error_is_exit_2(module, capfd):
 
 def test_warnings_are_one_line_each_and_the_body_code_is_kept(capsys):
     def body() -> int:
-        warnings.warn("overflow encountered\n  in reduce", RuntimeWarning)
+        warnings.warn("overflow encountered\n  in reduce", RuntimeWarning, stacklevel=1)
         return 1  # e.g. the harness: ran, but a check failed
 
     assert run_command(body) == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+import torch
 from conftest import (
     EXAMPLE_CASE,
     OUTPUT_RELATIVE,
@@ -18,15 +19,13 @@ from conftest import (
     write_mha,
 )
 
-import torch
-
 import inference
-from model.releases import file_digest
-from model.weights import resolve_weights
 from evaluation.metrics import score_sequence
 from model.io import read_labels
+from model.releases import file_digest
 from model.trackers import SequenceInfo, Tracker
 from model.trackers.registry import TRACKER_CLASSES
+from model.weights import resolve_weights
 
 
 def test_example_case_with_the_copy_baseline(tmp_path):

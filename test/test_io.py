@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from conftest import EXAMPLE_CASE, OUTPUT_RELATIVE, snapshot_tree, square_sequence, write_mha
+
 from model.errors import InputError
 from model.io import (
     DEFAULT_FIELD_STRENGTH,

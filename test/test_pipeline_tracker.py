@@ -431,7 +431,7 @@ def test_causal_with_every_motion_part_on():
     for n in (3, 5):
         masks, probs, _ = run(n)
         assert np.array_equal(masks, full_masks[:, :, :n])
-        assert all(torch.equal(a, b) for a, b in zip(probs, full_probs[:n]))
+        assert all(torch.equal(a, b) for a, b in zip(probs, full_probs[:n], strict=True))
 
 
 def test_causal_with_motion_parts_and_a_tracking_core():

@@ -9,8 +9,8 @@ import SimpleITK as sitk
 
 from model.io import find_case_dirs, read_dataset_case, read_labels
 from training.synthetic import MotionRanges, generate_sequence, make_translation_sequence
-from training.synthetic.generator import Difficulty
 from training.synthetic.__main__ import main as synthetic_main
+from training.synthetic.generator import Difficulty
 from training.synthetic.motion import respiratory_trace
 from training.synthetic.translation import random_shifts
 

@@ -239,7 +239,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, help="expected size of the complete file in bytes")
     parser.add_argument("--dest", type=Path, help="folder the checked file is linked into (default resources/)")
     parser.add_argument("--cache", type=Path,
-                        help=f"download cache (default ${CACHE_ENV_VAR}, else ${{XDG_CACHE_HOME:-~/.cache}}/trackrad-xmem)")
+                        help=f"download cache (default ${CACHE_ENV_VAR}, "
+                             "else ${XDG_CACHE_HOME:-~/.cache}/trackrad-xmem)")
     parser.add_argument("--retries", type=int, default=3, help="resumed attempts after a broken transfer")
     parser.add_argument("--identify", type=Path, metavar="FILE",
                         help="print FILE's sha256, its size and the official release it is ('-' if "

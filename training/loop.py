@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from evaluation.metrics import METRICS
-from model.device import resolve_device
 from model.atomic import write_atomically
+from model.device import resolve_device
 from model.io import find_case_dirs
 from model.weights import load_weights
 from model.xmem.network.checkpoint import load_network

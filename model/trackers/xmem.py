@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
-from model.device import resolve_device
+from model.device import describe_device, resolve_device
 from model.pipeline.crop import CropWindow, initial_box, margin_for_region
 from model.pipeline.motion import (
     FUSION_RULES,
@@ -27,12 +27,10 @@ from model.pipeline.motion import (
 from model.pipeline.postprocess import PostProcessor, SlowFailureGuards, ema_weight_for_frame_rate
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
 from model.trackers import SequenceInfo, Tracker
-from model.device import describe_device
 from model.weights import ResolvedWeights, load_weights
 from model.xmem.inference.config import InferenceConfig
 from model.xmem.inference.inference_core import STRIDE, InferenceCore, resolve_precision
 from model.xmem.network.checkpoint import load_network
-
 
 MOTION_REFERENCES = ("off", *MaskFlow.REFERENCES)
 MOTION_PRIOR_RULES = ("off", *FUSION_RULES)
@@ -372,7 +370,7 @@ class XMemTracker(Tracker):
         if self._settings.motion == "first-frame":
             region = tuple(
                 slice(min(now.start, first.start), max(now.stop, first.stop))
-                for now, first in zip(region, self._first_context)
+                for now, first in zip(region, self._first_context, strict=True)
             )
         if min(s.stop - s.start for s in region) < MIN_FLOW_SIDE:
             region = (slice(0, normalised.shape[0]), slice(0, normalised.shape[1]))

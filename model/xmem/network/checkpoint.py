@@ -3,7 +3,6 @@
 docs/network.md, "The checkpoint", lists the keys and the loading rules."""
 from __future__ import annotations
 
-import os
 import pickle
 import warnings
 from collections.abc import Mapping
