@@ -15,7 +15,14 @@ import numpy as np
 
 from training.synthetic.anatomy import Tissue, make_anatomy
 from training.synthetic.contrast import LOOKS, FieldLook, acquire, coil_shading, gain_drift, tissue_image
-from training.synthetic.motion import RespiratoryTrace, ou_process, respiratory_trace, smooth_random_fields, warp
+from training.synthetic.motion import (
+    RespiratoryTrace,
+    ou_process,
+    respiratory_trace,
+    smooth_random_fields,
+    through_plane_scales,
+    warp,
+)
 from training.synthetic.tumour import random_tumour, render
 from model.trackers import SequenceInfo
 
@@ -75,8 +82,7 @@ def generate_sequence(
     tumour = random_tumour(centre, radius_mm, spacing_mm, _tumour_intensity(region, look, rng), rng)
 
     # Through-plane motion: the cut through the tumour grows and shrinks with breathing.
-    area_swing = rng.uniform(0.05, 0.15) * rng.choice([-1.0, 1.0])
-    scales = 1.0 + area_swing * (trace.inhale - trace.inhale.mean()) + 0.02 * ou_process(n_frames, fps, 8.0, rng)
+    scales = through_plane_scales(trace, fps, rng)
     displacements = _displacement_fields(anatomy.moving, centre, spacing_mm, trace, fps, rng)
 
     shading = coil_shading(shape, look, rng)
