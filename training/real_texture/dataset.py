@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from training.real_texture.cine import RealTextureSettings, make_real_sequence
-from training.real_texture.sources import slices_of
+from training.real_texture.sources import require_sources, slices_of
 from training.synthetic.dataset import case_seed
 from training.synthetic.layout import write_case
 
@@ -30,6 +30,7 @@ def write_real_dataset(
     alternates per case, the region (crop margin) is drawn, and the frame rate cycles through `frame_rates` (empty: each
     field look's own draw). Frame counts are drawn from `frames` (inclusive).
     """
+    require_sources(split)  # before anything is written
     refs = slices_of(split)
     names = sorted({ref.source.name for ref in refs})
     out_dir = Path(out_dir)
@@ -51,3 +52,15 @@ def write_real_dataset(
         case_id = f"R_{index + 1:03d}"
         folders.append(write_case(out_dir / case_id, case_id, sequence))
     return folders
+
+
+def write_quick_case(case_dir: Path, case_id: str = "R_001", n_frames: int = 16, seed: int = 0) -> Path:
+    """One short real-texture case for a quick check of weights (a second or two to write): the
+    validation split's abdominal MR with a strong painted lesion, 1.5 T, 4 frames a second, so
+    a full breathing cycle happens within the case and staying put (copy) does not track it."""
+    abdomen = [ref for ref in slices_of("val") if ref.source.name == "pydicom-abdomen"]
+    sequence = make_real_sequence(
+        seed, n_frames, split="val", ref=abdomen[0], contrast="strong", frame_rate=4.0, field_strength=1.5,
+        region="abdomen", settings=RealTextureSettings(structure_probability=0.0),
+    )
+    return write_case(Path(case_dir), case_id, sequence)

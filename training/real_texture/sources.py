@@ -17,11 +17,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from model.errors import InputError
+
 SPLITS = ("train", "val")
 INSTALL_HINT = "pip install -r requirements-train.txt"
 
 
-class RealTextureError(Exception):
+class RealTextureError(InputError):
     """A real-texture source cannot be read (missing package, unreadable file, unknown split)."""
 
 
@@ -94,6 +96,13 @@ def require(package: str, needed_for: str) -> None:
         raise RealTextureError(
             f"{needed_for} needs the Python package '{package}', which is not installed: {INSTALL_HINT}"
         )
+
+
+def require_sources(split: str = "train") -> None:
+    """Raise RealTextureError naming the first package that `split`'s sources need and lack."""
+    for source in SOURCES:
+        if source.split == split:
+            require(source.package, f"real-texture source {source.name}")
 
 
 @functools.cache
