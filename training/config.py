@@ -14,11 +14,19 @@ def _opt(default, help: str, **argparse_kwargs):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Data. XMem's training values (docs/training.md) unless noted; tuple fields take space-separated values.
-    data: tuple[str, ...] = _opt(
-        (), "dataset-layout folders (a case folder or a folder of case folders)", nargs="*", type=str
-    )
-    static_fraction: float = _opt(0.2, "share of clips made from deformed static images (skimage.data)")
+    # Data. XMem's training values (docs/training.md) unless noted; tuples are given as repeated/space-separated values.
+    data: tuple[str, ...] = _opt((), "dataset-layout folders (a case folder or a folder of case folders)", nargs="*", type=str)
+    static_fraction: float = _opt(0.2, "share of clips made from deformed static images (skimage.data); the "
+                                       "clips that no *_fraction claims come from the phantom --data cases")
+    real_data: tuple[str, ...] = _opt((), "real-texture cine cases (python -m training.real_texture OUT --split train), "
+                                         "drawn from with real_cine_fraction", nargs="*", type=str)
+    real_cine_fraction: float = _opt(0.0, "share of clips from the real_data cases")
+    real_static_fraction: float = _opt(0.0, "share of clips made from deformed real slices (training.real_texture, "
+                                            "train split; needs dipy, nibabel, pydicom: requirements-train.txt)")
+    real_structure_probability: float = _opt(0.3, "real static clips: share of targets that are real structures "
+                                                  "rather than painted lesions")
+    real_weak_fraction: float = _opt(0.5, "real static clips: share of painted lesions of weak (10-25 percent) rather "
+                                          "than strong (40-80 percent) contrast")
     crop_size: int = _opt(384, "side of the square crop view, as at inference (model.pipeline: 384)")
     min_crop_size: int = _opt(0, "draw each clip's view side from the multiples of 16 in [min_crop_size, crop_size] "
                                  "(needs patch_size <= min_crop_size): the tumour appears at the range of sizes "
@@ -81,16 +89,30 @@ class TrainConfig:
             )
         if not 0.0 <= self.glide <= 1.0:
             raise ValueError(f"glide must be in [0, 1], got {self.glide}")
-        if not 0.0 <= self.static_fraction <= 1.0:
-            raise ValueError(f"static_fraction must be in [0, 1], got {self.static_fraction}")
-        if not self.data and self.static_fraction < 1.0:
-            raise ValueError("no --data folders given: pass some or use --static-fraction 1")
+        for name in ("static_fraction", "real_static_fraction", "real_cine_fraction",
+                     "real_structure_probability", "real_weak_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.phantom_fraction < 0.0:
+            raise ValueError(
+                "static_fraction + real_static_fraction + real_cine_fraction must not exceed 1, got "
+                f"{self.static_fraction + self.real_static_fraction + self.real_cine_fraction:g}"
+            )
+        if not self.data and self.phantom_fraction > 0.0:
+            raise ValueError("no --data folders given: pass some or let the *_fraction options add up to 1")
+        if not self.real_data and self.real_cine_fraction > 0.0:
+            raise ValueError("--real-cine-fraction needs --real-data folders (python -m training.real_texture)")
         if self.weights and self.scratch:
             raise ValueError("--weights and --scratch exclude each other")
         if self.max_minutes < 0:
             raise ValueError(f"max_minutes must be >= 0, got {self.max_minutes}")
         if self.end_warm < self.start_warm:
             raise ValueError("end_warm must not be before start_warm")
+
+    @property
+    def phantom_fraction(self) -> float:
+        """Share of clips from the --data cases: what the other fractions leave."""
+        return round(1.0 - self.static_fraction - self.real_static_fraction - self.real_cine_fraction, 9)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,8 @@ from model.pipeline.crop import CropBox, CropWindow, initial_box
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
 from training.augment import add_noise, glide_offsets, random_affine, random_gamma, warp_affine
 from training.config import TrainConfig
+from training.real_texture.sources import require_sources
+from training.real_texture.static import real_static_frames
 from training.static import static_frames
 
 # XMem's max-skip schedule (docs/training.md, "The recipe"): (fraction of training done, max skip).
@@ -150,30 +152,51 @@ class ClipSampler:
         self.config = config
         self.rng = rng
         self.sequences, self.skipped = load_sequences(config.data)
-        if config.static_fraction < 1.0 and not self.sequences:
+        if config.phantom_fraction > 0.0 and not self.sequences:
             raise CaseError(f"no usable training case in {', '.join(config.data)}: " + "; ".join(self.skipped))
+        self.real_sequences, real_skipped = load_sequences(config.real_data)
+        self.skipped += real_skipped
+        if config.real_cine_fraction > 0.0 and not self.real_sequences:
+            raise CaseError(f"no usable real-texture case in {', '.join(config.real_data)}: " + "; ".join(real_skipped))
+        if config.real_static_fraction > 0.0:
+            require_sources()  # fail at start-up, not at the first real static clip
 
     def clip(self, progress: float) -> tuple[np.ndarray, np.ndarray]:
-        """One clip (T×S×S frames, T×S×S masks); `progress` (0..1) drives the max-skip schedule."""
+        """One clip (T×S×S frames, T×S×S masks); `progress` (0..1) drives the max-skip schedule.
+
+        The source is drawn by the config's shares: skimage pictures (static_fraction), real
+        slices (real_static_fraction), real-texture cases (real_cine_fraction), else phantom cases.
+        """
+        config = self.config
         for _ in range(MAX_TRIES):
-            if not self.sequences or self.rng.random() < self.config.static_fraction:
-                frames, masks = static_frames(self.rng, self.config.num_frames)
-                spacing = (1.0, 1.0)
-            else:
-                seq = self.sequences[self.rng.integers(len(self.sequences))]
-                positions = sample_positions(
-                    len(seq.labelled), self.config.num_frames, max_skip_at(progress), self.rng
+            draw = self.rng.random()
+            spacing = (1.0, 1.0)
+            if draw < config.static_fraction or not (self.sequences or self.real_sequences):
+                frames, masks = static_frames(self.rng, config.num_frames)
+            elif draw < config.static_fraction + config.real_static_fraction:
+                frames, masks = real_static_frames(
+                    self.rng, config.num_frames, config.real_structure_probability, config.real_weak_fraction
                 )
-                indices = seq.labelled[positions]
-                if self.rng.random() < 0.5:
-                    indices = indices[::-1]
-                frames = [seq.frames[:, :, t] for t in indices]
-                masks = [seq.labels[:, :, t] for t in indices]
-                spacing = seq.spacing_mm
-            clip = make_clip(frames, masks, spacing, self.config, self.rng)
+            else:
+                real = draw < config.static_fraction + config.real_static_fraction + config.real_cine_fraction
+                real = real or not self.sequences  # the shares may round to just below 1
+                frames, masks, spacing = self.sequence_frames(self.real_sequences if real else self.sequences, progress)
+            clip = make_clip(frames, masks, spacing, config, self.rng)
             if clip is not None:
                 return clip
         raise RuntimeError(f"no clip with a visible first target in {MAX_TRIES} tries")
+
+    def sequence_frames(
+        self, sequences: list[LabelledSequence], progress: float
+    ) -> tuple[list[np.ndarray], list[np.ndarray], tuple[float, float]]:
+        """The frames, masks and spacing of a clip drawn from one of `sequences` (max-skip window,
+        reversed in time with p = 0.5)."""
+        seq = sequences[self.rng.integers(len(sequences))]
+        positions = sample_positions(len(seq.labelled), self.config.num_frames, max_skip_at(progress), self.rng)
+        indices = seq.labelled[positions]
+        if self.rng.random() < 0.5:
+            indices = indices[::-1]
+        return [seq.frames[:, :, t] for t in indices], [seq.labels[:, :, t] for t in indices], seq.spacing_mm
 
     def batch(self, progress: float) -> tuple[torch.Tensor, torch.Tensor]:
         """frames B×T×3×S×S float32 (grey replicated as at inference), masks B×T×1×S×S."""

@@ -145,7 +145,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:
     out.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(config, log)
     sampler = ClipSampler(config, trainer.rng)
-    log(f"{len(sampler.sequences)} training cases, static-image clips {config.static_fraction:.0%}")
+    log(
+        f"{len(sampler.sequences)} phantom cases ({config.phantom_fraction:.0%} of clips), "
+        f"{len(sampler.real_sequences)} real-texture cases ({config.real_cine_fraction:.0%}), "
+        f"real static clips {config.real_static_fraction:.0%}, static-image clips {config.static_fraction:.0%}"
+    )
     for note in sampler.skipped:
         log(f"skipped {note}")
     val_cases = find_case_dirs(Path(config.val_data))[: config.val_cases] if config.val_data else []

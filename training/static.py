@@ -2,8 +2,9 @@
 
 The images are real photographs/micrographs that ship inside scikit-image (`skimage.data`,
 no download). `skimage.data.brain()` would be the natural MR choice but needs the optional
-`pooch` download, so only bundled images are used. Each clip gets a synthetic target: a
-lobulated blob whose intensity is shifted a little from its surroundings, like a lesion.
+`pooch` download, so only bundled images are used. Each clip gets a synthetic target: the
+project's lesion shape (training.synthetic.tumour) whose intensity is shifted a little from its
+surroundings.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import skimage.color
 import skimage.data
 
 from training.augment import elastic_warp, random_affine, warp_affine
+from training.synthetic.tumour import random_tumour, tumour_mask
 
 # Bundled with the scikit-image wheel (checked for 0.26); greyscale or converted to grey.
 STATIC_IMAGES = (
@@ -44,29 +46,12 @@ def static_image(name: str) -> np.ndarray:
     return image
 
 
-def lesion_mask(
-    shape: tuple[int, int], centre: tuple[float, float], radius: float, rng: np.random.Generator
-) -> np.ndarray:
-    """A lobulated ellipse: r(θ) = radius·(1 + Σ_k a_k cos(kθ + φ_k)), k = 2..4, stretched and rotated."""
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
-    dy, dx = rows - centre[0], cols - centre[1]
-    turn = rng.uniform(0, np.pi)
-    stretch = rng.uniform(0.6, 1.0)
-    u = dx * np.cos(turn) + dy * np.sin(turn)
-    v = (-dx * np.sin(turn) + dy * np.cos(turn)) / stretch
-    theta = np.arctan2(v, u)
-    boundary = np.full_like(theta, radius)
-    for k in (2, 3, 4):
-        boundary += radius * rng.uniform(0, 0.15) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-    return np.hypot(u, v) <= boundary
-
-
 def with_lesion(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Paint a synthetic lesion (soft-edged intensity change) at a random place; returns (image, mask)."""
     radius = rng.uniform(*RADIUS_PX)
     border = 2 * radius
     centre = tuple(rng.uniform(border, max(border + 1, s - border)) for s in image.shape)
-    mask = lesion_mask(image.shape, centre, radius, rng)
+    mask = tumour_mask(random_tumour(centre, radius, (1.0, 1.0), 0.0, rng), image.shape)
     weight = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigmaX=max(radius / 6, 1.0))
     inside = rng.uniform(0.0, 1.0)  # the lesion's own grey level, mixed in with its texture
     mix = rng.uniform(0.2, 0.6)
@@ -75,12 +60,19 @@ def with_lesion(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
 
 
 def static_frames(rng: np.random.Generator, num_frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """`num_frames` independently deformed copies of one image with a lesion (frame and mask lists).
+    """`num_frames` independently deformed copies of one bundled picture with a painted lesion."""
+    image, mask = with_lesion(static_image(STATIC_IMAGES[rng.integers(len(STATIC_IMAGES))]), rng)
+    return deformed_copies(image, mask, rng, num_frames)
 
-    Affine: ±20°, scale 0.9–1.1, shear 10° about the lesion plus a small shift (XMem's static
+
+def deformed_copies(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, num_frames: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`num_frames` independently deformed copies of one image and its target mask (lists).
+
+    Affine: ±20°, scale 0.9–1.1, shear 10° about the target plus a small shift (XMem's static
     stage, centred on the target so it stays inside a target-centred crop); elastic warp p = 0.33.
     """
-    image, mask = with_lesion(static_image(STATIC_IMAGES[rng.integers(len(STATIC_IMAGES))]), rng)
     rows, cols = np.nonzero(mask)
     starts = [
         int(np.clip(c.mean() - WINDOW / 2, 0, max(size - WINDOW, 0)))

@@ -16,7 +16,14 @@ import numpy as np
 from model.trackers import SequenceInfo
 from training.synthetic.anatomy import Tissue, make_anatomy
 from training.synthetic.contrast import LOOKS, FieldLook, acquire, coil_shading, gain_drift, tissue_image
-from training.synthetic.motion import RespiratoryTrace, ou_process, respiratory_trace, smooth_random_fields, warp
+from training.synthetic.motion import (
+    RespiratoryTrace,
+    ou_process,
+    respiratory_trace,
+    smooth_random_fields,
+    through_plane_scales,
+    warp,
+)
 from training.synthetic.tumour import random_tumour, render
 
 REGIONS = ("lung", "thorax", "abdomen")

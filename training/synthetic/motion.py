@@ -78,6 +78,13 @@ def respiratory_trace(
     )
 
 
+def through_plane_scales(trace: RespiratoryTrace, fps: float, rng: np.random.Generator) -> np.ndarray:
+    """(T,) linear scale of the target's cut per frame: the cut through a moving tumour grows
+    and shrinks with breathing (5-15 % of its size, either sign) plus a slow 2 % wander."""
+    area_swing = rng.uniform(0.05, 0.15) * rng.choice([-1.0, 1.0])
+    return 1.0 + area_swing * (trace.inhale - trace.inhale.mean()) + 0.02 * ou_process(len(trace.inhale), fps, 8.0, rng)
+
+
 def smooth_random_fields(
     shape: tuple[int, int], n_fields: int, sigma_px: float, rng: np.random.Generator
 ) -> np.ndarray:

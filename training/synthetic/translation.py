@@ -26,6 +26,8 @@ from training.synthetic.anatomy import Tissue, make_anatomy
 from training.synthetic.contrast import LOOKS, tissue_image
 from training.synthetic.generator import SyntheticSequence
 from training.synthetic.layout import write_case
+from training.synthetic.tumour import round_tumour, tumour_mask
+from model.trackers import SequenceInfo
 
 
 def default_shifts(n_frames: int) -> np.ndarray:
@@ -73,7 +75,7 @@ def make_translation_sequence(
     canvas = tissue_image(anatomy.labels, anatomy.texture, look, rng)
     rows, cols = np.indices(canvas_shape, dtype=np.float32)
     centre = (canvas_shape[0] / 2, canvas_shape[1] / 2)
-    tumour = (np.hypot(rows - centre[0], cols - centre[1]) <= radius_px).astype(np.float32)
+    tumour = tumour_mask(round_tumour(centre, radius_px), canvas_shape).astype(np.float32)
     liver = look.intensities[Tissue.LIVER]
     canvas = canvas * (1 - tumour) + 1.8 * liver * anatomy.texture * tumour
 

@@ -1,4 +1,6 @@
-"""An irregular tumour with partial contrast, drawn into a frame at a given through-plane scale."""
+"""The one lesion shape of the project: an irregular tumour with partial contrast, drawn into a
+frame at a given through-plane scale. The phantom, translation, static-image and real-texture
+generators all draw their targets with it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,6 +43,21 @@ def random_tumour(
     )
 
 
+def round_tumour(centre_px: tuple[float, float], radius_px: float) -> TumourShape:
+    """A plain disc of `radius_px` (the same shape with no lobes, stretch or fade), in pixel units."""
+    return TumourShape(
+        centre_px=centre_px,
+        radius_mm=radius_px,
+        spacing_mm=(1.0, 1.0),
+        aspect=1.0,
+        angle=0.0,
+        harmonics=(),
+        intensity=0.0,
+        fade_direction=(1.0, 0.0),
+        fade=0.0,
+    )
+
+
 def extent_px(tumour: TumourShape, scale: float) -> int:
     """Half-size of a square patch that always holds the tumour at this scale."""
     reach = tumour.radius_mm * scale * (1 + sum(a for a, _ in tumour.harmonics)) / tumour.aspect**0.5
@@ -78,3 +95,11 @@ def render(
     toward = (d0 * tumour.fade_direction[0] + d1 * tumour.fade_direction[1]) / (tumour.radius_mm * scale)
     visibility = 1.0 - tumour.fade * np.clip(0.5 + 0.5 * toward, 0.0, 1.0)
     return soft * visibility, hard, (rows, cols)
+
+
+def tumour_mask(tumour: TumourShape, shape: tuple[int, int], scale: float = 1.0) -> np.ndarray:
+    """The tumour's hard mask (the ground truth) on a whole frame of `shape`, as bool."""
+    _, hard, (rows, cols) = render(tumour, shape, scale)
+    mask = np.zeros(shape, bool)
+    mask[rows, cols] = hard
+    return mask
