@@ -172,7 +172,8 @@ def test_auto_settings_resolve_from_metadata():
     frames, masks = moving_blob(n_frames=2)
     reports = {}
     for rate, region in ((8.0, "lung"), (1.0, "pelvis")):
-        tracker = XMemTracker(XMemSettings(crop_size=64, device="cpu"), core=ThresholdCore())
+        settings = XMemSettings(crop_size=64, device="cpu", ema_time_constant_s=0.1)
+        tracker = XMemTracker(settings, core=ThresholdCore())
         tracker.start(frames[:, :, 0], masks[:, :, 0], info_for(frames, rate, region))
         reports[region] = tracker.settings()["resolved"]
     assert reports["lung"]["margin_mm"] == 30.0 and reports["pelvis"]["margin_mm"] == 20.0
@@ -217,7 +218,7 @@ def test_lost_target_keeps_the_last_good_mask():
     frames, truth = moving_blob(n_frames=6)
     frames[:, :, 3:] = frames[:, :, :1].mean()  # the image goes flat: nothing to segment
     core = ThresholdCore()
-    tracker = XMemTracker(XMemSettings(**SMALL), core=core)
+    tracker = XMemTracker(XMemSettings(**SMALL, motion="off"), core=core)
     result = run_tracker(tracker, frames, truth[:, :, 0], info_for(frames))
     assert all(result.masks[:, :, t].any() for t in range(6))
     assert np.array_equal(result.masks[:, :, 5], result.masks[:, :, 2])
@@ -269,7 +270,7 @@ def test_causal_with_smoothing_component_choice_and_crop_following_in_play():
     # ThresholdCore tracks, so every post-processing stage and the moving crop carry state from
     # frame to frame (with random weights every frame would be a fallback to the first mask).
     frames, truth = moving_blob()
-    settings = XMemSettings(**SMALL)  # ema_weight auto: 0.92 at 4 frames/s
+    settings = XMemSettings(**SMALL, motion="off", ema_time_constant_s=0.1)  # EMA weight 0.92 at 4 frames/s
 
     def run(n):
         tracker = XMemTracker(settings, core=ThresholdCore())
@@ -300,13 +301,23 @@ def test_tracks_a_translating_textured_target_with_shipped_weights():
 
 # --- motion parts: flow-placed crop, prior, slow-failure guards, flow fallback --------------
 
+ONLY_CROP = dict(
+    motion="first-frame",
+    motion_crop=True,
+    motion_prior="off",
+    align_max_px=0.0,
+    first_area_factor=0.0,
+    min_flow_dice=0.0,
+    max_flow_shift=0.0,
+    flow_fallback=False,
+)
 ALL_MOTION = dict(
     motion="first-frame",
     motion_crop=True,
     motion_prior="confidence",
     align_max_px=2.0,
     first_area_factor=1.5,
-    min_flow_dice=0.8,
+    min_flow_dice=0.5,
     max_flow_shift=0.1,
     flow_fallback=True,
 )
@@ -353,10 +364,10 @@ def _centroid(mask):
     return np.array(np.nonzero(mask)).mean(axis=1)
 
 
-def moving_scene(n_frames, step):
+def moving_scene(n_frames, step, radius=8, shape=(128, 96)):
     """moving_blob's first frame with everything in it moving by `step` pixels a frame (as
     breathing moves the organs around a tumour), so the flow has a true answer to find."""
-    frames, truth = moving_blob(n_frames=1)
+    frames, truth = moving_blob(shape=shape, n_frames=1, radius=radius)
     moves = [(t * step[0], t * step[1]) for t in range(n_frames)]
     frames = np.stack([np.roll(frames[:, :, 0], m, axis=(0, 1)) for m in moves], axis=2)
     truth = np.stack([np.roll(truth[:, :, 0], m, axis=(0, 1)) for m in moves], axis=2)
@@ -366,7 +377,7 @@ def moving_scene(n_frames, step):
 def test_flow_placed_crop_keeps_a_translating_target_centred():
     sequence = translating_phantom(12, step=(2.6, -1.3), shape=(112, 112))  # 29 px along axis 0
     core = ThresholdCore()
-    settings = XMemSettings(**SMALL, motion="first-frame", recentre_fraction=0.05)
+    settings = XMemSettings(**SMALL, **ONLY_CROP, recentre_fraction=0.05)
     tracker = XMemTracker(settings, core=core)
     tracker.start(sequence.frames[:, :, 0], sequence.masks[:, :, 0] > 0, sequence.info)
     start = np.array(tracker._window.box.centre) - sequence.motion_px[0]
@@ -382,7 +393,7 @@ def test_rejected_frames_fall_back_to_the_flow_mask_that_moves_with_the_target()
     frames, truth = moving_scene(12, step=(3, 1))
     blank = range(4, 9)
     core = BlankingCore(blank)
-    tracker = XMemTracker(XMemSettings(**SMALL, ema_weight="1", motion="first-frame", flow_fallback=True), core=core)
+    tracker = XMemTracker(XMemSettings(**SMALL, **{**ONLY_CROP, "flow_fallback": True}, ema_weight="1"), core=core)
     result = run_tracker(tracker, frames, truth[:, :, 0], info_for(frames))
     for t in blank:
         # Not the frozen frame-3 mask: the flow-propagated mask, where the target now is.
@@ -398,14 +409,13 @@ def test_rejected_frames_fall_back_to_the_flow_mask_that_moves_with_the_target()
 
 
 def test_a_slowly_growing_prediction_is_rejected_and_the_output_keeps_the_true_area():
-    frames, truth = moving_scene(20, step=(2, 1))
+    # A radius-12 target: 2 % of its area is about one pixel column of leak every two frames.
+    frames, truth = moving_scene(20, step=(2, 1), radius=12, shape=(160, 128))
     core = GrowingCore()
-    settings = XMemSettings(**SMALL, ema_weight="1", motion="first-frame", max_flow_shift=0.1, flow_fallback=True)
-    tracker = XMemTracker(settings, core=core)
+    tracker = XMemTracker(XMemSettings(**SMALL), core=core)  # the shipped motion defaults
     result = run_tracker(tracker, frames, truth[:, :, 0], info_for(frames))
-    first_rejected = core.commits.index(False) + 1
-    assert first_rejected <= 6  # caught within a few frames (~12 % growth)
-    assert not any(core.commits[first_rejected:])  # and for as long as it keeps growing
+    # Caught within a few frames (commits[t - 1] is frame t), and for as long as it grows.
+    assert not any(core.commits[4:]), core.commits
     true_area = truth[:, :, 0].sum()
     areas = result.masks[:, :, 1:].sum(axis=(0, 1))
     assert np.all(np.abs(areas / true_area - 1.0) <= 0.10), areas / true_area

@@ -8,6 +8,7 @@ recipes and the reasons.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -94,8 +95,9 @@ class XMemSettings:
                           "1 - exp(-1 / (frame_rate * ema_time_constant_s))"},
     )
     ema_time_constant_s: float = field(
-        default=0.1,
-        metadata={"help": "smoothing time constant in seconds used by --ema-weight auto"},
+        default=0.0,
+        metadata={"help": "smoothing time constant in seconds used by --ema-weight auto "
+                          "(0 = no smoothing: a moving average lags the target)"},
     )
     threshold: float = field(
         default=0.5, metadata={"help": "threshold on the smoothed foreground probability"}
@@ -129,12 +131,13 @@ class XMemSettings:
                           "margin and the flow's forward-backward consistency)"},
     )
     prior_weight: float = field(
-        default=0.5, metadata={"help": "weight of the flow prior in the fusion, in [0, 1]"}
+        default=0.3, metadata={"help": "weight of the flow prior in the fusion, in [0, 1]"}
     )
     align_max_px: float = field(
-        default=0.0,
+        default=2.0,
         metadata={"help": "move XMem's probability map so that its target's centroid is the "
-                          "flow mask's, when they are at most this many pixels apart (0 = off)"},
+                          "flow mask's, when they are at most this many pixels apart (and "
+                          "within --max-flow-shift when that guard is on; 0 = off)"},
     )
     first_area_factor: float = field(
         default=0.0,
@@ -147,12 +150,12 @@ class XMemSettings:
                           "(0 = off)"},
     )
     max_flow_shift: float = field(
-        default=0.0,
+        default=0.1,
         metadata={"help": "reject a mask whose centroid is farther from the flow-propagated "
                           "mask's than this many first-mask equivalent radii (0 = off)"},
     )
     flow_fallback: bool = field(
-        default=False,
+        default=True,
         metadata={"help": "a rejected frame outputs the flow-propagated mask (moves with the "
                           "target) instead of repeating the last accepted mask"},
     )
@@ -310,11 +313,18 @@ class XMemTracker(Tracker):
         self._probability = np.zeros(first_mask.shape, dtype=np.float32)
         self._recentred = 0
         self._aligned = 0
+        # A gap the centroid guard would reject is a disagreement, not a placement error:
+        # aligning it away would hide a slow failure from the guard.
+        self._align_limit = settings.align_max_px
+        if settings.max_flow_shift:
+            radius = math.sqrt(np.count_nonzero(first_mask) / math.pi)
+            self._align_limit = min(self._align_limit, settings.max_flow_shift * radius)
         self._resolved = {
             "margin_mm": margin_mm,
             "ema_weight": ema_weight,
             "crop_box_size_px": list(box.size),
             "motion_parts": list(self._parts),
+            "align_limit_px": self._align_limit if "align" in self._parts else 0.0,
         }
         # No expected frame count: the memory must not depend on how long the sequence is.
         self._core.reset()
@@ -349,7 +359,7 @@ class XMemTracker(Tracker):
         else:
             fused = self._probability
         if motion is not None and "align" in self._parts:
-            fused, moved = align_to_flow(fused, self._post.last_mask, motion.mask, self._settings.align_max_px)
+            fused, moved = align_to_flow(fused, self._post.last_mask, motion.mask, self._align_limit)
             self._aligned += moved
         judge = motion is not None and ("guards" in self._parts or "fallback" in self._parts)
         mask = self._post(fused, motion.mask if judge else None)
