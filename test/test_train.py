@@ -21,6 +21,8 @@ from training.synthetic.translation import write_translation_case
 from training.validate import main as validate_main
 
 TINY = dict(crop_size=64, num_frames=3, num_ref_frames=2, batch_size=1, margin_mm=(8.0, 12.0))
+# The smallest view the config allows, for the tests that only take optimiser steps on one batch.
+STEP_TEST = {**TINY, "crop_size": 32}
 
 
 def _keep_labels(case_dir, keep):
@@ -182,13 +184,13 @@ def test_reference_frames_keep_frame_zero_and_are_distinct():
 
 def test_training_steps_reduce_the_loss_with_batchnorm_frozen():
     torch.manual_seed(0)
-    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, **TINY)
+    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, **STEP_TEST)
     rng = np.random.default_rng(0)
     frames, masks = ClipSampler(config, rng).batch(0.0)
     trainer = Trainer(XMem(), config, torch.device("cpu"), rng)
     bn = trainer.network.key_encoder.bn1
     running_mean, weight = bn.running_mean.clone(), bn.weight.detach().clone()
-    # Six steps on one batch at a high rate: the loss falls steadily (2.70 to 1.02 on 2 cores).
+    # Six steps on one batch at a high rate: the loss falls steadily (2.76 to 1.33 here).
     losses = [trainer.step(frames, masks)["loss"] for _ in range(6)]
     assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2])
     assert torch.equal(bn.running_mean, running_mean)  # statistics frozen (eval mode)
@@ -198,16 +200,18 @@ def test_training_steps_reduce_the_loss_with_batchnorm_frozen():
 
 def test_cpu_bf16_autocasts_the_forward_and_keeps_fp32_weights():
     torch.manual_seed(0)
-    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, cpu_bf16=True, **TINY)
+    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, cpu_bf16=True, **STEP_TEST)
     rng = np.random.default_rng(0)
     frames, masks = ClipSampler(config, rng).batch(0.0)
     trainer = Trainer(XMem(), config, torch.device("cpu"), rng)
     dtypes = []
     trainer.network.key_encoder.conv1.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
-    losses = [trainer.step(frames, masks)["loss"] for _ in range(4)]
+    # bf16 steps are slow on CPUs without native bf16 kernels (8 s here); one update already
+    # lowers the loss on the same batch (2.52 to 2.28).
+    losses = [trainer.step(frames, masks)["loss"] for _ in range(2)]
     assert dtypes[0] == torch.bfloat16
     assert all(p.dtype == torch.float32 for p in trainer.network.parameters())
-    assert np.isfinite(losses).all() and np.mean(losses[-2:]) < np.mean(losses[:2])
+    assert np.isfinite(losses).all() and losses[1] < 0.97 * losses[0]
 
 
 @pytest.mark.slow
