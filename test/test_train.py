@@ -21,6 +21,8 @@ from training.synthetic.translation import write_translation_case
 from training.validate import main as validate_main
 
 TINY = dict(crop_size=64, num_frames=3, num_ref_frames=2, batch_size=1, margin_mm=(8.0, 12.0))
+# The smallest view the config allows, for the tests that only take optimiser steps on one batch.
+STEP_TEST = {**TINY, "crop_size": 32}
 
 
 def _keep_labels(case_dir, keep):
@@ -182,33 +184,37 @@ def test_reference_frames_keep_frame_zero_and_are_distinct():
 
 def test_training_steps_reduce_the_loss_with_batchnorm_frozen():
     torch.manual_seed(0)
-    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, **TINY)
+    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, **STEP_TEST)
     rng = np.random.default_rng(0)
     frames, masks = ClipSampler(config, rng).batch(0.0)
     trainer = Trainer(XMem(), config, torch.device("cpu"), rng)
     bn = trainer.network.key_encoder.bn1
     running_mean, weight = bn.running_mean.clone(), bn.weight.detach().clone()
-    losses = [trainer.step(frames, masks)["loss"] for _ in range(20)]
-    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
+    # Six steps on one batch at a high rate: the loss falls steadily (2.76 to 1.33 here).
+    losses = [trainer.step(frames, masks)["loss"] for _ in range(6)]
+    assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2])
     assert torch.equal(bn.running_mean, running_mean)  # statistics frozen (eval mode)
     assert not torch.equal(bn.weight, weight)  # affine parameters still learn
-    assert trainer.iteration == 20
+    assert trainer.iteration == 6
 
 
 def test_cpu_bf16_autocasts_the_forward_and_keeps_fp32_weights():
     torch.manual_seed(0)
-    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, cpu_bf16=True, **TINY)
+    config = TrainConfig(static_fraction=1.0, lr=1e-4, weight_decay=0.0, cpu_bf16=True, **STEP_TEST)
     rng = np.random.default_rng(0)
     frames, masks = ClipSampler(config, rng).batch(0.0)
     trainer = Trainer(XMem(), config, torch.device("cpu"), rng)
     dtypes = []
     trainer.network.key_encoder.conv1.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
-    losses = [trainer.step(frames, masks)["loss"] for _ in range(10)]
+    # bf16 steps are slow on CPUs without native bf16 kernels (8 s here); one update already
+    # lowers the loss on the same batch (2.52 to 2.28).
+    losses = [trainer.step(frames, masks)["loss"] for _ in range(2)]
     assert dtypes[0] == torch.bfloat16
     assert all(p.dtype == torch.float32 for p in trainer.network.parameters())
-    assert np.isfinite(losses).all() and np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert np.isfinite(losses).all() and losses[1] < 0.97 * losses[0]
 
 
+@pytest.mark.slow
 def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys):
     root, val = cases
     out = tmp_path / "run"
@@ -249,7 +255,7 @@ def test_time_limit_stops_with_a_resumable_checkpoint(cases, tmp_path):
     root, _ = cases
     out = tmp_path / "run"
     common = dict(data=(str(root),), static_fraction=0.5, scratch=True, out=str(out), log_every=10,
-                  save_every=10, iterations=5, **TINY)
+                  save_every=10, iterations=2, **TINY)
     lines = []
     # A limit already passed after the first iteration: that iteration is logged and saved.
     trainer = train(TrainConfig(max_minutes=1e-9, **common), log=lines.append)
@@ -258,7 +264,7 @@ def test_time_limit_stops_with_a_resumable_checkpoint(cases, tmp_path):
     assert [r["iteration"] for r in csv.DictReader(open(out / "log.csv"))] == ["1"]
     assert lines[-1] == f"stopped at iteration 1: 1e-09 min passed; continue with --resume {out / CHECKPOINT}"
     resumed = train(TrainConfig(resume=str(out / CHECKPOINT), **{**common, "scratch": False}), log=lines.append)
-    assert resumed.iteration == 5 and (out / "network_0000005.pth").is_file()
+    assert resumed.iteration == 2 and (out / "network_0000002.pth").is_file()
     with pytest.raises(ValueError, match="max_minutes must be >= 0"):
         TrainConfig(max_minutes=-1.0, **common)
 
