@@ -3,6 +3,7 @@
 With no arguments it reads /input and writes /output, as grand-challenge mounts them.
 Only I/O and orchestration live here; see model/ for the reading, the tracking and the metrics.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,11 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     result = run_tracker(tracker, case.frames, case.first_mask, case.info)
     if result.tracker_error:  # one line here; the traceback goes into the report
         where, _, trace = result.tracker_error.partition(": ")
-        print(f"warning: the {args.tracker} tracker failed at {where} ({trace.strip().splitlines()[-1]}); "
-              "the last good mask fills the remaining frames", file=sys.stderr)
+        print(
+            f"warning: the {args.tracker} tracker failed at {where} ({trace.strip().splitlines()[-1]}); "
+            "the last good mask fills the remaining frames",
+            file=sys.stderr,
+        )
 
     writing_started = time.perf_counter()
     path = write_output(args.output, result.masks, case)
@@ -90,23 +94,26 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
             events["nonfinite_pixels"] = case.nonfinite_pixels
         if case.blank_frames:
             events["blank_frames"] = case.blank_frames
-        _write_report(args.report, {
-            "tracker": args.tracker,
-            # The chosen settings, then what the tracker resolved for this case ('auto' values,
-            # the weights file, the device).
-            "settings": {**_settings_dict(args.tracker, settings), **tracker.settings()},
-            "environment": environment,
-            "input": str(case.image_path),
-            "output": str(path),
-            "n_frames": n_frames,
-            "loading_seconds": loading,
-            "frame_seconds": frame_stats,
-            "writing_seconds": writing,
-            "total_seconds": time.perf_counter() - started,
-            "events": events,
-            "warnings": case.warnings,
-            "tracker_error": result.tracker_error,
-        })
+        _write_report(
+            args.report,
+            {
+                "tracker": args.tracker,
+                # The chosen settings, then what the tracker resolved for this case ('auto' values,
+                # the weights file, the device).
+                "settings": {**_settings_dict(args.tracker, settings), **tracker.settings()},
+                "environment": environment,
+                "input": str(case.image_path),
+                "output": str(path),
+                "n_frames": n_frames,
+                "loading_seconds": loading,
+                "frame_seconds": frame_stats,
+                "writing_seconds": writing,
+                "total_seconds": time.perf_counter() - started,
+                "events": events,
+                "warnings": case.warnings,
+                "tracker_error": result.tracker_error,
+            },
+        )
     return 0
 
 
@@ -130,21 +137,27 @@ def build_parser(tracker: str) -> tuple[argparse.ArgumentParser, list[str]]:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog=f"Each tracker has its own settings: `inference.py --tracker NAME --help` lists "
-               f"them (NAME: {', '.join(available_trackers())}).",
+        f"them (NAME: {', '.join(available_trackers())}).",
     )
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--input", type=Path, default=DEFAULT_INPUT,
-                        help="grand-challenge input folder (default /input)")
-    source.add_argument("--case", type=Path,
-                        help="a case folder in the dataset layout (images/, targets/, *.json)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
-                        help="output folder (default /output)")
-    parser.add_argument("--tracker", default=DEFAULT_TRACKER, choices=available_trackers(),
-                        help=f"tracker to run (default {DEFAULT_TRACKER}; copy = no tracking)")
+    source.add_argument(
+        "--input", type=Path, default=DEFAULT_INPUT, help="grand-challenge input folder (default /input)"
+    )
+    source.add_argument("--case", type=Path, help="a case folder in the dataset layout (images/, targets/, *.json)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder (default /output)")
+    parser.add_argument(
+        "--tracker",
+        default=DEFAULT_TRACKER,
+        choices=available_trackers(),
+        help=f"tracker to run (default {DEFAULT_TRACKER}; copy = no tracking)",
+    )
     parser.add_argument("--report", type=Path, help="write timings, settings and events as JSON")
-    parser.add_argument("--overlay", type=Path,
-                        help="write the sequence with the predicted contour (and, with --case, "
-                             "the ground truth) as an animated .gif or .mp4, plus a .png montage")
+    parser.add_argument(
+        "--overlay",
+        type=Path,
+        help="write the sequence with the predicted contour (and, with --case, "
+        "the ground truth) as an animated .gif or .mp4, plus a .png montage",
+    )
     settings_cls = tracker_class(tracker).Settings
     names = []
     if settings_cls is not None:
@@ -157,11 +170,16 @@ def explain_unknown_options(unknown: list[str], tracker: str) -> str:
     tracker's setting says which tracker it belongs to (`--weights` is XMem's)."""
     for argument in unknown:
         option = argument.split("=", 1)[0]
-        owners = [name for name in available_trackers() if name != tracker
-                  and option in build_parser(name)[0]._option_string_actions]
+        owners = [
+            name
+            for name in available_trackers()
+            if name != tracker and option in build_parser(name)[0]._option_string_actions
+        ]
         if owners:
-            return (f"{option} is a setting of the {' and '.join(owners)} tracker, not of {tracker}: "
-                    f"add --tracker {owners[0]} (see `--tracker {owners[0]} --help`)")
+            return (
+                f"{option} is a setting of the {' and '.join(owners)} tracker, not of {tracker}: "
+                f"add --tracker {owners[0]} (see `--tracker {owners[0]} --help`)"
+            )
     return f"unrecognized arguments: {' '.join(unknown)}"
 
 
@@ -197,8 +215,9 @@ def _check_report_path(report: Path | None) -> None:
 
 def _write_report(report: Path, content: dict[str, Any]) -> None:
     text = json.dumps(content, indent=2) + "\n"
-    write_atomically(report, lambda temporary: temporary.write_text(text),
-                     check=lambda temporary: json.loads(temporary.read_text()))
+    write_atomically(
+        report, lambda temporary: temporary.write_text(text), check=lambda temporary: json.loads(temporary.read_text())
+    )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ DIR/dsc_over_time.png plots the DSC of each frame against its time in the sequen
 over the cases in one-second bins (wider for long sequences). With --overlays, every tracker
 writes DIR/overlays/<case>/<tracker>.gif and .png (prediction amber, ground truth green).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,8 +109,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
         key, equals, value = item.partition("=")
         field_name = key.strip().replace("-", "_")
         if not equals or field_name not in fields:
-            raise ValueError(f"{spec!r}: {item!r} is not a setting of {name} (key=value; "
-                             f"settings: {', '.join(f.replace('_', '-') for f in fields) or 'none'})")
+            raise ValueError(
+                f"{spec!r}: {item!r} is not a setting of {name} (key=value; "
+                f"settings: {', '.join(f.replace('_', '-') for f in fields) or 'none'})"
+            )
         settings[field_name] = _convert(fields[field_name], value.strip(), spec)
     if match["weights"]:
         if "weights" not in fields:
@@ -240,13 +243,15 @@ def case_rows(runs: list[TrackerRun]) -> list[dict[str, str]]:
     rows = []
     for run in runs:
         for case in run.cases:
-            rows.append({
-                "tracker": run.name,
-                "case": case.case_id,
-                "frames": str(len(case.frame_dsc) + 1),
-                **_metric_cells(case.scores),
-                "events": ", ".join(f"{k}={v}" for k, v in sorted(case.events.items()) if v),
-            })
+            rows.append(
+                {
+                    "tracker": run.name,
+                    "case": case.case_id,
+                    "frames": str(len(case.frame_dsc) + 1),
+                    **_metric_cells(case.scores),
+                    "events": ", ".join(f"{k}={v}" for k, v in sorted(case.events.items()) if v),
+                }
+            )
     return rows
 
 
@@ -335,13 +340,18 @@ def _median_ms(run: TrackerRun) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.benchmark", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("dataset", type=Path, help="dataset folder (case sub-folders) or one case")
-    parser.add_argument("--trackers", default=DEFAULT_TRACKERS,
-                        help="comma-separated tracker specs: NAME, NAME[key=value,...], NAME...@WEIGHTS")
-    parser.add_argument("--reference", default=None,
-                        help="the spec whose time is 1.0 in time_vs_xmem (default: the first xmem row)")
+    parser.add_argument(
+        "--trackers",
+        default=DEFAULT_TRACKERS,
+        help="comma-separated tracker specs: NAME, NAME[key=value,...], NAME...@WEIGHTS",
+    )
+    parser.add_argument(
+        "--reference", default=None, help="the spec whose time is 1.0 in time_vs_xmem (default: the first xmem row)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for table.csv, table.md, plots")
     parser.add_argument("--overlays", action="store_true", help="also write a GIF and PNG per case and tracker")
     args = parser.parse_args(argv)
@@ -359,8 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         rows = run_benchmark(args.dataset, trackers, args.out, args.overlays, args.reference)
         print(format_text(rows))
-        written = ", ".join(str(args.out / name)
-                            for name in ("table.csv", "table.md", "cases.csv", "dsc_over_time.png"))
+        written = ", ".join(
+            str(args.out / name) for name in ("table.csv", "table.md", "cases.csv", "dsc_over_time.png")
+        )
         print(f"written: {written}")
 
     return run_command(body)  # e.g. no case folder under DATASET: one line, exit 1

@@ -4,6 +4,7 @@ The one read-track-score path behind `python -m evaluation.benchmark` and
 `python -m training.validate` (and so the training loop's validation). The harness runs the
 entry point as a separate process instead and scores what it wrote with `score_output`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

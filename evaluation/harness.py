@@ -13,6 +13,7 @@ DATASET_DIR (`test/run.sh --tracker xmem --weights W` runs the example case with
 The entry point's parser for the chosen tracker says which options take a value; an option it
 does not know is a usage error before any case runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,18 +102,39 @@ def name_case_files(message: str, sources: dict[Path, Path]) -> str:
     return message
 
 
-def entry_command(input_dir: Path, output_dir: Path, extra: list[str],
-                  docker_image: str | None) -> list[str]:
+def entry_command(input_dir: Path, output_dir: Path, extra: list[str], docker_image: str | None) -> list[str]:
     """The process that runs one case: the entry point, or the image with the challenge's mounts.
 
     `extra` are entry-point options (--tracker and the tracker's settings) passed through."""
     if docker_image is None:
-        return [sys.executable, str(REPO / "inference.py"), "--input", str(input_dir),
-                "--output", str(output_dir), "--report", str(output_dir / REPORT_NAME), *extra]
+        return [
+            sys.executable,
+            str(REPO / "inference.py"),
+            "--input",
+            str(input_dir),
+            "--output",
+            str(output_dir),
+            "--report",
+            str(output_dir / REPORT_NAME),
+            *extra,
+        ]
     gpus = ["--gpus", "all"] if _has_gpu() else []
-    return ["docker", "run", "--rm", "--network", "none", *gpus,
-            "-v", f"{input_dir}:/input:ro", "-v", f"{output_dir}:/output",
-            docker_image, "--report", f"/output/{REPORT_NAME}", *extra]
+    return [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        *gpus,
+        "-v",
+        f"{input_dir}:/input:ro",
+        "-v",
+        f"{output_dir}:/output",
+        docker_image,
+        "--report",
+        f"/output/{REPORT_NAME}",
+        *extra,
+    ]
 
 
 def run_case(case_dir: Path, extra: list[str], docker_image: str | None) -> CaseResult:
@@ -129,14 +151,14 @@ def run_case(case_dir: Path, extra: list[str], docker_image: str | None) -> Case
             result.error = f"{case_dir}: cannot stage input ({error})"
             return result
         if docker_image is not None:  # the container names its mounts
-            sources = {**sources, **{Path("/input") / p.relative_to(input_dir): c
-                                     for p, c in sources.items()}}
+            sources = {**sources, **{Path("/input") / p.relative_to(input_dir): c for p, c in sources.items()}}
         output_dir.mkdir()
         output_dir.chmod(0o777)  # the container's non-root user must be able to write here
         try:
             started = time.perf_counter()
-            process = subprocess.run(entry_command(input_dir, output_dir, extra, docker_image),
-                                     capture_output=True, text=True)
+            process = subprocess.run(
+                entry_command(input_dir, output_dir, extra, docker_image), capture_output=True, text=True
+            )
             result.wall_seconds = time.perf_counter() - started
             if process.returncode != 0:
                 lines = process.stderr.strip().splitlines() or ["(no message)"]
@@ -172,14 +194,19 @@ def _collect(result: CaseResult, case_dir: Path, output_dir: Path) -> None:
 
 
 def format_table(results: list[CaseResult]) -> str:
-    header = f"{'case':<16}{'frames':>7}" + "".join(f"{m.column:>9}" for m in METRICS) \
+    header = (
+        f"{'case':<16}{'frames':>7}"
+        + "".join(f"{m.column:>9}" for m in METRICS)
         + f"{'wall s':>9}{'med ms':>9}{'empty':>7}  status"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         metrics = "".join(f"{r.scores[m.key]:>9{m.format}}" if r.scores else f"{'-':>9}" for m in METRICS)
-        lines.append(f"{r.case_id:<16}{r.n_frames:>7}{metrics}{r.wall_seconds:>9.2f}"
-                     f"{r.median_frame_seconds * 1e3:>9.3f}{r.empty_frames:>7}  "
-                     f"{r.error or 'ok'}")
+        lines.append(
+            f"{r.case_id:<16}{r.n_frames:>7}{metrics}{r.wall_seconds:>9.2f}"
+            f"{r.median_frame_seconds * 1e3:>9.3f}{r.empty_frames:>7}  "
+            f"{r.error or 'ok'}"
+        )
     return "\n".join(lines)
 
 
@@ -195,8 +222,9 @@ def summarise(results: list[CaseResult], max_seconds_per_frame: float) -> tuple[
         per_frame, loading = fit_runtime([r.n_frames for r in ok], [r.wall_seconds for r in ok])
         medians = [r.median_frame_seconds for r in ok if not math.isnan(r.median_frame_seconds)]
         median_ms = f"{statistics.median(medians) * 1e3:.3f} ms" if medians else "n/a"
-        lines.append(f"time per frame (linear fit) {per_frame:.3f} s, loading {loading:.2f} s, "
-                     f"median per-frame time {median_ms}")
+        lines.append(
+            f"time per frame (linear fit) {per_frame:.3f} s, loading {loading:.2f} s, median per-frame time {median_ms}"
+        )
         # With a single frame count the fit cannot separate start-up (imports, weights) from
         # frames and charges it all to frames; then the in-process median is the fair check.
         if len({r.n_frames for r in ok}) < 2 and medians:
@@ -256,20 +284,30 @@ def parse_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def _harness_parser(with_dataset: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="test/run.sh", add_help=with_dataset,
+        prog="test/run.sh",
+        add_help=with_dataset,
         usage="%(prog)s [DATASET_DIR] [--tracker NAME] [--max-seconds-per-frame S] "
-              "[--docker IMAGE] [entry-point options ...]",
+        "[--docker IMAGE] [entry-point options ...]",
         description=" ".join(__doc__.split("\n\n")[0].split()),
         epilog="Any other option goes to the entry point with its value, before or after "
-               "DATASET_DIR: e.g. --crop-size 256, or --weights PATH for the xmem tracker. "
-               "`python inference.py --tracker NAME --help` lists a tracker's options.")
+        "DATASET_DIR: e.g. --crop-size 256, or --weights PATH for the xmem tracker. "
+        "`python inference.py --tracker NAME --help` lists a tracker's options.",
+    )
     if with_dataset:  # for --help only; parse_arguments finds DATASET_DIR itself
-        parser.add_argument("dataset", nargs="?", metavar="DATASET_DIR",
-                            help="a dataset folder of case folders, or one case folder "
-                                 "(default: the example case in resources/example)")
+        parser.add_argument(
+            "dataset",
+            nargs="?",
+            metavar="DATASET_DIR",
+            help="a dataset folder of case folders, or one case folder "
+            "(default: the example case in resources/example)",
+        )
     parser.add_argument("--tracker", help=f"tracker to run (default: the entry point's, {DEFAULT_TRACKER})")
-    parser.add_argument("--max-seconds-per-frame", type=float, default=1.0,
-                        help="the runtime limit checked (default 1.0, the challenge's)")
+    parser.add_argument(
+        "--max-seconds-per-frame",
+        type=float,
+        default=1.0,
+        help="the runtime limit checked (default 1.0, the challenge's)",
+    )
     parser.add_argument("--docker", metavar="IMAGE", help="run this built image instead")
     return parser
 

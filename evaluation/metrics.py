@@ -14,6 +14,7 @@ Over cases, `mean_over_cases` is the one averaging rule of every table: a case w
 undefined (NaN) is left out of the mean and counted. `METRICS` names and formats the metrics.
 docs/contract.md states all of these rules.
 """
+
 from __future__ import annotations
 
 import math
@@ -95,11 +96,7 @@ def score_sequence(pred: np.ndarray, truth: np.ndarray, scanned_region: str) -> 
     """
     if pred.shape != truth.shape or pred.ndim != 3:
         raise ValueError(f"need two (W, H, T) arrays of one shape, got {pred.shape} and {truth.shape}")
-    per_frame = [
-        frame_scores(pred[:, :, t], truth[:, :, t])
-        for t in range(1, truth.shape[2])
-        if truth[:, :, t].any()
-    ]
+    per_frame = [frame_scores(pred[:, :, t], truth[:, :, t]) for t in range(1, truth.shape[2]) if truth[:, :, t].any()]
     means = {
         key: float(np.mean([getattr(s, key) for s in per_frame])) if per_frame else math.nan
         for key in ("dsc", "hd95", "masd", "cd")
@@ -158,8 +155,7 @@ def relative_d98(pred: np.ndarray, truth: np.ndarray, scanned_region: str) -> fl
     for t in kept:
         if not pred[:, :, t].any():
             continue  # an empty prediction delivers nothing to the target
-        shift = np.subtract(ndimage.center_of_mass(pred[:, :, t] > 0),
-                            ndimage.center_of_mass(truth[:, :, t] > 0))
+        shift = np.subtract(ndimage.center_of_mass(pred[:, :, t] > 0), ndimage.center_of_mass(truth[:, :, t] > 0))
         delivered += ndimage.shift(dose, shift, order=3, mode="nearest")
     delivered /= len(kept)
     planned = d_percent(dose, target, 98)

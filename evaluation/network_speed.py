@@ -5,6 +5,7 @@ on frame 0, then random frames; after `--warmup` frames, `--frames` steps are ti
 Prints one JSON line per size: median and p95 seconds per frame, device, torch, threads and
 the memory element counts at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,8 +80,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5, help="untimed frames after the first")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="auto = fp16 autocast on CUDA, fp32 on the CPU; bf16 = autocast")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto = fp16 autocast on CUDA, fp32 on the CPU; bf16 = autocast",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
@@ -103,8 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The device and precision checks of the XMem settings: one line for e.g. cuda on a CPU machine.
         settings = XMemSettings(device=args.device or "auto", precision=args.precision)
         torch.manual_seed(args.seed)
-        core = InferenceCore(XMem(), InferenceConfig(), device=settings.torch_device(),
-                             threads=args.threads, precision=args.precision)
+        core = InferenceCore(
+            XMem(), InferenceConfig(), device=settings.torch_device(), threads=args.threads, precision=args.precision
+        )
         for size in args.sizes:
             print(json.dumps(bench_size(core, size, args.frames, args.warmup, args.seed)), flush=True)
 

@@ -7,6 +7,7 @@ the temporary file and raises WriteError, one line naming the target. Libraries 
 silently on a full disk (SimpleITK writes a 0-byte or cut-off .mha and raises nothing) are caught
 by the check; their own messages on stderr are silenced, the WriteError replaces them.
 """
+
 from __future__ import annotations
 
 import errno
@@ -26,8 +27,7 @@ class WriteError(InputError):
     """A file could not be written completely; str() is one line naming it and the reason."""
 
 
-def write_atomically(path: Path, write: Callable[[Path], object],
-                     check: Callable[[Path], None] | None = None) -> Path:
+def write_atomically(path: Path, write: Callable[[Path], object], check: Callable[[Path], None] | None = None) -> Path:
     """Call `write(temporary)`, verify, and rename the result to `path`; return `path`.
 
     The temporary file lies in `path`'s folder (created if needed) and keeps `path`'s suffix,

@@ -1,4 +1,5 @@
 """Which torch device a command runs on: the one place that turns a device name into a device."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ setting and the problem. Anything else that goes wrong is a bug and keeps its tr
 Also the commands' shared exit-code convention (`run_command`), and `quiet_native_stderr` for the
 C++ libraries (ITK, OpenCV) that print their own complaints before the project's line.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,7 @@ class InputError(Exception):
     """A user-facing problem; str(error) is one line naming the file or setting."""
 
 
-def run_command(body: Callable[[], int | None],
-                also_user_errors: tuple[type[Exception], ...] = ()) -> int:
+def run_command(body: Callable[[], int | None], also_user_errors: tuple[type[Exception], ...] = ()) -> int:
     """Run a command's body under the exit-code convention of every `python -m` command here.
 
     0: success (`body` returned None or 0; a body may return its own code, e.g. 1 for a run
@@ -43,8 +43,14 @@ def run_command(body: Callable[[], int | None],
     return code or 0
 
 
-def _print_warning_line(message: Warning | str, category: type[Warning], filename: str,
-                        lineno: int, file: object = None, line: str | None = None) -> None:
+def _print_warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
     print(f"warning: {category.__name__}: {_one_line(str(message))}", file=sys.stderr)
 
 

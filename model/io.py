@@ -28,6 +28,7 @@ Documented input decisions:
 - a first mask with values other than 0/1 is binarised as `value > 0` (a warning is recorded);
   NaN/Inf in the mask, or a mask that is empty after binarising, is an error.
 """
+
 from __future__ import annotations
 
 import json
@@ -164,8 +165,9 @@ def _check_written(path: Path, image: sitk.Image, data: np.ndarray) -> None:
         raise CaseError(f"{path}: header unreadable") from None
     written = (reader.GetSize(), reader.GetSpacing(), reader.GetOrigin(), reader.GetDirection())
     wanted = (image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection())
-    if written[0] != wanted[0] or not all(np.allclose(a, b, rtol=1e-9, atol=0)
-                                          for a, b in zip(written[1:], wanted[1:], strict=True)):
+    if written[0] != wanted[0] or not all(
+        np.allclose(a, b, rtol=1e-9, atol=0) for a, b in zip(written[1:], wanted[1:], strict=True)
+    ):
         raise CaseError(f"{path}: header read back differs from what was written")
     header = _meta_header(path)
     if header is None or not header.compressed:
@@ -178,9 +180,7 @@ def _load(image_path: Path, mask_path: Path, json_dir: Path) -> Case:
     warnings: list[str] = []
     image = _read_image(image_path, warnings)
     if image.GetDimension() != 3:
-        raise CaseError(
-            f"{image_path}: sequence must be 3-D (frames over time), got {image.GetDimension()}-D"
-        )
+        raise CaseError(f"{image_path}: sequence must be 3-D (frames over time), got {image.GetDimension()}-D")
     frames = sitk.GetArrayFromImage(image).astype(np.float32)
     nonfinite = int(np.count_nonzero(~np.isfinite(frames)))
     if nonfinite:
@@ -188,8 +188,10 @@ def _load(image_path: Path, mask_path: Path, json_dir: Path) -> Case:
         warnings.append(f"{image_path}: {nonfinite} NaN/Inf pixels replaced by finite values")
     blank = _count_blank_frames(frames)
     if blank:
-        warnings.append(f"{image_path}: {blank} of {frames.shape[2]} frames have no signal "
-                        "(one value everywhere); no tracker can follow the target there")
+        warnings.append(
+            f"{image_path}: {blank} of {frames.shape[2]} frames have no signal "
+            "(one value everywhere); no tracker can follow the target there"
+        )
     first_mask = _read_first_mask(mask_path, frames.shape[:2], warnings)
     spacing = tuple(image.GetSpacing())
     info = SequenceInfo(
@@ -197,9 +199,7 @@ def _load(image_path: Path, mask_path: Path, json_dir: Path) -> Case:
         n_frames=frames.shape[2],
         # numpy axis 0 is ITK axis 2, numpy axis 1 is ITK axis 1.
         pixel_spacing_mm=(float(spacing[2]), float(spacing[1])),
-        frame_rate=_read_number(
-            json_dir / FRAME_RATE_JSON, DEFAULT_FRAME_RATE, FRAME_RATE_RANGE, "frames/s", warnings
-        ),
+        frame_rate=_read_number(json_dir / FRAME_RATE_JSON, DEFAULT_FRAME_RATE, FRAME_RATE_RANGE, "frames/s", warnings),
         field_strength=_read_number(
             json_dir / FIELD_STRENGTH_JSON, DEFAULT_FIELD_STRENGTH, FIELD_STRENGTH_RANGE, "T", warnings
         ),
@@ -225,9 +225,7 @@ def _read_first_mask(path: Path, frame_shape: tuple[int, ...], warnings: list[st
         raise CaseError(f"{path}: mask must be 3-D with one frame, got {image.GetDimension()}-D")
     mask = sitk.GetArrayFromImage(image)
     if mask.shape[:2] != tuple(frame_shape):
-        raise CaseError(
-            f"{path}: mask frame size {mask.shape[:2]} differs from the sequence's {tuple(frame_shape)}"
-        )
+        raise CaseError(f"{path}: mask frame size {mask.shape[:2]} differs from the sequence's {tuple(frame_shape)}")
     if mask.shape[2] != 1:
         raise CaseError(f"{path}: mask must have exactly one frame, got {mask.shape[2]}")
     mask = mask[:, :, 0]
@@ -244,9 +242,7 @@ def _read_first_mask(path: Path, frame_shape: tuple[int, ...], warnings: list[st
 def _single_image(folder: Path) -> Path:
     if not folder.is_dir():
         raise CaseError(f"{folder}: image folder missing")
-    candidates = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not candidates:
         raise CaseError(f"{folder}: no image found (expected one {'/'.join(IMAGE_SUFFIXES)} file)")
     if len(candidates) > 1:
@@ -311,8 +307,7 @@ class _MetaHeader:
 
     @property
     def compressed(self) -> bool:
-        return (self.fields.get("CompressedData", "").lower() == "true"
-                and self.fields.get("ElementDataFile") == "LOCAL")
+        return self.fields.get("CompressedData", "").lower() == "true" and self.fields.get("ElementDataFile") == "LOCAL"
 
 
 _HEADER_LIMIT = 1 << 16  # MetaImage headers are a few hundred bytes
@@ -347,12 +342,16 @@ def _check_spacing(path: Path, header: _MetaHeader, warnings: list[str]) -> None
     except ValueError:
         return  # ITK reports a malformed header
     if any(value == 0 for value in spacing):
-        raise CaseError(f"{path}: zero pixel spacing (ElementSpacing = {text}); ITK cannot hold an "
-                        "image with it, set the true spacing in the header (nothing is written)")
+        raise CaseError(
+            f"{path}: zero pixel spacing (ElementSpacing = {text}); ITK cannot hold an "
+            "image with it, set the true spacing in the header (nothing is written)"
+        )
     if any(value < 0 for value in spacing):
         positive = " ".join(f"{abs(value):g}" for value in spacing)
-        warnings.append(f"{path}: negative pixel spacing (ElementSpacing = {text}) read as {positive} "
-                        "with those axes reversed in the direction; the output carries that geometry")
+        warnings.append(
+            f"{path}: negative pixel spacing (ElementSpacing = {text}) read as {positive} "
+            "with those axes reversed in the direction; the output carries that geometry"
+        )
 
 
 def _check_complete(path: Path, header: _MetaHeader, image: sitk.Image) -> None:
@@ -378,8 +377,10 @@ def _check_complete(path: Path, header: _MetaHeader, image: sitk.Image) -> None:
     except (OSError, zlib.error):
         raise CaseError(f"{path}: unreadable or truncated image file") from None
     if produced < pixels.nbytes:
-        raise CaseError(f"{path}: truncated image data (the compressed data holds {produced} of "
-                        f"the {pixels.nbytes} bytes that its header's DimSize and ElementType describe)")
+        raise CaseError(
+            f"{path}: truncated image data (the compressed data holds {produced} of "
+            f"the {pixels.nbytes} bytes that its header's DimSize and ElementType describe)"
+        )
 
 
 def _compressed_end(path: Path, header: _MetaHeader) -> int:
@@ -407,8 +408,7 @@ def _read_json(path: Path) -> object:
         raise CaseError(f"{path}: not valid JSON ({_first_line(error)})") from None
 
 
-def _read_number(path: Path, default: float, plausible: tuple[float, float], unit: str,
-                 warnings: list[str]) -> float:
+def _read_number(path: Path, default: float, plausible: tuple[float, float], unit: str, warnings: list[str]) -> float:
     if not path.exists():
         warnings.append(f"{path}: missing, using default {default}")
         return default
@@ -425,8 +425,9 @@ def _read_number(path: Path, default: float, plausible: tuple[float, float], uni
     low, high = plausible
     if not low <= number <= high:
         clamped = min(max(number, low), high)
-        warnings.append(f"{path}: {number:g} {unit} is outside the plausible {low:g}-{high:g} {unit}; "
-                        f"using {clamped:g}")
+        warnings.append(
+            f"{path}: {number:g} {unit} is outside the plausible {low:g}-{high:g} {unit}; using {clamped:g}"
+        )
         return clamped
     return number
 

@@ -4,6 +4,7 @@ GIFs are encoded with Pillow. Frames are (W, H, T) arrays as everywhere else; a 
 shown with numpy axis 0 vertical, as SimpleITK viewers of these sagittal cines show it.
 Every picture is written with model.atomic (complete and read back, or not at all).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -56,15 +57,22 @@ def write_overlay(
     pictures = render_frames(frames, masks, truth)
     suffix = path.suffix.lower()
     if suffix == ".gif":
+
         def write(temporary: Path) -> None:
             images = [Image.fromarray(cv2.cvtColor(p, cv2.COLOR_BGR2RGB)) for p in pictures]
-            images[0].save(temporary, format="GIF", save_all=True, append_images=images[1:],
-                           duration=int(round(1000 / fps)), loop=0)
+            images[0].save(
+                temporary,
+                format="GIF",
+                save_all=True,
+                append_images=images[1:],
+                duration=int(round(1000 / fps)),
+                loop=0,
+            )
     elif suffix == ".mp4":
+
         def write(temporary: Path) -> None:
             height, width = pictures[0].shape[:2]
-            writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
-                                     (width, height))
+            writer = cv2.VideoWriter(str(temporary), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
             if not writer.isOpened():
                 raise OSError(f"{path}: OpenCV cannot write MP4 here; use a .gif path")
             for picture in pictures:
@@ -137,7 +145,7 @@ def write_line_chart(
         cv2.line(chart, (x0, py), (x1, py), (225, 225, 225), 1)
         cv2.putText(chart, f"{y:.1f}", (left - 40, py + 4), font, 0.4, grey, 1, cv2.LINE_AA)
     for x in _nice_ticks(x_high):
-        (px, py), = to_px(np.array([x]), np.array([y_range[0]]))
+        ((px, py),) = to_px(np.array([x]), np.array([y_range[0]]))
         cv2.line(chart, (px, py), (px, py + 5), grey, 1)
         cv2.putText(chart, f"{x:g}", (px - 10, py + 20), font, 0.4, grey, 1, cv2.LINE_AA)
     cv2.rectangle(chart, (left, top), (width - right, height - bottom), grey, 1)

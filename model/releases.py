@@ -2,6 +2,7 @@
 
 Free of torch on purpose: build.sh identifies and checks weights with only the standard library.
 """
+
 from __future__ import annotations
 
 import hashlib

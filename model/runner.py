@@ -1,4 +1,5 @@
 """Drive a tracker causally over a sequence, time every frame, never emit an empty mask."""
+
 from __future__ import annotations
 
 import time
@@ -22,9 +23,7 @@ class RunResult:
     tracker_error: str | None = None
 
 
-def run_tracker(
-    tracker: Tracker, frames: np.ndarray, first_mask: np.ndarray, info: SequenceInfo
-) -> RunResult:
+def run_tracker(tracker: Tracker, frames: np.ndarray, first_mask: np.ndarray, info: SequenceInfo) -> RunResult:
     """Feed `frames[:, :, t]` one at a time (contiguous float32 copies, so a tracker can
     neither see later frames nor alter the sequence) and collect the masks.
 

@@ -12,6 +12,7 @@ Every failure is a WeightsError whose message is one line naming the places look
 to get weights. A resolved file is identified by its sha256: "official" (a published XMem
 release), "project" (the shipped resources/trackrad-xmem.pth) or "user" (anything else).
 """
+
 from __future__ import annotations
 
 import os
@@ -77,8 +78,7 @@ def resolve_weights(
             return candidate, "resources"
     looked = ", ".join(str(c) for c in [model_dir, *candidates])
     raise WeightsError(
-        f"no XMem weights found (--weights not given, ${ENV_VAR} not set, nothing in {looked}); "
-        f"{HOW_TO_GET}"
+        f"no XMem weights found (--weights not given, ${ENV_VAR} not set, nothing in {looked}); {HOW_TO_GET}"
     )
 
 

@@ -1,4 +1,5 @@
 """Shared helpers: tiny synthetic cases on disk, read-only inputs, the entry point as a process."""
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,7 @@ EXAMPLE_CASE = REPO / "resources" / "example" / "Z_001"
 OUTPUT_RELATIVE = Path("images/mri-linac-series-targets/output.mha")
 
 
-def write_mha(path: Path, array: np.ndarray, spacing=(1.0, 1.0, 1.0),
-              origin=(0.0, 0.0, 0.0)) -> Path:
+def write_mha(path: Path, array: np.ndarray, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> Path:
     """Write a numpy array (W, H, T) as SimpleITK would hand it back."""
     path.parent.mkdir(parents=True, exist_ok=True)
     image = sitk.GetImageFromArray(array)
@@ -39,7 +39,7 @@ def square_sequence(shape=(24, 32), n_frames=5, size=6, step=(1, 0)) -> tuple[np
     masks = np.zeros((*shape, n_frames), dtype=np.uint8)
     for t in range(n_frames):
         r, c = 4 + step[0] * t, 5 + step[1] * t
-        masks[r:r + size, c:c + size, t] = 1
+        masks[r : r + size, c : c + size, t] = 1
     frames += masks * 100.0
     return frames, masks
 
@@ -48,17 +48,20 @@ def square_sequence(shape=(24, 32), n_frames=5, size=6, step=(1, 0)) -> tuple[np
 def make_input(tmp_path: Path) -> Callable[..., Path]:
     """Build a grand-challenge /input folder; keyword arguments override its parts."""
 
-    def build(frames: np.ndarray | None = None, mask: np.ndarray | None = None,
-              spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
-              json_values: dict[str, object] | None = None) -> Path:
+    def build(
+        frames: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        spacing=(1.0, 1.0, 1.0),
+        origin=(0.0, 0.0, 0.0),
+        json_values: dict[str, object] | None = None,
+    ) -> Path:
         root = tmp_path / "input"
         if frames is None:
             frames, masks = square_sequence()
             mask = masks[:, :, :1] if mask is None else mask
         write_mha(root / "images/mri-linacs/case_frames.mha", frames, spacing, origin)
         write_mha(root / "images/mri-linac-target/case_first_label.mha", mask, spacing, origin)
-        values = {"frame-rate.json": 8.0, "b-field-strength.json": 1.5,
-                  "scanned-region.json": "abdomen"}
+        values = {"frame-rate.json": 8.0, "b-field-strength.json": 1.5, "scanned-region.json": "abdomen"}
         values.update(json_values or {})
         for name, value in values.items():
             (root / name).write_text(json.dumps(value))
@@ -76,12 +79,16 @@ def make_read_only(root: Path) -> dict[str, str]:
 
 
 def snapshot_tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
-def run_inference(*args: str | Path, timeout: float = 120, max_file_bytes: int | None = None,
-                  umask: int | None = None) -> subprocess.CompletedProcess:
+def run_inference(
+    *args: str | Path, timeout: float = 120, max_file_bytes: int | None = None, umask: int | None = None
+) -> subprocess.CompletedProcess:
     """The entry point as a separate process, from the repository root.
 
     `max_file_bytes` caps the size of every file the process writes (RLIMIT_FSIZE: writes
@@ -94,8 +101,14 @@ def run_inference(*args: str | Path, timeout: float = 120, max_file_bytes: int |
         if umask is not None:
             os.umask(umask)
 
-    return subprocess.run([sys.executable, str(REPO / "inference.py"), *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
+    return subprocess.run(
+        [sys.executable, str(REPO / "inference.py"), *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit,
+    )
 
 
 def read_output(output_dir: Path) -> sitk.Image:
@@ -108,8 +121,12 @@ def mount_full_tmpfs(mount_point: Path) -> Iterator[bool]:
     was possible (root on a machine that allows mounts), and unmounts afterwards."""
     mount_point.mkdir(parents=True, exist_ok=True)
     try:
-        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-                                 capture_output=True).returncode == 0
+        mounted = (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True
+            ).returncode
+            == 0
+        )
     except OSError:  # no mount command
         mounted = False
     if not mounted:

@@ -1,4 +1,5 @@
 """model.atomic: a file is written completely and checked, or not at all; mode 0644."""
+
 import json
 import os
 import sys
@@ -16,8 +17,11 @@ def test_writes_checks_and_renames_with_mode_0644(tmp_path):
     checked = []
     previous = os.umask(0o077)
     try:
-        path = write_atomically(tmp_path / "sub" / "a.json", lambda t: t.write_text('{"a": 1}'),
-                                check=lambda t: checked.append(json.loads(t.read_text())))
+        path = write_atomically(
+            tmp_path / "sub" / "a.json",
+            lambda t: t.write_text('{"a": 1}'),
+            check=lambda t: checked.append(json.loads(t.read_text())),
+        )
     finally:
         os.umask(previous)
     assert path == tmp_path / "sub" / "a.json" and json.loads(path.read_text()) == {"a": 1}
@@ -31,14 +35,20 @@ def test_the_temporary_file_keeps_the_suffix(tmp_path):
     assert seen[0].suffix == ".png" and seen[0].parent == tmp_path and seen[0].name.startswith(".")
 
 
-@pytest.mark.parametrize("write, check, reason", [
-    (lambda t: None, None, "the written file is empty"),
-    (lambda t: t.write_text("{"), lambda t: json.loads(t.read_text()), "Expecting property name"),
-    (lambda t: (_ for _ in ()).throw(OSError(28, "No space left on device")), None,
-     "No space left on device"),
-    (lambda t: (_ for _ in ()).throw(RuntimeError("ITK ERROR:\nMetaImage: cannot write")), None,
-     "MetaImage: cannot write"),
-], ids=["empty", "check fails", "writer raises OSError", "writer raises RuntimeError"])
+@pytest.mark.parametrize(
+    "write, check, reason",
+    [
+        (lambda t: None, None, "the written file is empty"),
+        (lambda t: t.write_text("{"), lambda t: json.loads(t.read_text()), "Expecting property name"),
+        (lambda t: (_ for _ in ()).throw(OSError(28, "No space left on device")), None, "No space left on device"),
+        (
+            lambda t: (_ for _ in ()).throw(RuntimeError("ITK ERROR:\nMetaImage: cannot write")),
+            None,
+            "MetaImage: cannot write",
+        ),
+    ],
+    ids=["empty", "check fails", "writer raises OSError", "writer raises RuntimeError"],
+)
 def test_a_failure_is_one_line_and_keeps_the_previous_file(tmp_path, write, check, reason):
     target = tmp_path / "report.json"
     target.write_text('"previous"')

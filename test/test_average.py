@@ -1,4 +1,5 @@
 """python -m training.average: the mean of several checkpoints of one run."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The benchmark command on two tiny sequences, and the pictures it relies on."""
+
 from __future__ import annotations
 
 import csv
@@ -102,13 +103,17 @@ def test_unknown_tracker_is_rejected_before_running(tiny_dataset, tmp_path):
 
 def test_tracker_specs_carry_settings_and_weights():
     assert benchmark.split_specs("copy, xmem[motion=off,motion-crop=on]@w.pth ,optical-flow") == [
-        "copy", "xmem[motion=off,motion-crop=on]@w.pth", "optical-flow",
+        "copy",
+        "xmem[motion=off,motion-crop=on]@w.pth",
+        "optical-flow",
     ]
     assert benchmark.parse_spec("xmem[motion-prior=fixed,prior-weight=0.7,crop-size=64]@a/b.pth") == (
-        "xmem", {"motion_prior": "fixed", "prior_weight": 0.7, "crop_size": 64, "weights": "a/b.pth"}
+        "xmem",
+        {"motion_prior": "fixed", "prior_weight": 0.7, "crop_size": 64, "weights": "a/b.pth"},
     )
     assert benchmark.parse_spec("optical-flow[reference=frame-to-frame]") == (
-        "optical-flow", {"reference": "frame-to-frame"}
+        "optical-flow",
+        {"reference": "frame-to-frame"},
     )
     assert benchmark.parse_spec("xmem[flow-fallback=off]")[1] == {"flow_fallback": False}
     for bad, reason in [
@@ -129,8 +134,7 @@ def test_spec_rows_are_labelled_by_their_spec_and_timed_against_the_reference(
     alone = f"xmem[crop-size=64,motion=off]@{random_weights}"
     motion = f"xmem[crop-size=64,motion=first-frame,flow-fallback=on]@{random_weights}"
     out = tmp_path / "bench"
-    benchmark.main([str(tiny_dataset), "--trackers", f"copy,{motion},{alone}", "--out", str(out),
-                    "--reference", alone])
+    benchmark.main([str(tiny_dataset), "--trackers", f"copy,{motion},{alone}", "--out", str(out), "--reference", alone])
     with open(out / "table.csv") as handle:
         rows = {row["tracker"]: row for row in csv.DictReader(handle)}
     assert list(rows) == ["copy", motion, alone]

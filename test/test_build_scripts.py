@@ -2,6 +2,7 @@
 of the repository, a stub `docker` first on PATH records each call (and, for a build, the build
 context it was given), the official checkpoint is a small file served over loopback http with its
 digest passed as --url/--sha256/--size, and the download cache is a temporary folder."""
+
 from __future__ import annotations
 
 import gzip
@@ -23,7 +24,7 @@ from test_dockerfile import dockerignore_keeps, instructions
 
 # The stub keeps an "image" as the labels and the resources/ weights files of its build context,
 # stored under the path the Dockerfile's WORKDIR gives them, so that `docker cp` can hand them back.
-_STUB = r'''
+_STUB = r"""
 import hashlib, json, os, shutil, sys
 from pathlib import Path
 
@@ -82,7 +83,7 @@ else:
     sys.exit(1)
 with open(state / "calls.jsonl", "a") as log:
     log.write(json.dumps(call) + "\n")
-'''
+"""
 
 SCRIPT_FILES = ("build.sh", "export.sh", "Dockerfile", ".dockerignore", "requirements.txt", "inference.py")
 FAKE_OFFICIAL = os.urandom(5000)  # stands in for XMem.pth: the scripts never load it
@@ -158,8 +159,9 @@ def official_options(base_url: str, data: bytes = FAKE_OFFICIAL) -> list[str]:
 
 
 def run(script: str, repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(repo / script), *args], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        ["bash", str(repo / script), *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def docker_calls(env: dict[str, str]) -> list[dict]:
@@ -179,8 +181,7 @@ def the_build(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
 
 def weights_in_image(context: dict[str, str]) -> dict[str, str]:
     """The weights files of a build context that .dockerignore lets into the image."""
-    return {path: digest for path, digest in context.items()
-            if path.endswith(".pth") and dockerignore_keeps(path)}
+    return {path: digest for path, digest in context.items() if path.endswith(".pth") and dockerignore_keeps(path)}
 
 
 def closed_port() -> int:
@@ -194,11 +195,17 @@ def test_official_weights_are_fetched_once_checked_and_only_lent_to_the_build(re
     done = run("build.sh", repo, env, *official_options(base_url), "mytag")
     assert done.returncode == 0, done.stderr
     labels, context = the_build(env)
-    assert weights_in_image(context) == {"resources/XMem.pth": sha(FAKE_OFFICIAL),
-                                         "resources/trackrad-xmem.pth": sha(PROJECT_BYTES)}
+    assert weights_in_image(context) == {
+        "resources/XMem.pth": sha(FAKE_OFFICIAL),
+        "resources/trackrad-xmem.pth": sha(PROJECT_BYTES),
+    }
     # the served file is not the real release, and the script says so by its digest
-    assert labels == {"trackrad-xmem.weights.file": "resources/XMem.pth", "trackrad-xmem.weights.name": "XMem.pth",
-                      "trackrad-xmem.weights.sha256": sha(FAKE_OFFICIAL), "trackrad-xmem.weights.kind": "user"}
+    assert labels == {
+        "trackrad-xmem.weights.file": "resources/XMem.pth",
+        "trackrad-xmem.weights.name": "XMem.pth",
+        "trackrad-xmem.weights.sha256": sha(FAKE_OFFICIAL),
+        "trackrad-xmem.weights.kind": "user",
+    }
     assert f"the image runs resources/XMem.pth (sha256 {sha(FAKE_OFFICIAL)[:12]}, user)" in done.stdout
     assert "100%" in done.stdout  # the download's progress
     assert requests == ["/XMem.pth"]
@@ -236,8 +243,14 @@ def test_an_official_file_already_in_resources_is_checked_used_and_left_there(re
 
 
 def test_without_obtainable_official_weights_the_build_stops_with_one_line(repo, env):
-    offline = ["--url", f"http://127.0.0.1:{closed_port()}/XMem.pth",
-               "--sha256", sha(FAKE_OFFICIAL), "--size", str(len(FAKE_OFFICIAL))]
+    offline = [
+        "--url",
+        f"http://127.0.0.1:{closed_port()}/XMem.pth",
+        "--sha256",
+        sha(FAKE_OFFICIAL),
+        "--size",
+        str(len(FAKE_OFFICIAL)),
+    ]
     done = run("build.sh", repo, env, *offline)
     assert done.returncode == 1
     lines = (done.stdout + done.stderr).splitlines()
@@ -298,8 +311,10 @@ def test_a_weights_file_of_ones_own_is_built_in_as_resources_xmem(repo, env, tmp
 
 
 def test_bad_options_stop_before_docker(repo, env, tmp_path):
-    for args, message in [(["--weights", str(tmp_path / "none.pth")], "no such file"),
-                          (["--weights", "project", "--url", "http://127.0.0.1/x"], "go with --weights official")]:
+    for args, message in [
+        (["--weights", str(tmp_path / "none.pth")], "no such file"),
+        (["--weights", "project", "--url", "http://127.0.0.1/x"], "go with --weights official"),
+    ]:
         done = run("build.sh", repo, env, *args)
         assert done.returncode == 1 and done.stderr.count("\n") == 1 and message in done.stderr
     assert run("build.sh", repo, env, "a", "b").returncode == 2

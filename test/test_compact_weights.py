@@ -1,4 +1,5 @@
 """Compact (int8) checkpoints and the export command."""
+
 from __future__ import annotations
 
 from pathlib import Path

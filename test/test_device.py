@@ -1,4 +1,5 @@
 """model.device.resolve_device: the one place a device name becomes a torch device."""
+
 import pytest
 import torch
 

@@ -1,5 +1,6 @@
 """The Dockerfile, parsed: pinned base and requirements, non-root, and everything the entry point
 imports or opens at run time is copied into the image (and not dropped by .dockerignore)."""
+
 import fnmatch
 import json
 import re
@@ -16,8 +17,11 @@ from model.trackers.registry import TRACKER_CLASSES
 
 def instructions() -> list[tuple[str, str]]:
     text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
-            for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def copied_sources() -> list[str]:
@@ -67,8 +71,14 @@ print("\\n".join(sorted(files)))
 def runtime_files(tmp_path_factory) -> list[str]:
     arguments = smoke_test_arguments()
     arguments[arguments.index("--output") + 1] = str(tmp_path_factory.mktemp("docker-trace"))
-    done = subprocess.run([sys.executable, "-c", _TRACER, json.dumps(arguments)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _TRACER, json.dumps(arguments)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     files = []
     for line in done.stdout.splitlines():
         path = Path(line) if Path(line).is_absolute() else REPO / line
@@ -92,8 +102,7 @@ def dockerignore_keeps(relative: str) -> bool:
         negated = pattern.startswith("!")
         pattern = pattern.lstrip("!").rstrip("/")
         prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.replace("**/", ""))
-               for p in prefixes):
+        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.replace("**/", "")) for p in prefixes):
             keep = negated
     return keep
 
@@ -102,7 +111,7 @@ def test_the_last_build_step_runs_the_entry_point_on_the_example_case():
     steps = instructions()
     last_run = max(i for i, (keyword, _) in enumerate(steps) if keyword == "RUN")
     assert all(i < last_run for i, (keyword, _) in enumerate(steps) if keyword == "COPY")
-    assert [keyword for keyword, _ in steps[last_run + 1:]] == ["ENTRYPOINT"]
+    assert [keyword for keyword, _ in steps[last_run + 1 :]] == ["ENTRYPOINT"]
     arguments = smoke_test_arguments()
     # the default tracker (no --tracker), on the example case shipped in resources/
     assert "--tracker" not in arguments
@@ -130,8 +139,14 @@ def test_requirements_and_resources_are_copied():
     assert not dockerignore_keeps("test/test_io.py")
     # of the weights, only the two names the resolution looks for (build.sh decides which exist)
     assert dockerignore_keeps("resources/XMem.pth") and dockerignore_keeps("resources/trackrad-xmem.pth")
-    for elsewhere in ("resources/XMem-s012.pth", "resources/XMem.pth.part", "resources/training/a.pth",
-                      "resources/MODEL_CARD.md", "tools/download_weights.py", "training/train.py"):
+    for elsewhere in (
+        "resources/XMem-s012.pth",
+        "resources/XMem.pth.part",
+        "resources/training/a.pth",
+        "resources/MODEL_CARD.md",
+        "tools/download_weights.py",
+        "training/train.py",
+    ):
         assert not dockerignore_keeps(elsewhere), elsewhere
 
 

@@ -1,4 +1,5 @@
 """The downloader against a loopback http.server (127.0.0.1 only)."""
+
 import hashlib
 import io
 import socket
@@ -131,7 +132,10 @@ OFFICIAL_SHA256 = "27776291d2f0639b4e6b372a67651579b51180aa4d8f8f89bbff2dcc09ebf
 
 
 def test_the_official_checkpoint_is_recorded_and_the_variant_has_no_digest(capsys):
-    assert download_weights.RELEASE_URL + "XMem.pth" == "https://github.com/hkchengrex/XMem/releases/download/v1.0/XMem.pth"
+    assert (
+        download_weights.RELEASE_URL + "XMem.pth"
+        == "https://github.com/hkchengrex/XMem/releases/download/v1.0/XMem.pth"
+    )
     assert download_weights.RELEASES["XMem.pth"] == Expected(249_026_057, OFFICIAL_SHA256)
     assert download_weights.RELEASES["XMem-s012.pth"] == Expected()
     assert download_weights.release_of(OFFICIAL_SHA256) == "XMem.pth"
@@ -171,8 +175,9 @@ def recorded(server_with_release, payload, monkeypatch):
     """The served file recorded as the official 'XMem.pth': the real table and checks, a small file."""
     base, log = server_with_release
     monkeypatch.setattr(download_weights, "RELEASE_URL", base + "/")
-    monkeypatch.setitem(download_weights.RELEASES, "XMem.pth",
-                        Expected(len(payload), hashlib.sha256(payload).hexdigest()))
+    monkeypatch.setitem(
+        download_weights.RELEASES, "XMem.pth", Expected(len(payload), hashlib.sha256(payload).hexdigest())
+    )
     return log
 
 
@@ -197,8 +202,9 @@ def test_official_file_goes_to_the_cache_once_and_is_linked_into_dest(recorded, 
 
 
 @pytest.mark.parametrize("wrong", ["size", "sha256"])
-def test_a_file_that_differs_from_the_record_is_rejected_and_not_kept(recorded, payload, tmp_path, capsys,
-                                                                    monkeypatch, wrong):
+def test_a_file_that_differs_from_the_record_is_rejected_and_not_kept(
+    recorded, payload, tmp_path, capsys, monkeypatch, wrong
+):
     right = download_weights.RELEASES["XMem.pth"]
     bad = Expected(right.size + 1, right.sha256) if wrong == "size" else Expected(right.size, "ab" * 32)
     monkeypatch.setitem(download_weights.RELEASES, "XMem.pth", bad)

@@ -1,4 +1,5 @@
 """evaluation.evaluate: the one read-track-score path of the benchmark and the validation."""
+
 import numpy as np
 import pytest
 

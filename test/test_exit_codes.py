@@ -1,5 +1,6 @@
 """One exit-code convention for every `python -m` command (model.errors.run_command):
 0 success, 1 bad input or output (exactly one `error: <file>: <problem>` line), 2 usage."""
+
 import importlib
 import warnings
 
@@ -11,22 +12,36 @@ from model.errors import InputError, run_command
 COMMANDS = {
     # module: (arguments with a bad input, given tmp_path; what the error line names)
     "inference": (lambda tmp: ["--case", str(tmp / "missing")], "missing/images: image folder missing"),
-    "evaluation.benchmark": (lambda tmp: [str(tmp / "missing"), "--trackers", "copy", "--out", str(tmp / "out")],
-                             "missing: no case folder"),
+    "evaluation.benchmark": (
+        lambda tmp: [str(tmp / "missing"), "--trackers", "copy", "--out", str(tmp / "out")],
+        "missing: no case folder",
+    ),
     "evaluation.harness": (lambda tmp: [str(tmp / "missing")], "missing: no case folder"),
-    "evaluation.network_speed": (lambda tmp: ["--device", "cuda:7", "--sizes", "16", "--frames", "1"],
-                                 "device 'cuda:7' is not available"),
-    "training.__main__": (lambda tmp: ["--weights", str(tmp / "missing.pth"), "--static-fraction", "1",
-                                       "--out", str(tmp / "run")], "missing.pth (from --weights) does not exist"),
+    "evaluation.network_speed": (
+        lambda tmp: ["--device", "cuda:7", "--sizes", "16", "--frames", "1"],
+        "device 'cuda:7' is not available",
+    ),
+    "training.__main__": (
+        lambda tmp: ["--weights", str(tmp / "missing.pth"), "--static-fraction", "1", "--out", str(tmp / "run")],
+        "missing.pth (from --weights) does not exist",
+    ),
     "training.validate": (lambda tmp: [str(tmp / "missing.pth"), str(EXAMPLE_CASE)], "missing.pth: no such file"),
-    "training.average": (lambda tmp: [str(tmp / "out.pth"), str(tmp / "missing.pth"), str(tmp / "missing.pth")],
-                         "missing.pth: no such file"),
-    "training.export_weights": (lambda tmp: [str(tmp / "missing.pth"), str(tmp / "out.pth")],
-                                "missing.pth: no such file"),
-    "training.synthetic.__main__": (lambda tmp: [str(tmp / "file" / "data"), "--cases", "1", "--frames", "3"],
-                                    "file/data/S_001/images: Not a directory"),
-    "tools.download_weights": (lambda tmp: ["--url", "http://127.0.0.1:9/w.pth", "--dest", str(tmp / "file" / "d")],
-                               "file/d: Not a directory"),
+    "training.average": (
+        lambda tmp: [str(tmp / "out.pth"), str(tmp / "missing.pth"), str(tmp / "missing.pth")],
+        "missing.pth: no such file",
+    ),
+    "training.export_weights": (
+        lambda tmp: [str(tmp / "missing.pth"), str(tmp / "out.pth")],
+        "missing.pth: no such file",
+    ),
+    "training.synthetic.__main__": (
+        lambda tmp: [str(tmp / "file" / "data"), "--cases", "1", "--frames", "3"],
+        "file/data/S_001/images: Not a directory",
+    ),
+    "tools.download_weights": (
+        lambda tmp: ["--url", "http://127.0.0.1:9/w.pth", "--dest", str(tmp / "file" / "d")],
+        "file/d: Not a directory",
+    ),
 }
 
 

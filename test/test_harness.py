@@ -1,4 +1,5 @@
 """test/run.sh and evaluation.harness: staging, scoring, the table, and the pass/fail rules."""
+
 import os
 import shutil
 import subprocess
@@ -18,9 +19,14 @@ from model.trackers.registry import TRACKER_CLASSES
 
 def test_run_sh_prints_the_example_table_with_the_copy_baseline():
     # PYTHON: run.sh uses the interpreter running the tests, not whichever is first on PATH.
-    done = subprocess.run(["bash", "test/run.sh", "--tracker", "copy"], cwd=REPO,
-                          env={**os.environ, "PYTHON": sys.executable},
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        ["bash", "test/run.sh", "--tracker", "copy"],
+        cwd=REPO,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     truth = read_labels(EXAMPLE_CASE)
     copied = np.repeat(truth[:, :, :1], truth.shape[2], axis=2)
@@ -33,11 +39,14 @@ def test_run_sh_prints_the_example_table_with_the_copy_baseline():
 
 def test_stage_input_lays_out_the_challenge_folders_read_only(tmp_path):
     harness.stage_input(EXAMPLE_CASE, tmp_path / "input")
-    files = sorted(p.relative_to(tmp_path / "input").as_posix()
-                   for p in (tmp_path / "input").rglob("*") if p.is_file())
-    assert files == ["b-field-strength.json", "frame-rate.json",
-                     "images/mri-linac-target/Z_001_first_label.mha",
-                     "images/mri-linacs/Z_001_frames.mha", "scanned-region.json"]
+    files = sorted(p.relative_to(tmp_path / "input").as_posix() for p in (tmp_path / "input").rglob("*") if p.is_file())
+    assert files == [
+        "b-field-strength.json",
+        "frame-rate.json",
+        "images/mri-linac-target/Z_001_first_label.mha",
+        "images/mri-linacs/Z_001_frames.mha",
+        "scanned-region.json",
+    ]
     assert not (tmp_path / "input" / "frame-rate.json").stat().st_mode & 0o222
     for path in [tmp_path / "input", *(tmp_path / "input").rglob("*")]:
         path.chmod(0o755)
@@ -48,7 +57,7 @@ def test_docker_command_uses_the_challenge_mounts(tmp_path, monkeypatch):
     command = harness.entry_command(tmp_path / "in", tmp_path / "out", [], "algo:1")
     assert command[:5] == ["docker", "run", "--rm", "--network", "none"]
     assert "--gpus" in command and f"{tmp_path / 'in'}:/input:ro" in command
-    assert command[command.index("algo:1") + 1:] == ["--report", "/output/run-report.json"]
+    assert command[command.index("algo:1") + 1 :] == ["--report", "/output/run-report.json"]
 
 
 def test_failed_case_and_unlabelled_case(tmp_path, capsys):
@@ -87,8 +96,10 @@ def test_means_leave_out_an_undefined_metric_and_count_it():
     tiny = harness.CaseResult("A", n_frames=10, wall_seconds=1.0, scores={**scores, "rel_d98": float("nan")})
     other = harness.CaseResult("B", n_frames=10, wall_seconds=1.0, scores={**scores, "dsc": 0.7})
     lines, passed = harness.summarise([tiny, other], 1.0)
-    assert passed and lines[0] == ("mean over cases: dsc 0.800, hd95_px 1.00, masd_px 0.50, cd_px 0.50, "
-                                   "rel_d98 1.000 (undefined, left out: rel_d98 on 1 of 2 cases)")
+    assert passed and lines[0] == (
+        "mean over cases: dsc 0.800, hd95_px 1.00, masd_px 0.50, cd_px 0.50, "
+        "rel_d98 1.000 (undefined, left out: rel_d98 on 1 of 2 cases)"
+    )
     assert "rel_d98" in harness.format_table([tiny]).splitlines()[0]
 
 
@@ -114,12 +125,16 @@ def test_tracker_settings_pass_through_to_the_entry_point(capsys):
     assert "unrecognized arguments: --no-such-setting" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [
-    ["--tracker", "xmem", "--weights", "W.pth", "--crop-size", "256"],
-    ["--crop-size", "256", "--weights", "W.pth", "--tracker", "xmem"],
-    ["DATA", "--tracker", "xmem", "--weights", "W.pth", "--crop-size", "256"],
-    ["--weights", "W.pth", "DATA", "--crop-size=256", "--tracker", "xmem", "--max-seconds-per-frame", "2"],
-], ids=["no dataset", "no dataset, tracker last", "dataset first", "dataset between"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--tracker", "xmem", "--weights", "W.pth", "--crop-size", "256"],
+        ["--crop-size", "256", "--weights", "W.pth", "--tracker", "xmem"],
+        ["DATA", "--tracker", "xmem", "--weights", "W.pth", "--crop-size", "256"],
+        ["--weights", "W.pth", "DATA", "--crop-size=256", "--tracker", "xmem", "--max-seconds-per-frame", "2"],
+    ],
+    ids=["no dataset", "no dataset, tracker last", "dataset first", "dataset between"],
+)
 def test_entry_point_options_keep_their_values_in_any_order(argv):
     args, extra = harness.parse_arguments(argv)
     assert args.tracker == "xmem"
@@ -136,12 +151,15 @@ def test_a_flag_does_not_take_the_dataset_as_its_value(monkeypatch):
     assert args.dataset == Path("DATA") and extra == ["--tracker", "flaky", "--fast", "--misses", "2"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--output", "x"], "--output is set by the harness"),
-    (["--weights", "W.pth"], "--weights is a setting of the xmem tracker"),
-    (["--tracker", "xmem", "--crop-size"], "--crop-size expects a value"),
-    (["A", "B"], "one DATASET_DIR expected, got A B"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--output", "x"], "--output is set by the harness"),
+        (["--weights", "W.pth"], "--weights is a setting of the xmem tracker"),
+        (["--tracker", "xmem", "--crop-size"], "--crop-size expects a value"),
+        (["A", "B"], "one DATASET_DIR expected, got A B"),
+    ],
+)
 def test_harness_usage_errors(argv, message, monkeypatch, capsys):
     monkeypatch.setattr(harness, "DEFAULT_TRACKER", "copy")
     with pytest.raises(SystemExit) as stopped:
@@ -151,16 +169,20 @@ def test_harness_usage_errors(argv, message, monkeypatch, capsys):
 
 def test_run_sh_passes_weights_without_a_dataset_and_names_the_files_of_the_case(tmp_path):
     missing = tmp_path / "missing.pth"
-    done = subprocess.run(["bash", "test/run.sh", "--tracker", "xmem", "--weights", str(missing)],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", "test/run.sh", "--tracker", "xmem", "--weights", str(missing)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("Z_001"))
     assert str(missing) in row and "no case folder" not in done.stdout + done.stderr
 
 
 def test_help_describes_the_harness_and_the_pass_through():
-    done = subprocess.run(["bash", "test/run.sh", "--help"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(["bash", "test/run.sh", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
     text = " ".join(done.stdout.split())
     assert "scores the outputs and checks the runtime limit." in text

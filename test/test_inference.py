@@ -1,4 +1,5 @@
 """The entry point as grand-challenge runs it: real processes, read-only inputs, bad inputs."""
+
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -30,8 +31,9 @@ from model.weights import resolve_weights
 
 def test_example_case_with_the_copy_baseline(tmp_path):
     out = tmp_path / "out"
-    done = run_inference("--case", EXAMPLE_CASE, "--output", out, "--tracker", "copy",
-                         "--report", tmp_path / "report.json")
+    done = run_inference(
+        "--case", EXAMPLE_CASE, "--output", out, "--tracker", "copy", "--report", tmp_path / "report.json"
+    )
     assert done.returncode == 0, done.stderr
     assert "loading:" in done.stdout and "per frame" in done.stdout and "writing:" in done.stdout
     source = sitk.ReadImage(str(EXAMPLE_CASE / "images" / "Z_001_frames.mha"))
@@ -39,13 +41,17 @@ def test_example_case_with_the_copy_baseline(tmp_path):
     masks = sitk.GetArrayFromImage(output)
     assert masks.dtype == np.uint8 and masks.shape == (125, 125, 10)
     assert (output.GetSpacing(), output.GetOrigin(), output.GetDirection()) == (
-        source.GetSpacing(), source.GetOrigin(), source.GetDirection())
+        source.GetSpacing(),
+        source.GetOrigin(),
+        source.GetDirection(),
+    )
     assert masks.reshape(-1, 10).sum(axis=0).min() > 0  # no empty frame
     # The copy baseline's DSC, by hand: the first label against every later label.
     truth = read_labels(EXAMPLE_CASE)
     first = truth[:, :, 0] > 0
-    by_hand = np.mean([2 * np.sum(first & (truth[:, :, t] > 0)) / (first.sum() + truth[:, :, t].sum())
-                       for t in range(1, 10)])
+    by_hand = np.mean(
+        [2 * np.sum(first & (truth[:, :, t] > 0)) / (first.sum() + truth[:, :, t].sum()) for t in range(1, 10)]
+    )
     assert score_sequence(masks, truth, "abdomen")["dsc"] == pytest.approx(by_hand)
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["tracker"] == "copy" and report["n_frames"] == 10
@@ -126,9 +132,23 @@ class FlakyTracker(Tracker):
 def test_settings_become_options_and_reach_the_report(make_input, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(TRACKER_CLASSES, "flaky", f"{__name__}:FlakyTracker")
     report = tmp_path / "report.json"
-    code = inference.main(["--input", str(make_input()), "--output", str(tmp_path / "out"),
-                           "--tracker", "flaky", "--misses", "2", "--label", "y", "--fast",
-                           "--report", str(report)])
+    code = inference.main(
+        [
+            "--input",
+            str(make_input()),
+            "--output",
+            str(tmp_path / "out"),
+            "--tracker",
+            "flaky",
+            "--misses",
+            "2",
+            "--label",
+            "y",
+            "--fast",
+            "--report",
+            str(report),
+        ]
+    )
     assert code == 0
     content = json.loads(report.read_text())
     assert content["settings"] == {"misses": 2, "label": "y", "fast": True}
@@ -147,11 +167,23 @@ class CrashingTracker(FlakyTracker):
 def test_a_crashing_tracker_still_writes_a_complete_output(make_input, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(TRACKER_CLASSES, "crashing", f"{__name__}:CrashingTracker")
     report = tmp_path / "report.json"
-    code = inference.main(["--input", str(make_input()), "--output", str(tmp_path / "out"),
-                           "--tracker", "crashing", "--report", str(report)])
+    code = inference.main(
+        [
+            "--input",
+            str(make_input()),
+            "--output",
+            str(tmp_path / "out"),
+            "--tracker",
+            "crashing",
+            "--report",
+            str(report),
+        ]
+    )
     assert code == 0
-    assert capsys.readouterr().err == ("warning: the crashing tracker failed at frame 1 (RuntimeError: "
-                                       "CUDA out of memory); the last good mask fills the remaining frames\n")
+    assert capsys.readouterr().err == (
+        "warning: the crashing tracker failed at frame 1 (RuntimeError: "
+        "CUDA out of memory); the last good mask fills the remaining frames\n"
+    )
     masks = sitk.GetArrayFromImage(read_output(tmp_path / "out"))
     assert all(np.array_equal(masks[:, :, t], masks[:, :, 0]) for t in range(masks.shape[2]))
     content = json.loads(report.read_text())
@@ -167,18 +199,17 @@ def _help_text(capsys) -> str:
 
 def test_mask_values_other_than_0_1_are_binarised_with_a_warning(make_input, tmp_path):
     frames, masks = square_sequence()
-    done = run_inference("--input", make_input(frames, masks[:, :, :1] * 7),
-                         "--output", tmp_path / "out")
+    done = run_inference("--input", make_input(frames, masks[:, :, :1] * 7), "--output", tmp_path / "out")
     assert done.returncode == 0 and "binarised as value > 0" in done.stderr
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_output(tmp_path / "out"))[:, :, 1],
-                                  masks[:, :, 0])
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_output(tmp_path / "out"))[:, :, 1], masks[:, :, 0])
 
 
 def test_nan_and_inf_pixels_are_sanitised_with_a_warning(make_input, tmp_path):
     frames, masks = square_sequence()
     frames[3, 3, 2], frames[4, 4, 3] = np.nan, np.inf
-    done = run_inference("--input", make_input(frames, masks[:, :, :1]), "--output",
-                         tmp_path / "out", "--report", tmp_path / "r.json")
+    done = run_inference(
+        "--input", make_input(frames, masks[:, :, :1]), "--output", tmp_path / "out", "--report", tmp_path / "r.json"
+    )
     assert done.returncode == 0 and "2 NaN/Inf pixels replaced" in done.stderr
     assert json.loads((tmp_path / "r.json").read_text())["events"]["nonfinite_pixels"] == 2
 
@@ -191,6 +222,7 @@ def test_missing_json_uses_defaults_with_a_warning(make_input, tmp_path):
 
 
 # --- bad inputs: one line on stderr naming the file and the problem, exit 1, no output ----------
+
 
 def _break_series(root: Path, how: str) -> None:
     folder = root / "images" / "mri-linacs"
@@ -229,24 +261,40 @@ BAD_INPUTS = {
     "unreadable mha": (lambda r: _break_series(r, "garbage"), "case_frames.mha", "unreadable"),
     "truncated mha": (lambda r: _break_series(r, "truncated"), "case_frames.mha", "truncated"),
     "sequence not 3-D": (lambda r: _break_series(r, "2d"), "case_frames.mha", "must be 3-D"),
-    "mask frame size differs": (lambda r: _break_mask(r, "size"), "case_first_label.mha",
-                                "mask frame size (20, 32) differs from the sequence's (24, 32)"),
-    "mask with two frames": (lambda r: _break_mask(r, "frames"), "case_first_label.mha",
-                             "exactly one frame, got 2"),
+    "mask frame size differs": (
+        lambda r: _break_mask(r, "size"),
+        "case_first_label.mha",
+        "mask frame size (20, 32) differs from the sequence's (24, 32)",
+    ),
+    "mask with two frames": (lambda r: _break_mask(r, "frames"), "case_first_label.mha", "exactly one frame, got 2"),
     "empty mask": (lambda r: _break_mask(r, "empty"), "case_first_label.mha", "mask is empty"),
     "NaN in mask": (lambda r: _break_mask(r, "nan"), "case_first_label.mha", "NaN/Inf"),
-    "frame rate of the wrong type": (lambda r: (r / "frame-rate.json").write_text('"8"'),
-                                     "frame-rate.json", "expected a JSON number, got str"),
-    "field strength of the wrong type": (lambda r: (r / "b-field-strength.json").write_text("true"),
-                                         "b-field-strength.json", "got bool"),
-    "scanned region of the wrong type": (lambda r: (r / "scanned-region.json").write_text("3"),
-                                         "scanned-region.json", "expected a non-empty JSON string"),
-    "json not valid": (lambda r: (r / "frame-rate.json").write_text("{8"), "frame-rate.json",
-                       "not valid JSON"),
-    "negative frame rate": (lambda r: (r / "frame-rate.json").write_text("-2"), "frame-rate.json",
-                            "expected a positive number"),
-    "frame rate beyond a float": (lambda r: (r / "frame-rate.json").write_text("9" * 400),
-                                  "frame-rate.json", "number out of range"),
+    "frame rate of the wrong type": (
+        lambda r: (r / "frame-rate.json").write_text('"8"'),
+        "frame-rate.json",
+        "expected a JSON number, got str",
+    ),
+    "field strength of the wrong type": (
+        lambda r: (r / "b-field-strength.json").write_text("true"),
+        "b-field-strength.json",
+        "got bool",
+    ),
+    "scanned region of the wrong type": (
+        lambda r: (r / "scanned-region.json").write_text("3"),
+        "scanned-region.json",
+        "expected a non-empty JSON string",
+    ),
+    "json not valid": (lambda r: (r / "frame-rate.json").write_text("{8"), "frame-rate.json", "not valid JSON"),
+    "negative frame rate": (
+        lambda r: (r / "frame-rate.json").write_text("-2"),
+        "frame-rate.json",
+        "expected a positive number",
+    ),
+    "frame rate beyond a float": (
+        lambda r: (r / "frame-rate.json").write_text("9" * 400),
+        "frame-rate.json",
+        "number out of range",
+    ),
 }
 
 
@@ -285,8 +333,9 @@ def test_overlay_writes_an_animation_and_a_montage_with_the_ground_truth(tmp_pat
     from PIL import Image
 
     overlay = tmp_path / "pictures" / "z001.gif"
-    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "copy",
-                         "--overlay", overlay)
+    done = run_inference(
+        "--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "copy", "--overlay", overlay
+    )
     assert done.returncode == 0, done.stderr
     with Image.open(overlay) as gif:
         assert gif.n_frames == 10
@@ -298,16 +347,16 @@ def test_overlay_writes_an_animation_and_a_montage_with_the_ground_truth(tmp_pat
 
 
 def test_overlay_with_another_suffix_is_a_usage_error(tmp_path):
-    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--overlay",
-                         tmp_path / "x.avi")
+    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--overlay", tmp_path / "x.avi")
     assert done.returncode == 2 and "must end in .gif or .mp4" in done.stderr
     assert not (tmp_path / "out").exists()
 
 
 def test_report_and_overlay_may_go_inside_the_output_folder_not_yet_created(tmp_path):
     out = tmp_path / "new" / "out"
-    done = run_inference("--case", EXAMPLE_CASE, "--output", out, "--report", out / "run.json",
-                         "--overlay", out / "pictures" / "run.gif")
+    done = run_inference(
+        "--case", EXAMPLE_CASE, "--output", out, "--report", out / "run.json", "--overlay", out / "pictures" / "run.gif"
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "run.json").read_text())["n_frames"] == 10
     assert (out / "pictures" / "run.png").is_file()
@@ -316,28 +365,30 @@ def test_report_and_overlay_may_go_inside_the_output_folder_not_yet_created(tmp_
 def test_report_folder_that_cannot_exist_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out",
-                         "--report", blocker / "run.json")
+    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--report", blocker / "run.json")
     _assert_clean_failure(done, tmp_path / "out", "cannot create the report folder")
 
 
 def test_missing_weights_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.delenv("TRACKRAD_XMEM_WEIGHTS", raising=False)
     missing = tmp_path / "nowhere.pth"
-    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem",
-                         "--weights", missing)
+    done = run_inference(
+        "--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem", "--weights", missing
+    )
     _assert_clean_failure(done, tmp_path / "out", str(missing))
 
 
 def test_unavailable_device_is_one_line_before_loading_weights(tmp_path):
-    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem",
-                         "--device", "cuda:7")
+    done = run_inference(
+        "--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem", "--device", "cuda:7"
+    )
     _assert_clean_failure(done, tmp_path / "out", "xmem settings", "'cuda:7' is not available")
 
 
 def test_invalid_setting_is_one_line_naming_the_setting(tmp_path):
-    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem",
-                         "--crop-size", "100")
+    done = run_inference(
+        "--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem", "--crop-size", "100"
+    )
     _assert_clean_failure(done, tmp_path / "out", "xmem settings", "crop_size")
 
 
@@ -351,6 +402,7 @@ def test_dataset_layout_without_first_label(tmp_path):
 
 
 # --- the output under faults: complete and readable, or absent with exit 1 -----------------------
+
 
 def _assert_nothing_left(folder: Path) -> None:
     """No file at all under `folder` (folders may exist: they are created before tracking)."""
@@ -373,15 +425,32 @@ def test_output_cut_short_is_one_error_line_and_no_output(tmp_path, max_bytes):
 
 
 def test_report_and_overlay_that_cannot_be_written_completely(make_input, tmp_path):
-    full = run_inference("--input", make_input(), "--tracker", "copy", "--output", tmp_path / "sizes",
-                         "--report", tmp_path / "sizes.json")
+    full = run_inference(
+        "--input",
+        make_input(),
+        "--tracker",
+        "copy",
+        "--output",
+        tmp_path / "sizes",
+        "--report",
+        tmp_path / "sizes.json",
+    )
     assert full.returncode == 0, full.stderr
     output_bytes = (tmp_path / "sizes" / OUTPUT_RELATIVE).stat().st_size
     assert (tmp_path / "sizes.json").stat().st_size > output_bytes  # the report is the larger file
     for option, name in (("--report", "run.json"), ("--overlay", "run.gif")):
         out = tmp_path / option.strip("-")
-        done = run_inference("--input", make_input(), "--tracker", "copy", "--output", out, option, out / name,
-                             max_file_bytes=output_bytes)
+        done = run_inference(
+            "--input",
+            make_input(),
+            "--tracker",
+            "copy",
+            "--output",
+            out,
+            option,
+            out / name,
+            max_file_bytes=output_bytes,
+        )
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1, done.stderr
         assert lines[0].startswith(f"error: {out / name}: cannot write")
@@ -391,8 +460,19 @@ def test_report_and_overlay_that_cannot_be_written_completely(make_input, tmp_pa
 
 def test_output_is_readable_by_other_users_whatever_the_umask(make_input, tmp_path):
     out = tmp_path / "out"
-    done = run_inference("--input", make_input(), "--tracker", "copy", "--output", out, "--report", out / "run.json",
-                         "--overlay", out / "run.gif", umask=0o077)
+    done = run_inference(
+        "--input",
+        make_input(),
+        "--tracker",
+        "copy",
+        "--output",
+        out,
+        "--report",
+        out / "run.json",
+        "--overlay",
+        out / "run.gif",
+        umask=0o077,
+    )
     assert done.returncode == 0, done.stderr
     for path in (out / OUTPUT_RELATIVE, out / "run.json", out / "run.gif", out / "run.png"):
         assert path.stat().st_mode & 0o777 == 0o644, path
@@ -400,8 +480,9 @@ def test_output_is_readable_by_other_users_whatever_the_umask(make_input, tmp_pa
 
 def test_weights_without_the_xmem_tracker_explains_itself(make_input, tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
-        inference.main(["--input", str(make_input()), "--output", str(tmp_path / "out"),
-                        "--tracker", "copy", "--weights", "w.pth"])
+        inference.main(
+            ["--input", str(make_input()), "--output", str(tmp_path / "out"), "--tracker", "copy", "--weights", "w.pth"]
+        )
     assert stopped.value.code == 2
     err = capsys.readouterr().err
     assert "--weights is a setting of the xmem tracker, not of copy: add --tracker xmem" in err
@@ -419,8 +500,7 @@ def test_implausible_frame_rate_and_blank_frames_reach_the_report(make_input, tm
     frames[:, :, 3] = 0.0
     root = make_input(frames, masks[:, :, :1], json_values={"frame-rate.json": 1e6})
     report = tmp_path / "run.json"
-    done = run_inference("--input", root, "--tracker", "copy", "--output", tmp_path / "out",
-                         "--report", report)
+    done = run_inference("--input", root, "--tracker", "copy", "--output", tmp_path / "out", "--report", report)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("warning: ") for line in lines)

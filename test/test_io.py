@@ -1,4 +1,5 @@
 """model.io: layouts, geometry, the documented input decisions, atomic output."""
+
 import json
 import os
 import re
@@ -28,8 +29,7 @@ def test_example_case_reads_with_time_last_and_its_json_values():
     assert case.frames.shape == (125, 125, 10) and case.frames.dtype == np.float32
     assert case.first_mask.shape == (125, 125) and case.first_mask.dtype == bool
     assert case.info.n_frames == 10
-    assert (case.info.frame_rate, case.info.field_strength, case.info.scanned_region) == (
-        8.0, 0.35, "abdomen")
+    assert (case.info.frame_rate, case.info.field_strength, case.info.scanned_region) == (8.0, 0.35, "abdomen")
     assert case.spacing == (5.0, 1.0, 1.0)
     labels = read_labels(EXAMPLE_CASE)
     assert labels.shape == (125, 125, 10)
@@ -50,7 +50,10 @@ def test_missing_json_files_fall_back_to_documented_defaults(make_input):
         (root / name).unlink()
     case = read_case(root)
     assert (case.info.frame_rate, case.info.field_strength, case.info.scanned_region) == (
-        DEFAULT_FRAME_RATE, DEFAULT_FIELD_STRENGTH, DEFAULT_SCANNED_REGION)
+        DEFAULT_FRAME_RATE,
+        DEFAULT_FIELD_STRENGTH,
+        DEFAULT_SCANNED_REGION,
+    )
     assert len(case.warnings) == 3
 
 
@@ -71,8 +74,7 @@ def test_nonfinite_pixels_are_sanitised(make_input):
 
 def test_write_output_copies_geometry_compresses_and_leaves_no_temporary(make_input, tmp_path):
     frames, masks = square_sequence(shape=(24, 32))
-    case = read_case(make_input(frames, masks[:, :, :1], spacing=(0.25, 1.5, 2.5),
-                                origin=(1.0, 2.0, 3.0)))
+    case = read_case(make_input(frames, masks[:, :, :1], spacing=(0.25, 1.5, 2.5), origin=(1.0, 2.0, 3.0)))
     path = write_output(tmp_path / "out", masks, case)
     assert path == tmp_path / "out" / OUTPUT_RELATIVE
     assert [p.name for p in path.parent.iterdir()] == ["output.mha"]
@@ -177,8 +179,11 @@ def test_a_complete_but_short_compressed_stream_is_truncated(make_input):
     image = root / "images" / "mri-linacs" / "case_frames.mha"
     itk_order = np.ascontiguousarray(frames).tobytes()
     _compressed_mha(image, frames, zlib.compress(itk_order[: len(itk_order) // 2]))
-    with pytest.raises(CaseError, match=r"case_frames.mha: truncated image data \(the compressed "
-                                        r"data holds 7680 of the 15360 bytes"):
+    with pytest.raises(
+        CaseError,
+        match=r"case_frames.mha: truncated image data \(the compressed "
+        r"data holds 7680 of the 15360 bytes",
+    ):
         read_case(root)
 
 
@@ -197,15 +202,20 @@ def test_json_with_a_byte_order_mark_is_read(make_input):
     assert read_case(root).info.scanned_region == "thorax"
 
 
-@pytest.mark.parametrize("name, value, used, unit", [
-    ("frame-rate.json", 1e6, 100.0, "frames/s"), ("frame-rate.json", 0.01, 0.1, "frames/s"),
-    ("b-field-strength.json", 30.0, 10.0, "T"), ("b-field-strength.json", 0.05, 0.1, "T")])
+@pytest.mark.parametrize(
+    "name, value, used, unit",
+    [
+        ("frame-rate.json", 1e6, 100.0, "frames/s"),
+        ("frame-rate.json", 0.01, 0.1, "frames/s"),
+        ("b-field-strength.json", 30.0, 10.0, "T"),
+        ("b-field-strength.json", 0.05, 0.1, "T"),
+    ],
+)
 def test_implausible_metadata_is_clamped_with_a_warning(make_input, name, value, used, unit):
     case = read_case(make_input(json_values={name: value}))
     read = case.info.frame_rate if name == "frame-rate.json" else case.info.field_strength
     assert read == used
-    assert any(f"{value:g} {unit} is outside the plausible" in w and f"using {used:g}" in w
-               for w in case.warnings)
+    assert any(f"{value:g} {unit} is outside the plausible" in w and f"using {used:g}" in w for w in case.warnings)
 
 
 def test_frames_without_signal_are_counted(make_input):

@@ -1,4 +1,5 @@
 """evaluation.metrics on hand-built masks whose answers are known."""
+
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ from evaluation.metrics import (
 
 def square(shape=(40, 50), top=10, left=12, size=10) -> np.ndarray:
     mask = np.zeros(shape, dtype=np.uint8)
-    mask[top:top + size, left:left + size] = 1
+    mask[top : top + size, left : left + size] = 1
     return mask
 
 
@@ -40,7 +41,8 @@ def test_single_pixels_give_exact_surface_distances():
     pred, truth = np.zeros((20, 20), np.uint8), np.zeros((20, 20), np.uint8)
     pred[5, 5], truth[8, 9] = 1, 1
     assert frame_scores(pred, truth) == pytest.approx(
-        frame_scores(pred, truth).__class__(dsc=0.0, hd95=5.0, masd=5.0, cd=5.0))
+        frame_scores(pred, truth).__class__(dsc=0.0, hd95=5.0, masd=5.0, cd=5.0)
+    )
 
 
 def test_masd_is_directed_from_prediction_to_truth():

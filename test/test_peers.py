@@ -1,4 +1,5 @@
 """The peer trackers recover pure translations and never return an empty mask."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,9 +25,7 @@ def _centroid(mask: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("name, settings", PEERS)
 def test_peer_recovers_translation_within_one_pixel(name, settings):
     sequence = make_translation_sequence(n_frames=12, seed=1)
-    result = run_tracker(
-        build_tracker(name, **settings), sequence.frames, sequence.masks[:, :, 0] > 0, sequence.info
-    )
+    result = run_tracker(build_tracker(name, **settings), sequence.frames, sequence.masks[:, :, 0] > 0, sequence.info)
     assert result.events == {}
     start = _centroid(result.masks[:, :, 0])
     for t in range(1, 12):
@@ -39,9 +38,7 @@ def test_peer_recovers_translation_within_one_pixel(name, settings):
 def test_peer_follows_large_integer_jumps(name, settings):
     shifts = np.array([[0, 0], [5, 0], [10, -3], [14, -6], [9, -2], [2, 3]], float)
     sequence = make_translation_sequence(shifts, n_frames=6, seed=2)
-    result = run_tracker(
-        build_tracker(name, **settings), sequence.frames, sequence.masks[:, :, 0] > 0, sequence.info
-    )
+    result = run_tracker(build_tracker(name, **settings), sequence.frames, sequence.masks[:, :, 0] > 0, sequence.info)
     start = _centroid(result.masks[:, :, 0])
     errors = [np.abs(_centroid(result.masks[:, :, t]) - start - shifts[t]).max() for t in range(6)]
     assert max(errors) <= 1.0, errors

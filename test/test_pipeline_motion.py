@@ -1,4 +1,5 @@
 """The motion estimate (dense flow pulling a mask) and the fusion rule, without a network."""
+
 from __future__ import annotations
 
 import numpy as np

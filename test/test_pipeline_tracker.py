@@ -131,6 +131,7 @@ class RecordingCore:
 
 # --- settings ---------------------------------------------------------------------------
 
+
 def test_settings_follow_the_cli_contract_and_reach_the_core():
     for f in dataclasses.fields(XMemSettings):
         assert f.type in ("int", "float", "str", "bool") and f.metadata.get("help"), f.name
@@ -184,6 +185,7 @@ def test_auto_settings_resolve_from_metadata():
 
 # --- the pipeline around a core that tracks ----------------------------------------------
 
+
 def test_crop_follows_a_target_moving_60_pixels_and_masks_come_back_in_place():
     frames, truth = moving_blob()  # 15 steps of 4 px = 60 px
     core = ThresholdCore()
@@ -229,6 +231,7 @@ def test_lost_target_keeps_the_last_good_mask():
 
 
 # --- invariants with a randomly initialised XMem -----------------------------------------
+
 
 def test_random_network_output_shape_and_never_empty():
     sequence = translating_phantom(5)
@@ -289,6 +292,7 @@ SHIPPED_WEIGHTS = RESOURCES_DIR / PROJECT_NAME
 
 
 # --- tracking quality with shipped weights ----------------------------------------------
+
 
 def test_tracks_a_translating_textured_target_with_shipped_weights():
     sequence = translating_phantom(13, step=(3.5, 1.0), shape=(128, 112))  # 42 px along axis 0

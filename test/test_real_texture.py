@@ -1,4 +1,5 @@
 """Real-texture training data: the sources inside installed packages, the split, the clip makers."""
+
 import importlib.util
 import json
 import socket
@@ -56,7 +57,9 @@ def test_every_source_loads_offline_from_its_installed_package(no_network, fresh
 
 def test_a_missing_package_is_named_in_one_line(monkeypatch, fresh_cache, tmp_path, capsys):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "dipy" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "dipy" else real_find_spec(name, *a)
+    )
     dipy_slice = next(ref for ref in slices_of("train") if ref.source.package == "dipy")
     with pytest.raises(RealTextureError, match=r"'dipy'.*not installed.*requirements-train\.txt") as caught:
         load_slice(dipy_slice)
@@ -108,8 +111,9 @@ def test_real_cine_sequence_on_a_small_slice():
 
 
 def test_painted_lesion_contrast_changes_the_slice_where_the_target_is():
-    sequence = make_real_sequence(1, 2, ref=SMALL, contrast="strong", field_strength=1.5,
-                                  settings=RealTextureSettings(structure_probability=0.0))
+    sequence = make_real_sequence(
+        1, 2, ref=SMALL, contrast="strong", field_strength=1.5, settings=RealTextureSettings(structure_probability=0.0)
+    )
     assert sequence.metadata["target"] == "painted"
     assert 0.4 <= abs(sequence.metadata["relative_contrast"]) <= 0.8
 
@@ -117,19 +121,25 @@ def test_painted_lesion_contrast_changes_the_slice_where_the_target_is():
 def test_real_static_clip_on_real_slices_is_reproducible():
     frames, masks = real_static_frames(np.random.default_rng(5), 4)
     assert len(frames) == len(masks) == 4
-    assert all(f.shape == m.shape == frames[0].shape and f.dtype == np.float32 for f, m in zip(frames, masks))
+    assert all(
+        f.shape == m.shape == frames[0].shape and f.dtype == np.float32 for f, m in zip(frames, masks, strict=True)
+    )
     assert all(m.any() for m in masks), "target missing from a frame"
     assert not all(np.array_equal(frames[0], f) for f in frames[1:])  # deformed, not copied
     again, again_masks = real_static_frames(np.random.default_rng(5), 4)
-    for a, b, ma, mb in zip(frames, again, masks, again_masks):
+    for a, b, ma, mb in zip(frames, again, masks, again_masks, strict=True):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(ma, mb)
 
 
 def test_command_writes_readable_cases_with_metadata(tmp_path):
     out = tmp_path / "realval"
-    assert real_texture_main([str(out), "--cases", "3", "--seed", "4", "--split", "val", "--frames", "6:8",
-                              "--frame-rates", "1,8"]) == 0
+    assert (
+        real_texture_main(
+            [str(out), "--cases", "3", "--seed", "4", "--split", "val", "--frames", "6:8", "--frame-rates", "1,8"]
+        )
+        == 0
+    )
     cases = sorted(p.name for p in out.iterdir())
     assert cases == ["R_001", "R_002", "R_003"]
     rates, sources = [], set()
@@ -158,8 +168,15 @@ def test_quick_case_for_a_weights_check(tmp_path):
 def test_training_mix_draws_every_kind_of_clip(tmp_path):
     write_quick_case(tmp_path / "real" / "R_001", n_frames=6)
     config = TrainConfig(
-        static_fraction=0.0, real_static_fraction=0.5, real_cine_fraction=0.5, real_data=(str(tmp_path / "real"),),
-        crop_size=64, num_frames=3, num_ref_frames=2, batch_size=4, margin_mm=(8.0, 12.0),
+        static_fraction=0.0,
+        real_static_fraction=0.5,
+        real_cine_fraction=0.5,
+        real_data=(str(tmp_path / "real"),),
+        crop_size=64,
+        num_frames=3,
+        num_ref_frames=2,
+        batch_size=4,
+        margin_mm=(8.0, 12.0),
     )
     sampler = ClipSampler(config, np.random.default_rng(0))
     frames, masks = sampler.batch(0.0)

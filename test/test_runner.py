@@ -1,5 +1,6 @@
 """model.runner: frames one at a time, never an empty frame, and a tracker crash still yields a
 complete output."""
+
 import numpy as np
 
 from model.runner import run_tracker

@@ -1,4 +1,5 @@
 """The project's own weights, resources/trackrad-xmem.pth: the offline fallback every image holds."""
+
 from __future__ import annotations
 
 import torch

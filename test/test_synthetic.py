@@ -1,4 +1,5 @@
 """The synthetic cine-MRI generator: determinism, ground truth, motion ranges, dataset layout."""
+
 from __future__ import annotations
 
 import json
@@ -84,18 +85,23 @@ def test_through_plane_area_changes():
 def test_difficulty_lowers_snr_widens_area_swing_drifts_contrast_and_sets_frame_rates():
     plain = generate_sequence(5, 30, 1.5, "abdomen")
     hard = generate_sequence(
-        5, 30, 1.5, "abdomen",
+        5,
+        30,
+        1.5,
+        "abdomen",
         difficulty=Difficulty(snr=(4.0, 5.0), area_swing=(0.4, 0.45), contrast_drift=0.5, frame_rates=(8.0,)),
     )
     assert 4.0 <= hard.metadata["snr"] <= 5.0 < 20.0 <= plain.metadata["snr"]
     assert hard.info.frame_rate == 8.0 and hard.metadata["contrast_drift"] == 0.5
     swing = lambda s: np.ptp(s.masks.sum(axis=(0, 1))) / s.masks[:, :, 0].sum()  # noqa: E731
     assert swing(hard) > 1.5 * swing(plain)
+
     # The tumour brightens by half over the sequence: its mean intensity over its own mask
     # (relative to the frame's median, which the tumour barely moves) rises accordingly.
     def tumour_level(sequence, t):
         frame, mask = sequence.frames[:, :, t], sequence.masks[:, :, t] > 0
         return frame[mask].mean() / np.median(frame)
+
     assert tumour_level(hard, 29) / tumour_level(hard, 0) > 1.25
     # Without the settings nothing changes: existing datasets stay reproducible.
     again = generate_sequence(5, 30, 1.5, "abdomen", difficulty=Difficulty())
@@ -103,8 +109,25 @@ def test_difficulty_lowers_snr_widens_area_swing_drifts_contrast_and_sets_frame_
 
 
 def test_cli_difficulty_options_reach_the_cases(tmp_path):
-    synthetic_main([str(tmp_path), "--cases", "2", "--seed", "9", "--frames", "12:12", "--snr", "4:6",
-                    "--area-swing", "0.3:0.4", "--contrast-drift", "0.4", "--frame-rates", "1,8"])
+    synthetic_main(
+        [
+            str(tmp_path),
+            "--cases",
+            "2",
+            "--seed",
+            "9",
+            "--frames",
+            "12:12",
+            "--snr",
+            "4:6",
+            "--area-swing",
+            "0.3:0.4",
+            "--contrast-drift",
+            "0.4",
+            "--frame-rates",
+            "1,8",
+        ]
+    )
     for case_dir in find_case_dirs(tmp_path):
         made = json.loads((case_dir / "synthetic.json").read_text())
         assert 4.0 <= made["snr"] <= 6.0 and made["frame_rate"] in (1.0, 8.0)

@@ -1,4 +1,5 @@
 """Training: clip sampling, losses, the forward pass and the CPU loop (tiny inputs)."""
+
 import csv
 
 import numpy as np
@@ -218,8 +219,17 @@ def test_cpu_bf16_autocasts_the_forward_and_keeps_fp32_weights():
 def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys):
     root, val = cases
     out = tmp_path / "run"
-    common = dict(data=(str(root),), static_fraction=0.5, scratch=True, out=str(out), log_every=2,
-                  save_every=2, val_data=str(val), val_every=2, **TINY)
+    common = dict(
+        data=(str(root),),
+        static_fraction=0.5,
+        scratch=True,
+        out=str(out),
+        log_every=2,
+        save_every=2,
+        val_data=str(val),
+        val_every=2,
+        **TINY,
+    )
     lines = []
     train(TrainConfig(iterations=2, **common), log=lines.append)
     assert any("it/s" in line and "ETA" in line for line in lines)
@@ -254,8 +264,16 @@ def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys):
 def test_time_limit_stops_with_a_resumable_checkpoint(cases, tmp_path):
     root, _ = cases
     out = tmp_path / "run"
-    common = dict(data=(str(root),), static_fraction=0.5, scratch=True, out=str(out), log_every=10,
-                  save_every=10, iterations=2, **TINY)
+    common = dict(
+        data=(str(root),),
+        static_fraction=0.5,
+        scratch=True,
+        out=str(out),
+        log_every=10,
+        save_every=10,
+        iterations=2,
+        **TINY,
+    )
     lines = []
     # A limit already passed after the first iteration: that iteration is logged and saved.
     trainer = train(TrainConfig(max_minutes=1e-9, **common), log=lines.append)
@@ -275,8 +293,24 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["--weights", str(tmp_path / "none.pth"), "--static-fraction", "1", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not exist" in err and "python -m tools.download_weights" in err
-    config = parse_config(["--data", "a", "b", "--lr-steps", "5", "7", "--no-amp", "--crop-size", "128",
-                           "--margin-mm", "10", "20", "--weights", "w.pth"])
+    config = parse_config(
+        [
+            "--data",
+            "a",
+            "b",
+            "--lr-steps",
+            "5",
+            "7",
+            "--no-amp",
+            "--crop-size",
+            "128",
+            "--margin-mm",
+            "10",
+            "20",
+            "--weights",
+            "w.pth",
+        ]
+    )
     assert config.data == ("a", "b") and config.lr_steps == (5, 7) and not config.amp and config.crop_size == 128
     assert config.margin_mm == (10.0, 20.0) and config.weights == "w.pth"
     assert parse_config(["--data", "a"]).weights is None

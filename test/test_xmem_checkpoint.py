@@ -1,4 +1,5 @@
 """XMem checkpoint loading: round trip, dimension inference, tolerated variants, clear errors."""
+
 from __future__ import annotations
 
 import pickle
@@ -60,9 +61,7 @@ def test_saved_checkpoint_reloads_bit_identical(model: XMem, checkpoint_file: Pa
         assert torch.equal(expected, actual)
 
 
-def test_load_state_dict_file_returns_the_flat_dict(
-    state: dict[str, torch.Tensor], checkpoint_file: Path
-) -> None:
+def test_load_state_dict_file_returns_the_flat_dict(state: dict[str, torch.Tensor], checkpoint_file: Path) -> None:
     loaded = load_state_dict_file(checkpoint_file)
     assert list(loaded) == list(state)
     assert torch.equal(loaded["decoder.pred.weight"], state["decoder.pred.weight"])
@@ -172,6 +171,7 @@ def test_a_pickle_of_other_objects_is_refused_without_pytorchs_advice(tmp_path: 
     else:
         path.write_bytes(pickle.dumps(content, protocol=4))
     message = one_line_error(path)
-    assert message == (f"{path}: not a PyTorch checkpoint of tensors (it holds other pickled Python "
-                       "objects, which are never loaded)")
+    assert message == (
+        f"{path}: not a PyTorch checkpoint of tensors (it holds other pickled Python objects, which are never loaded)"
+    )
     assert "weights_only" not in message and len(recwarn) == 0  # no protocol warning either

@@ -1,4 +1,5 @@
 """XMem inference core with a randomly initialised network at 64×64 (CPU)."""
+
 from __future__ import annotations
 
 import pytest

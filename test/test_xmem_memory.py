@@ -1,4 +1,5 @@
 """XMem memory: readout maths, working/long-term accounting, eviction, boundedness (CPU, random tensors)."""
+
 from __future__ import annotations
 
 import resource
@@ -246,9 +247,7 @@ def test_shifting_the_sensory_memory_moves_its_content_and_fills_zeros() -> None
     # A half cell is the mean of the two neighbours it falls between.
     manager.hidden = hidden.clone()
     manager.shift_hidden(0.0, 0.5)
-    torch.testing.assert_close(
-        manager.hidden[..., 1:], (hidden[..., 1:] + hidden[..., :-1]) / 2, atol=1e-6, rtol=0
-    )
+    torch.testing.assert_close(manager.hidden[..., 1:], (hidden[..., 1:] + hidden[..., :-1]) / 2, atol=1e-6, rtol=0)
     manager.hidden = None
     manager.shift_hidden(1.0, 1.0)  # nothing to move yet: no error
     assert manager.hidden is None

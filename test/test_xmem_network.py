@@ -1,4 +1,5 @@
 """XMem network: checkpoint layout, the shape checks of docs/network.md, and its building blocks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,18 @@ def encoded(model: XMem) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         key, shrinkage, selection, f16, f8, f4 = model.encode_key(frame)
         value, new_hidden = model.encode_value(frame, f16, hidden, masks)
-    return dict(frame=frame, key=key, shrinkage=shrinkage, selection=selection, f16=f16, f8=f8, f4=f4,
-                hidden=hidden, value=value, new_hidden=new_hidden)
+    return dict(
+        frame=frame,
+        key=key,
+        shrinkage=shrinkage,
+        selection=selection,
+        f16=f16,
+        f8=f8,
+        f4=f4,
+        hidden=hidden,
+        value=value,
+        new_hidden=new_hidden,
+    )
 
 
 def decode(model: XMem, encoded: dict[str, torch.Tensor], **kwargs) -> tuple:
@@ -131,9 +142,7 @@ def test_segment_selector_removes_padded_objects(model: XMem, encoded: dict[str,
     assert prob[:, 2].max() < 1e-5
 
 
-def test_segment_under_autocast_gives_float32_probabilities(
-    model: XMem, encoded: dict[str, torch.Tensor]
-) -> None:
+def test_segment_under_autocast_gives_float32_probabilities(model: XMem, encoded: dict[str, torch.Tensor]) -> None:
     # CPU bfloat16 stands in for CUDA fp16 here: the aggregation must still run in float32.
     with torch.autocast("cpu", dtype=torch.bfloat16):
         _, logits, prob = decode(model, encoded, strip_bg=False)

@@ -14,6 +14,7 @@ deleted, never kept. Only XMem.pth has a recorded digest: none is published for 
 so that file (like any --url without --sha256) is checked by loading it as a checkpoint instead,
 and its digest is printed for you to compare with a trusted source.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -231,20 +232,26 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--name",
         help="file name: one of the official releases, XMem.pth (default; size and sha256 recorded) "
-             "or XMem-s012.pth (no digest is published: checked by loading it); with --url, the "
-             "name to save it under (default: the URL's last part)",
+        "or XMem-s012.pth (no digest is published: checked by loading it); with --url, the "
+        "name to save it under (default: the URL's last part)",
     )
     parser.add_argument("--url", help="download this URL instead of the official release")
     parser.add_argument("--sha256", help="expected sha256 (hex) of the complete file")
     parser.add_argument("--size", type=int, help="expected size of the complete file in bytes")
     parser.add_argument("--dest", type=Path, help="folder the checked file is linked into (default resources/)")
-    parser.add_argument("--cache", type=Path,
-                        help=f"download cache (default ${CACHE_ENV_VAR}, "
-                             "else ${XDG_CACHE_HOME:-~/.cache}/trackrad-xmem)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help=f"download cache (default ${CACHE_ENV_VAR}, else ${{XDG_CACHE_HOME:-~/.cache}}/trackrad-xmem)",
+    )
     parser.add_argument("--retries", type=int, default=3, help="resumed attempts after a broken transfer")
-    parser.add_argument("--identify", type=Path, metavar="FILE",
-                        help="print FILE's sha256, its size and the official release it is ('-' if "
-                             "none), separated by spaces, and exit (for scripts)")
+    parser.add_argument(
+        "--identify",
+        type=Path,
+        metavar="FILE",
+        help="print FILE's sha256, its size and the official release it is ('-' if "
+        "none), separated by spaces, and exit (for scripts)",
+    )
     args = parser.parse_args(argv)
     if args.name is None:
         args.name = Path(urllib.parse.urlparse(args.url).path).name if args.url else "XMem.pth"
@@ -288,8 +295,9 @@ def _fetch_and_install(args: argparse.Namespace) -> int:
     url = args.url or RELEASE_URL + args.name
     # stdout carries the progress, stderr only the error line, so a calling script (build.sh)
     # can show the progress and still report a failure in its own words.
-    cached, reused = cached_download(url, args.name, expected, args.cache or default_cache_dir(),
-                                     args.retries, progress=sys.stdout)
+    cached, reused = cached_download(
+        url, args.name, expected, args.cache or default_cache_dir(), args.retries, progress=sys.stdout
+    )
     if reused:
         print(f"using the cached {cached}")
     install(cached, target)

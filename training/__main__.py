@@ -1,4 +1,5 @@
 """python -m training --help: train or fine-tune XMem (docs/training.md)."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Geometric and intensity augmentations on 2-D float32 frames with their bool masks."""
+
 from __future__ import annotations
 
 import math

@@ -8,6 +8,7 @@ the region the run explores. The mean is well defined here because training keep
 frozen: every checkpoint of a run carries the same running statistics and counters, and those
 non-float entries must be equal across the inputs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("destination", type=Path)
     parser.add_argument("sources", type=Path, nargs="+")
     args = parser.parse_args(argv)
-    return run_command(lambda: print(average_files(args.sources, args.destination)),
-                       also_user_errors=(ValueError,))
+    return run_command(lambda: print(average_files(args.sources, args.destination)), also_user_errors=(ValueError,))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Every training knob in one dataclass; the command line is generated from its fields."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,31 +16,57 @@ def _opt(default, help: str, **argparse_kwargs):
 @dataclass(frozen=True)
 class TrainConfig:
     # Data. XMem's training values (docs/training.md) unless noted; tuples are given as repeated/space-separated values.
-    data: tuple[str, ...] = _opt((), "dataset-layout folders (a case folder or a folder of case folders)", nargs="*", type=str)
-    static_fraction: float = _opt(0.2, "share of clips made from deformed static images (skimage.data); the "
-                                       "clips that no *_fraction claims come from the phantom --data cases")
-    real_data: tuple[str, ...] = _opt((), "real-texture cine cases (python -m training.real_texture OUT --split train), "
-                                         "drawn from with real_cine_fraction", nargs="*", type=str)
+    data: tuple[str, ...] = _opt(
+        (), "dataset-layout folders (a case folder or a folder of case folders)", nargs="*", type=str
+    )
+    static_fraction: float = _opt(
+        0.2,
+        "share of clips made from deformed static images (skimage.data); the "
+        "clips that no *_fraction claims come from the phantom --data cases",
+    )
+    real_data: tuple[str, ...] = _opt(
+        (),
+        "real-texture cine cases (python -m training.real_texture OUT --split train), "
+        "drawn from with real_cine_fraction",
+        nargs="*",
+        type=str,
+    )
     real_cine_fraction: float = _opt(0.0, "share of clips from the real_data cases")
-    real_static_fraction: float = _opt(0.0, "share of clips made from deformed real slices (training.real_texture, "
-                                            "train split; needs dipy, nibabel, pydicom: requirements-train.txt)")
-    real_structure_probability: float = _opt(0.3, "real static clips: share of targets that are real structures "
-                                                  "rather than painted lesions")
-    real_weak_fraction: float = _opt(0.5, "real static clips: share of painted lesions of weak (10-25 percent) rather "
-                                          "than strong (40-80 percent) contrast")
+    real_static_fraction: float = _opt(
+        0.0,
+        "share of clips made from deformed real slices (training.real_texture, "
+        "train split; needs dipy, nibabel, pydicom: requirements-train.txt)",
+    )
+    real_structure_probability: float = _opt(
+        0.3, "real static clips: share of targets that are real structures rather than painted lesions"
+    )
+    real_weak_fraction: float = _opt(
+        0.5,
+        "real static clips: share of painted lesions of weak (10-25 percent) rather "
+        "than strong (40-80 percent) contrast",
+    )
     crop_size: int = _opt(384, "side of the square crop view, as at inference (model.pipeline: 384)")
-    min_crop_size: int = _opt(0, "draw each clip's view side from the multiples of 16 in [min_crop_size, crop_size] "
-                                 "(needs patch_size <= min_crop_size): the tumour appears at the range of sizes "
-                                 "that tumours of different sizes have in the inference crop (0 = always crop_size)")
-    patch_size: int = _opt(0, "train on a random patch of this side cut from the crop view and holding the "
-                              "first frame's target (0 = the whole view): inference scale at a fraction of the cost")
+    min_crop_size: int = _opt(
+        0,
+        "draw each clip's view side from the multiples of 16 in [min_crop_size, crop_size] "
+        "(needs patch_size <= min_crop_size): the tumour appears at the range of sizes "
+        "that tumours of different sizes have in the inference crop (0 = always crop_size)",
+    )
+    patch_size: int = _opt(
+        0,
+        "train on a random patch of this side cut from the crop view and holding the "
+        "first frame's target (0 = the whole view): inference scale at a fraction of the cost",
+    )
     margin_mm: tuple[float, float] = _opt(
         (15.0, 40.0), "random crop margin around the target box (mm)", nargs=2, type=float
     )
     jitter: float = _opt(0.15, "random shift of the crop box, as a fraction of its size")
-    glide: float = _opt(0.2, "the clip's content glides steadily across the crop view, by up to this fraction "
-                             "of its side from the first frame to the last (random direction): teaches matching "
-                             "by content rather than by place (0 = off)")
+    glide: float = _opt(
+        0.2,
+        "the clip's content glides steadily across the crop view, by up to this fraction "
+        "of its side from the first frame to the last (random direction): teaches matching "
+        "by content rather than by place (0 = off)",
+    )
     num_frames: int = _opt(8, "frames per clip")
     num_ref_frames: int = _opt(3, "memory frames read per query frame")
     batch_size: int = _opt(4, "clips per iteration")
@@ -55,8 +82,10 @@ class TrainConfig:
     end_warm: int = _opt(7000, "bootstrapped CE: hardest-pixel fraction reaches 0.15 here (XMem: 70K)")
     deep_update_prob: float = _opt(0.2, "probability of a deep sensory update per memory frame")
     amp: bool = _opt(True, "mixed precision on CUDA: fp16 autocast with a gradient scaler (ignored on CPU)")
-    cpu_bf16: bool = _opt(False, "bf16 autocast on CPU (about 2x faster where the CPU has AVX512-BF16 or AMX; "
-                                 "weights and optimiser stay fp32)")
+    cpu_bf16: bool = _opt(
+        False,
+        "bf16 autocast on CPU (about 2x faster where the CPU has AVX512-BF16 or AMX; weights and optimiser stay fp32)",
+    )
     # Start and output.
     weights: str | None = _opt(None, "start from these weights (default: $TRACKRAD_XMEM_WEIGHTS, then resources/)")
     scratch: bool = _opt(False, "start from randomly initialised weights instead")
@@ -64,9 +93,12 @@ class TrainConfig:
     out: str = _opt("runs/train", "output folder: log.csv, val.csv, checkpoint.pt, network_<iter>.pth")
     device: str = _opt("auto", "cpu, cuda, cuda:N or auto")
     seed: int = _opt(0, "random seed")
-    max_minutes: float = _opt(0.0, "stop after the iteration that passes this many minutes of the training "
-                                   "loop's wall time, with a checkpoint saved as at the last iteration "
-                                   "(0 = no limit): bounds a run's wall time; --resume continues it")
+    max_minutes: float = _opt(
+        0.0,
+        "stop after the iteration that passes this many minutes of the training "
+        "loop's wall time, with a checkpoint saved as at the last iteration "
+        "(0 = no limit): bounds a run's wall time; --resume continues it",
+    )
     log_every: int = _opt(10, "print and log the training loss every N iterations")
     save_every: int = _opt(1000, "write checkpoint.pt and network_<iter>.pth every N iterations")
     val_data: str | None = _opt(None, "held-out dataset-layout folder validated with the official metrics")
@@ -89,8 +121,13 @@ class TrainConfig:
             )
         if not 0.0 <= self.glide <= 1.0:
             raise ValueError(f"glide must be in [0, 1], got {self.glide}")
-        for name in ("static_fraction", "real_static_fraction", "real_cine_fraction",
-                     "real_structure_probability", "real_weak_fraction"):
+        for name in (
+            "static_fraction",
+            "real_static_fraction",
+            "real_cine_fraction",
+            "real_structure_probability",
+            "real_weak_fraction",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.phantom_fraction < 0.0:

@@ -12,6 +12,7 @@ max-skip window counting labelled frames (as XMem does for YouTubeVOS, annotated
 frame); a case needs at least two labelled frames. A case without targets/<id>_labels.mha
 has only its first-frame mask and is skipped.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,9 +61,7 @@ def load_sequences(roots: tuple[str, ...]) -> tuple[list[LabelledSequence], list
         if labelled.size < 2:
             skipped.append(f"{case_dir.name}: fewer than two labelled frames")
             continue
-        sequences.append(
-            LabelledSequence(case_dir.name, case.frames, labels, labelled, case.info.pixel_spacing_mm)
-        )
+        sequences.append(LabelledSequence(case_dir.name, case.frames, labels, labelled, case.info.pixel_spacing_mm))
     return sequences, skipped
 
 

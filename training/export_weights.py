@@ -8,6 +8,7 @@ SRC is any checkpoint that inference loads (a flat state dict, e.g. network_<it>
 into place: it must load strictly into XMem (model.xmem.network.checkpoint.load_network). Printed: the
 size, and the largest relative error that the format puts on any weight tensor.
 """
+
 from __future__ import annotations
 
 import argparse

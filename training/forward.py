@@ -1,4 +1,5 @@
 """XMem's training forward pass over a clip (docs/training.md, "The recipe": clips)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The training loop: optimiser, AMP, progress, CSV logs, checkpoints, periodic validation."""
+
 from __future__ import annotations
 
 import csv
@@ -97,8 +98,6 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
 
 
-
-
 def build_trainer(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:
     """A Trainer started from the resume checkpoint, from scratch, or from resolved weights."""
     device = resolve_device(config.device)
@@ -184,7 +183,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Trainer:
         if it % config.save_every == 0 or last:
             log(f"saved {trainer.save(out)}")
         if out_of_time and it < config.iterations:
-            log(f"stopped at iteration {it}: {config.max_minutes:g} min passed; "
-                f"continue with --resume {out / CHECKPOINT}")
+            log(
+                f"stopped at iteration {it}: {config.max_minutes:g} min passed; "
+                f"continue with --resume {out / CHECKPOINT}"
+            )
             break
     return trainer

@@ -1,4 +1,5 @@
 """XMem's training loss (docs/training.md, "The recipe"): bootstrapped cross-entropy plus soft Dice."""
+
 from __future__ import annotations
 
 import torch
@@ -40,9 +41,7 @@ def dice_loss(prob: Tensor, target: Tensor) -> Tensor:
     return (1 - numerator / denominator).mean()
 
 
-def clip_loss(
-    logits: list[Tensor], probs: list[Tensor], masks: Tensor, fraction: float
-) -> dict[str, Tensor]:
+def clip_loss(logits: list[Tensor], probs: list[Tensor], masks: Tensor, fraction: float) -> dict[str, Tensor]:
     """Sum over query frames t = 1..T−1 of CE + Dice. logits[t−1] B×(N+1)×H×W,
     probs[t−1] B×N×H×W (background stripped), masks B×T×N×H×W (0/1, objects one-hot)."""
     ce = dice = logits[0].new_zeros(())

@@ -6,6 +6,7 @@ no download). `skimage.data.brain()` would be the natural MR choice but needs th
 project's lesion shape (training.synthetic.tumour) whose intensity is shifted a little from its
 surroundings.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,9 +21,24 @@ from training.synthetic.tumour import random_tumour, tumour_mask
 
 # Bundled with the scikit-image wheel (checked for 0.26); greyscale or converted to grey.
 STATIC_IMAGES = (
-    "camera", "moon", "coins", "cell", "brick", "grass", "gravel", "clock", "page", "text",
-    "shepp_logan_phantom", "retina", "astronaut", "chelsea", "coffee", "rocket",
-    "immunohistochemistry", "hubble_deep_field",
+    "camera",
+    "moon",
+    "coins",
+    "cell",
+    "brick",
+    "grass",
+    "gravel",
+    "clock",
+    "page",
+    "text",
+    "shepp_logan_phantom",
+    "retina",
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
 )
 MAX_SIDE = 512  # larger sources are shrunk: targets are tens of pixels across
 RADIUS_PX = (6.0, 30.0)

@@ -10,6 +10,7 @@ prints one line per case (dsc, cd in pixels) and the means over the cases
 (evaluation.metrics.mean_over_cases). Tune pipeline settings on a selection set, never on the
 cases that decide the bar (docs/training.md, "Choosing and shipping weights").
 """
+
 from __future__ import annotations
 
 import argparse

@@ -13,6 +13,7 @@ Pixel coordinates: pixel i covers [i, i + 1) along each numpy axis; a box with o
 size s covers [o, o + s). Parts of the box outside the frame are padded when cropping and
 dropped when pasting back.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,9 +58,7 @@ def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
     return (moments["m01"] / moments["m00"] + 0.5, moments["m10"] / moments["m00"] + 0.5)
 
 
-def initial_box(
-    mask: np.ndarray, spacing_mm: tuple[float, float], margin_mm: float
-) -> CropBox:
+def initial_box(mask: np.ndarray, spacing_mm: tuple[float, float], margin_mm: float) -> CropBox:
     """The mask's bounding box widened by `margin_mm` on every side and made square in mm
     (`mask` is the whole first frame's mask; each side is capped at MAX_BOX_FRAME_SIDES x the
     frame's longer side)."""
@@ -165,15 +164,10 @@ class CropWindow:
             return None
         centroid = mask_centroid(mask)
         centre = self.box.centre
-        off = any(
-            abs(centroid[axis] - centre[axis]) > recentre_fraction * self._size[axis] / 2
-            for axis in (0, 1)
-        )
+        off = any(abs(centroid[axis] - centre[axis]) > recentre_fraction * self._size[axis] / 2 for axis in (0, 1))
         if not off:
             return None
         before = self._origin
         self._place(tuple(round(centroid[axis] - self._size[axis] / 2) for axis in (0, 1)))
-        rows, cols = (
-            (before[axis] - self._origin[axis]) * self._out_size / self._size[axis] for axis in (0, 1)
-        )
+        rows, cols = ((before[axis] - self._origin[axis]) * self._out_size / self._size[axis] for axis in (0, 1))
         return rows, cols

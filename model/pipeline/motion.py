@@ -5,6 +5,7 @@ Flow convention: `flow[r, c] = (dx, dy)` says where the current frame's pixel (r
 the reference frame (x along numpy axis 1, y along axis 0, OpenCV's order), so a reference
 map is carried to the current frame by sampling it at (c + dx, r + dy) (`pull`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,9 +50,7 @@ class DenseFlow:
         self._method = method
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
-    def __call__(
-        self, current: np.ndarray, reference: np.ndarray, initial: np.ndarray | None = None
-    ) -> np.ndarray:
+    def __call__(self, current: np.ndarray, reference: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
         """Flow (H, W, 2) float32 from `current` to `reference` (uint8 images of one shape).
 
         `initial` (DIS only): a guess the search starts from, e.g. the last frame's flow to the
@@ -90,7 +89,10 @@ def forward_backward_confidence(forward: np.ndarray, backward: np.ndarray) -> np
     """
     rows, cols = np.indices(forward.shape[:2], dtype=np.float32)
     back = cv2.remap(
-        backward, cols + forward[..., 0], rows + forward[..., 1], cv2.INTER_LINEAR,
+        backward,
+        cols + forward[..., 0],
+        rows + forward[..., 1],
+        cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
     error_sq = ((forward + back) ** 2).sum(axis=2)

@@ -21,6 +21,7 @@ Per frame, in the full frame's coordinates:
 6. fallback: with `flow_fallback`, a rejected frame outputs the flow-propagated mask when one
    is given (so it keeps moving with the target); otherwise the last accepted mask.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,9 +48,7 @@ def ema_weight_for_frame_rate(frame_rate: float, time_constant_s: float) -> floa
 
 def select_component(binary: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """The 8-connected component of `binary` overlapping `previous` most, else the largest."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        binary.astype(np.uint8, copy=False), connectivity=8
-    )
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8, copy=False), connectivity=8)
     if count <= 2:  # no component, or exactly one: nothing to choose
         return binary.astype(bool, copy=True)
     overlap = np.bincount(labels[previous], minlength=count)
@@ -152,8 +151,7 @@ class PostProcessor:
         """Step 5: whether the mask has drifted from the first frame or from the flow."""
         guards = self._guards
         if guards.first_area_factor and (
-            area > guards.first_area_factor * self._first_area
-            or area * guards.first_area_factor < self._first_area
+            area > guards.first_area_factor * self._first_area or area * guards.first_area_factor < self._first_area
         ):
             self.first_area += 1
             return True

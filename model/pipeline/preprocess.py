@@ -6,6 +6,7 @@ pixels that would otherwise dominate the scale) and z-scored; the result is roug
 of an ImageNet-normalised channel and is replicated into the 3 input channels. Array axes are
 kept exactly as given: the caller decides the orientation.
 """
+
 from __future__ import annotations
 
 import numpy as np

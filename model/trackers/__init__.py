@@ -4,6 +4,7 @@ copy (copy.py) is the challenge's no-tracking baseline; optical-flow and templat
 non-learned peers a clinic would use; xmem (xmem.py) is the product, the cine-MRI pipeline
 around the XMem network.
 """
+
 from model.trackers.base import SequenceInfo, Tracker
 from model.trackers.registry import add_settings_options, available_trackers, build_tracker, tracker_class
 

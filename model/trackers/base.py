@@ -5,6 +5,7 @@ A tracker sees the sequence strictly causally: `start` gets frame 0 and its mask
 Frames are 2-D float32 numpy arrays in the numpy axis order of the TrackRAD arrays
 (`frames[:, :, t]`, i.e. shape (W, H)); masks are 2-D bool arrays of the same shape.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

@@ -1,4 +1,5 @@
 """The no-tracking baseline: every frame gets the first mask (the challenge's reference)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,6 +2,7 @@
 
 Causal, and never returns an empty mask (it keeps the last good one and counts the event).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -2,6 +2,7 @@
 
 Tracker modules are imported lazily, so the copy baseline never pulls in torch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,7 @@ def tracker_class(name: str) -> type[Tracker]:
     try:
         target = TRACKER_CLASSES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown tracker {name!r}; choose one of {', '.join(available_trackers())}"
-        ) from None
+        raise ValueError(f"unknown tracker {name!r}; choose one of {', '.join(available_trackers())}") from None
     module_name, class_name = target.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -77,8 +76,9 @@ def add_settings_options(
         extra = {key: value for key, value in field.metadata.items() if key != "help"}
         help_text = f"{field.metadata.get('help', '')} (default {field.default})".strip()
         if _option_type(field) is bool:
-            group.add_argument(option, dest=field.name, action=argparse.BooleanOptionalAction,
-                               default=field.default, help=help_text)
+            group.add_argument(
+                option, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default, help=help_text
+            )
         else:
             extra.setdefault("type", _option_type(field))
             group.add_argument(option, dest=field.name, default=field.default, help=help_text, **extra)

@@ -2,6 +2,7 @@
 
 Causal, and never returns an empty mask (it keeps the last position when the match is weak).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,9 +18,7 @@ from model.trackers.base import SequenceInfo, Tracker
 class TemplateSettings:
     margin_mm: float = field(default=10.0, metadata={"help": "context around the tumour in the template, mm"})
     search_mm: float = field(default=30.0, metadata={"help": "search radius around the last position, mm"})
-    min_score: float = field(
-        default=0.3, metadata={"help": "below this correlation the last position is kept"}
-    )
+    min_score: float = field(default=0.3, metadata={"help": "below this correlation the last position is kept"})
 
 
 class TemplateTracker(Tracker):

@@ -6,6 +6,7 @@ one InferenceCore step, paste the foreground probability back into the frame, po
 (model.pipeline.postprocess), then let the window follow the new mask. docs/pipeline.md has the
 recipes and the reasons.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,9 +51,7 @@ class VideoCore(Protocol):
 
     def reset(self, expected_frames: int | None = None) -> None: ...
 
-    def step(
-        self, image: torch.Tensor, mask: torch.Tensor | None = None, end: bool = False
-    ) -> torch.Tensor: ...
+    def step(self, image: torch.Tensor, mask: torch.Tensor | None = None, end: bool = False) -> torch.Tensor: ...
 
     def predict(self, image: torch.Tensor) -> torch.Tensor: ...
 
@@ -75,108 +74,121 @@ def _auto_or_float(value: str, name: str) -> float | None:
 class XMemSettings:
     crop_size: int = field(
         default=384,
-        metadata={"help": "side of the square network input in pixels (multiple of 16); "
-                          "256 is the faster CPU setting"},
+        metadata={"help": "side of the square network input in pixels (multiple of 16); 256 is the faster CPU setting"},
     )
     margin_mm: str = field(
         default="auto",
-        metadata={"help": "margin around the first mask's bounding box in mm, or 'auto' "
-                          "(by scanned region: pelvis/prostate 20, otherwise 30)"},
+        metadata={
+            "help": "margin around the first mask's bounding box in mm, or 'auto' "
+            "(by scanned region: pelvis/prostate 20, otherwise 30)"
+        },
     )
     recentre_fraction: float = field(
         default=0.25,
-        metadata={"help": "re-centre the crop on the last mask when its centroid is off the "
-                          "crop centre by more than this fraction of the crop's half-size"},
+        metadata={
+            "help": "re-centre the crop on the last mask when its centroid is off the "
+            "crop centre by more than this fraction of the crop's half-size"
+        },
     )
     ema_weight: str = field(
         default="auto",
-        metadata={"help": "weight of the newest frame in the moving average of probabilities, "
-                          "in (0, 1] (1 = no smoothing), or 'auto' = "
-                          "1 - exp(-1 / (frame_rate * ema_time_constant_s))"},
+        metadata={
+            "help": "weight of the newest frame in the moving average of probabilities, "
+            "in (0, 1] (1 = no smoothing), or 'auto' = "
+            "1 - exp(-1 / (frame_rate * ema_time_constant_s))"
+        },
     )
     ema_time_constant_s: float = field(
         default=0.0,
-        metadata={"help": "smoothing time constant in seconds used by --ema-weight auto "
-                          "(0 = no smoothing: a moving average lags the target)"},
+        metadata={
+            "help": "smoothing time constant in seconds used by --ema-weight auto "
+            "(0 = no smoothing: a moving average lags the target)"
+        },
     )
-    threshold: float = field(
-        default=0.5, metadata={"help": "threshold on the smoothed foreground probability"}
-    )
+    threshold: float = field(default=0.5, metadata={"help": "threshold on the smoothed foreground probability"})
     area_jump_factor: float = field(
         default=2.0,
-        metadata={"help": "keep the last good mask when the new area is more than this factor "
-                          "above or below the last good area"},
+        metadata={
+            "help": "keep the last good mask when the new area is more than this factor "
+            "above or below the last good area"
+        },
     )
     area_jump_patience: int = field(
         default=3,
-        metadata={"help": "accept an area change after this many consecutive frames that "
-                          "agree on it (a lasting change is real, a one-frame spike is not)"},
+        metadata={
+            "help": "accept an area change after this many consecutive frames that "
+            "agree on it (a lasting change is real, a one-frame spike is not)"
+        },
     )
     motion: str = field(
         default="first-frame",
-        metadata={"help": "dense flow (DIS) on the crop's surroundings, once per frame, that the "
-                          "motion parts below use: first-frame (frame t to frame 0, pulls the "
-                          "first mask), previous-frame (t to t-1, pulls the last output), or off "
-                          "(XMem alone: every motion part off)"},
+        metadata={
+            "help": "dense flow (DIS) on the crop's surroundings, once per frame, that the "
+            "motion parts below use: first-frame (frame t to frame 0, pulls the "
+            "first mask), previous-frame (t to t-1, pulls the last output), or off "
+            "(XMem alone: every motion part off)"
+        },
     )
     motion_crop: bool = field(
         default=True,
-        metadata={"help": "place the crop from the flow's estimate of the target before XMem "
-                          "runs (else from the previous output)"},
+        metadata={
+            "help": "place the crop from the flow's estimate of the target before XMem "
+            "runs (else from the previous output)"
+        },
     )
     motion_prior: str = field(
         default="off",
-        metadata={"help": "fuse XMem's probability with the flow-propagated mask: off, fixed "
-                          "(weighted mean), confidence (weights scaled by XMem's probability "
-                          "margin and the flow's forward-backward consistency)"},
+        metadata={
+            "help": "fuse XMem's probability with the flow-propagated mask: off, fixed "
+            "(weighted mean), confidence (weights scaled by XMem's probability "
+            "margin and the flow's forward-backward consistency)"
+        },
     )
-    prior_weight: float = field(
-        default=0.3, metadata={"help": "weight of the flow prior in the fusion, in [0, 1]"}
-    )
+    prior_weight: float = field(default=0.3, metadata={"help": "weight of the flow prior in the fusion, in [0, 1]"})
     align_max_px: float = field(
         default=2.0,
-        metadata={"help": "move XMem's probability map so that its target's centroid is the "
-                          "flow mask's, when they are at most this many pixels apart (and "
-                          "within --max-flow-shift when that guard is on; 0 = off)"},
+        metadata={
+            "help": "move XMem's probability map so that its target's centroid is the "
+            "flow mask's, when they are at most this many pixels apart (and "
+            "within --max-flow-shift when that guard is on; 0 = off)"
+        },
     )
     first_area_factor: float = field(
         default=0.0,
-        metadata={"help": "reject a mask whose area is more than this factor away from the "
-                          "first mask's (0 = off)"},
+        metadata={"help": "reject a mask whose area is more than this factor away from the first mask's (0 = off)"},
     )
     min_flow_dice: float = field(
         default=0.0,
-        metadata={"help": "reject a mask whose DSC with the flow-propagated mask is below this "
-                          "(0 = off)"},
+        metadata={"help": "reject a mask whose DSC with the flow-propagated mask is below this (0 = off)"},
     )
     max_flow_shift: float = field(
         default=0.1,
-        metadata={"help": "reject a mask whose centroid is farther from the flow-propagated "
-                          "mask's than this many first-mask equivalent radii (0 = off)"},
+        metadata={
+            "help": "reject a mask whose centroid is farther from the flow-propagated "
+            "mask's than this many first-mask equivalent radii (0 = off)"
+        },
     )
     flow_fallback: bool = field(
         default=True,
-        metadata={"help": "a rejected frame outputs the flow-propagated mask (moves with the "
-                          "target) instead of repeating the last accepted mask"},
+        metadata={
+            "help": "a rejected frame outputs the flow-propagated mask (moves with the "
+            "target) instead of repeating the last accepted mask"
+        },
     )
-    mem_every: int = field(
-        default=5, metadata={"help": "XMem writes a memory frame every this many frames"}
-    )
-    top_k: int = field(
-        default=30, metadata={"help": "XMem memory read-out keeps the top k matches per pixel"}
-    )
+    mem_every: int = field(default=5, metadata={"help": "XMem writes a memory frame every this many frames"})
+    top_k: int = field(default=30, metadata={"help": "XMem memory read-out keeps the top k matches per pixel"})
     weights: str = field(
         default="",
         metadata={"help": "XMem weights (.pth); empty = $TRACKRAD_XMEM_WEIGHTS, else resources/"},
     )
-    device: str = field(
-        default="auto", metadata={"help": "torch device: auto (cuda if available), cpu, cuda, ..."}
-    )
+    device: str = field(default="auto", metadata={"help": "torch device: auto (cuda if available), cpu, cuda, ..."})
     precision: str = field(
         default="auto",
-        metadata={"help": "network arithmetic: auto (fp16 autocast on CUDA, fp32 on the CPU), fp32, "
-                          "bf16 (autocast; 1.6-1.7x faster on CPUs with AVX512-BF16 or AMX), "
-                          "fp16 (CUDA only)"},
+        metadata={
+            "help": "network arithmetic: auto (fp16 autocast on CUDA, fp32 on the CPU), fp32, "
+            "bf16 (autocast; 1.6-1.7x faster on CPUs with AVX512-BF16 or AMX), "
+            "fp16 (CUDA only)"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -218,9 +230,7 @@ class XMemSettings:
     def inference_config(self) -> InferenceConfig:
         # Long-term usage is always counted: deciding it from the sequence length (XMem's
         # default) would make early frames depend on how many frames follow.
-        return InferenceConfig(
-            top_k=self.top_k, mem_every=self.mem_every, enable_long_term_count_usage=True
-        )
+        return InferenceConfig(top_k=self.top_k, mem_every=self.mem_every, enable_long_term_count_usage=True)
 
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
@@ -258,9 +268,7 @@ class XMemSettings:
 def build_core(network: torch.nn.Module, settings: XMemSettings) -> VideoCore:
     """An InferenceCore for the network, on the network's device, configured by the settings."""
     device = next(network.parameters()).device
-    return InferenceCore(
-        network.eval(), settings.inference_config(), device=device, precision=settings.precision
-    )
+    return InferenceCore(network.eval(), settings.inference_config(), device=device, precision=settings.precision)
 
 
 def _flow_image(normalised: np.ndarray) -> np.ndarray:
@@ -307,8 +315,13 @@ class XMemTracker(Tracker):
         self._first_context = self._window.context_slices(FLOW_CONTEXT)
         self._parts = settings.motion_parts()
         self._post = PostProcessor(
-            first_mask, ema_weight, settings.threshold, settings.area_jump_factor,
-            settings.area_jump_patience, settings.guards(), flow_fallback="fallback" in self._parts,
+            first_mask,
+            ema_weight,
+            settings.threshold,
+            settings.area_jump_factor,
+            settings.area_jump_patience,
+            settings.guards(),
+            flow_fallback="fallback" in self._parts,
         )
         self._probability = np.zeros(first_mask.shape, dtype=np.float32)
         self._recentred = 0
@@ -353,8 +366,12 @@ class XMemTracker(Tracker):
             covered = np.zeros(self._probability.shape, bool)
             covered[self._window.frame_slices] = True
             fused = fuse_with_prior(
-                self._probability, covered, motion.prior, motion.confidence,
-                self._settings.prior_weight, self._settings.motion_prior,
+                self._probability,
+                covered,
+                motion.prior,
+                motion.confidence,
+                self._settings.prior_weight,
+                self._settings.motion_prior,
             )
         else:
             fused = self._probability

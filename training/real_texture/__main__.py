@@ -1,6 +1,7 @@
 """python -m training.real_texture OUT_DIR --cases 10 --seed 0 --split train|val [--frames 40:60]
 [--frame-rates 1,2,4,8] ...: write real-texture cine sequences (real slices from installed
 packages, moved by the breathing model) in the TrackRAD dataset layout."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,16 +21,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--split", choices=SPLITS, default="train",
-                        help="which sources: train and val never share a subject, slice or source")
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="train",
+        help="which sources: train and val never share a subject, slice or source",
+    )
     parser.add_argument("--frames", type=_range, default=(40, 60), help="LOW:HIGH frames per case")
-    parser.add_argument("--frame-rates", default="", help="comma-separated frame rates to cycle through "
-                        "(default: each field strength's own draw)")
-    parser.add_argument("--radius-mm", type=_range, default=RealTextureSettings.radius_mm, help="LOW:HIGH target radius")
-    parser.add_argument("--structure-probability", type=float, default=RealTextureSettings.structure_probability,
-                        help="share of targets that are real structures rather than painted lesions")
-    parser.add_argument("--appearance", type=float, default=RealTextureSettings.appearance,
-                        help="std of the slow change of the target's relative contrast")
+    parser.add_argument(
+        "--frame-rates",
+        default="",
+        help="comma-separated frame rates to cycle through (default: each field strength's own draw)",
+    )
+    parser.add_argument(
+        "--radius-mm", type=_range, default=RealTextureSettings.radius_mm, help="LOW:HIGH target radius"
+    )
+    parser.add_argument(
+        "--structure-probability",
+        type=float,
+        default=RealTextureSettings.structure_probability,
+        help="share of targets that are real structures rather than painted lesions",
+    )
+    parser.add_argument(
+        "--appearance",
+        type=float,
+        default=RealTextureSettings.appearance,
+        help="std of the slow change of the target's relative contrast",
+    )
     parser.add_argument("--si", type=_range, default=(5, 25), help="SI peak-to-peak per cycle, mm")
     parser.add_argument("--ap", type=_range, default=(1, 5), help="AP peak-to-peak per cycle, mm")
     parser.add_argument("--period", type=_range, default=(3, 6), help="breathing period, s")

@@ -8,6 +8,7 @@ change is a local zoom about the target (its cut grows and shrinks with breathin
 change of its contrast; the acquisition adds coil shading, a drifting receiver gain, blur and
 Rician noise (training.synthetic.contrast). Image and mask are warped with the same field.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -87,10 +88,14 @@ def make_real_sequence(
     image = fit_square(load_slice(ref).image, side)
 
     motion = settings.motion
-    trace = respiratory_trace(n_frames, fps, rng, motion.si_mm, motion.ap_mm, motion.period_s, motion.max_drift_mm_per_min)
+    trace = respiratory_trace(
+        n_frames, fps, rng, motion.si_mm, motion.ap_mm, motion.period_s, motion.max_drift_mm_per_min
+    )
     radius_px = float(rng.uniform(*settings.radius_mm)) / spacing
     allowed = _room(image.shape, radius_px, trace, spacing)
-    target = place_target(image, radius_px, allowed, lesion_contrast(strength, rng), settings.structure_probability, rng)
+    target = place_target(
+        image, radius_px, allowed, lesion_contrast(strength, rng), settings.structure_probability, rng
+    )
     scales = through_plane_scales(trace, fps, rng)
     contrasts = target.contrast + settings.appearance * ou_process(n_frames, fps, 10.0, rng)
     displacements = _displacement_fields(image.shape, target, trace, scales, spacing, fps, rng)

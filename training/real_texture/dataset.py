@@ -1,4 +1,5 @@
 """A folder of real-texture sequences in the TrackRAD dataset layout (R_001, R_002, ...)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,7 +61,14 @@ def write_quick_case(case_dir: Path, case_id: str = "R_001", n_frames: int = 16,
     a full breathing cycle happens within the case and staying put (copy) does not track it."""
     abdomen = [ref for ref in slices_of("val") if ref.source.name == "pydicom-abdomen"]
     sequence = make_real_sequence(
-        seed, n_frames, split="val", ref=abdomen[0], contrast="strong", frame_rate=4.0, field_strength=1.5,
-        region="abdomen", settings=RealTextureSettings(structure_probability=0.0),
+        seed,
+        n_frames,
+        split="val",
+        ref=abdomen[0],
+        contrast="strong",
+        frame_rate=4.0,
+        field_strength=1.5,
+        region="abdomen",
+        settings=RealTextureSettings(structure_probability=0.0),
     )
     return write_case(Path(case_dir), case_id, sequence)

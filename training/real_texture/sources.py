@@ -7,6 +7,7 @@ ends in one `RealTextureError` line naming it. Which source feeds which split is
 a scanner that training saw (docs/real-texture.md lists the sources, the reasons and the
 licences).
 """
+
 from __future__ import annotations
 
 import functools
@@ -60,21 +61,59 @@ class RealSlice:
 SOURCES: tuple[RealSource, ...] = (
     # Training: brain MR of two further subjects, a thoracic CT, a knee-region MR and a cardiac
     # ultrasound cine (each frame a slice).
-    RealSource("dipy-b0", "dipy", "data/files/S0_10slices.nii.gz", "MR", "brain (diffusion b=0, T2-like)",
-               "train", slices=tuple(range(2, 9)), volume=0),
-    RealSource("dipy-piesno", "dipy", "data/files/test_piesno.nii.gz", "MR", "brain (diffusion, low SNR)",
-               "train", slices=tuple(range(3, 12))),
-    RealSource("pydicom-ct", "pydicom", "data/test_files/CT_small.dcm", "CT", "thorax (spine, paraspinal muscle)",
-               "train"),
+    RealSource(
+        "dipy-b0",
+        "dipy",
+        "data/files/S0_10slices.nii.gz",
+        "MR",
+        "brain (diffusion b=0, T2-like)",
+        "train",
+        slices=tuple(range(2, 9)),
+        volume=0,
+    ),
+    RealSource(
+        "dipy-piesno",
+        "dipy",
+        "data/files/test_piesno.nii.gz",
+        "MR",
+        "brain (diffusion, low SNR)",
+        "train",
+        slices=tuple(range(3, 12)),
+    ),
+    RealSource(
+        "pydicom-ct", "pydicom", "data/test_files/CT_small.dcm", "CT", "thorax (spine, paraspinal muscle)", "train"
+    ),
     RealSource("pydicom-mr", "pydicom", "data/test_files/MR_small.dcm", "MR", "small-field MR", "train"),
-    RealSource("pydicom-us", "pydicom", "data/test_files/examples_ybr_color.dcm", "US", "heart (echocardiography)",
-               "train", slices=tuple(range(0, 30, 3)), crop=((25, 215), (50, 280))),
+    RealSource(
+        "pydicom-us",
+        "pydicom",
+        "data/test_files/examples_ybr_color.dcm",
+        "US",
+        "heart (echocardiography)",
+        "train",
+        slices=tuple(range(0, 30, 3)),
+        crop=((25, 215), (50, 280)),
+    ),
     # Validation: other subjects and scanners, including the one abdominal MR.
-    RealSource("pydicom-abdomen", "pydicom", "data/test_files/examples_overlay.dcm", "MR",
-               "abdomen (liver, kidneys, bowel)", "val"),
+    RealSource(
+        "pydicom-abdomen",
+        "pydicom",
+        "data/test_files/examples_overlay.dcm",
+        "MR",
+        "abdomen (liver, kidneys, bowel)",
+        "val",
+    ),
     RealSource("dipy-t1", "dipy", "data/files/t1_coronal_slice.npy", "MR", "brain (T1, coronal)", "val"),
-    RealSource("nibabel-epi", "nibabel", "tests/data/example4d.nii.gz", "MR", "brain (EPI)", "val",
-               slices=tuple(range(6, 19, 2)), volume=0),
+    RealSource(
+        "nibabel-epi",
+        "nibabel",
+        "tests/data/example4d.nii.gz",
+        "MR",
+        "brain (EPI)",
+        "val",
+        slices=tuple(range(6, 19, 2)),
+        volume=0,
+    ),
 )
 
 
@@ -83,10 +122,7 @@ def slices_of(split: str) -> list[SliceRef]:
     if split not in SPLITS:
         raise RealTextureError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     return [
-        SliceRef(source, index)
-        for source in SOURCES
-        if source.split == split
-        for index in (source.slices or (None,))
+        SliceRef(source, index) for source in SOURCES if source.split == split for index in (source.slices or (None,))
     ]
 
 

@@ -1,6 +1,7 @@
 """XMem's static-image stage on real slices (the issue's clips of kind a): one real slice with
 a target (a real structure, or a painted lesion of weak or strong contrast that keeps the
 slice's texture), deformed into several frames by training.static.deformed_copies."""
+
 from __future__ import annotations
 
 import cv2

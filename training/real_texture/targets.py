@@ -6,6 +6,7 @@ the slice's own signal scaled by 1 + contrast, so it keeps the texture around it
 grey level grown from a seed inside the tissue (ventricle, vessel, organ part), kept only when
 its size and compactness look like a tumour's.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,9 +66,7 @@ def place_target(
     return _target("painted", mask, cover, contrast)
 
 
-def find_structure(
-    image: np.ndarray, seeds: np.ndarray, radius_px: float, rng: np.random.Generator
-) -> Target | None:
+def find_structure(image: np.ndarray, seeds: np.ndarray, radius_px: float, rng: np.random.Generator) -> Target | None:
     """A compact region of similar grey level around one of `seeds`, of area between a disc of
     0.5 and 1.5 times `radius_px`, or None after STRUCTURE_TRIES seeds."""
     smooth = cv2.GaussianBlur(image, (0, 0), 1.0)

@@ -4,6 +4,7 @@ Public API: `generate_sequence` (one sequence in memory), `write_case` (one data
 case), `write_dataset` (a dataset folder; also `python -m training.synthetic OUT_DIR ...`),
 `make_translation_sequence` / `write_translation_case` (pure known translations for tests).
 """
+
 from training.synthetic.dataset import write_dataset
 from training.synthetic.generator import MotionRanges, SyntheticSequence, generate_sequence
 from training.synthetic.layout import write_case

@@ -1,5 +1,6 @@
 """python -m training.synthetic OUT_DIR --cases 10 --seed 0 [--frames 50:500] [--kind breathing|translation]
 ...: write a dataset of generated cine-MRI cases (breathing phantoms, or whole-scene translations)."""
+
 from __future__ import annotations
 
 import argparse
@@ -38,14 +39,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--si", type=_range, default=(5, 25), help="SI peak-to-peak per cycle, mm")
     parser.add_argument("--ap", type=_range, default=(1, 5), help="AP peak-to-peak per cycle, mm")
     parser.add_argument("--period", type=_range, default=(3, 6), help="breathing period, s")
-    parser.add_argument("--snr", type=_range, default=None,
-                        help="LOW:HIGH liver signal / noise (default: the field strength's range)")
-    parser.add_argument("--area-swing", type=_range, default=(0.05, 0.15),
-                        help="through-plane motion: tumour radius change over a breath, fraction")
-    parser.add_argument("--contrast-drift", type=float, default=0.0,
-                        help="tumour intensity drifts linearly by this fraction over the sequence")
-    parser.add_argument("--frame-rates", default=None,
-                        help="comma-separated frame rates to draw from (default: the field strength's)")
+    parser.add_argument(
+        "--snr", type=_range, default=None, help="LOW:HIGH liver signal / noise (default: the field strength's range)"
+    )
+    parser.add_argument(
+        "--area-swing",
+        type=_range,
+        default=(0.05, 0.15),
+        help="through-plane motion: tumour radius change over a breath, fraction",
+    )
+    parser.add_argument(
+        "--contrast-drift",
+        type=float,
+        default=0.0,
+        help="tumour intensity drifts linearly by this fraction over the sequence",
+    )
+    parser.add_argument(
+        "--frame-rates", default=None, help="comma-separated frame rates to draw from (default: the field strength's)"
+    )
     args = parser.parse_args(argv)
 
     def body() -> None:

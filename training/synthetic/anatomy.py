@@ -7,6 +7,7 @@ has them. Geometry is built in millimetres ("body coordinates": u = SI, inferior
 u = 0 at the diaphragm dome; v = AP, posterior positive, v = 0 mid-body) and sampled on the
 frame's pixel grid, so it is independent of the pixel spacing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -7,6 +7,7 @@ blood and fat bright, liver and muscle grey, and lung nearly black. The 0.35 T l
 coarser pixels, more blur and lower SNR; the 1.5 T look is sharper, with stronger coil
 shading.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """A whole synthetic dataset folder: one case per sub-folder, mixed field strengths and regions."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,6 +4,7 @@ smooth non-rigid field, rendered with a field strength's look.
 Everything is drawn from one `numpy.random.Generator`, so a seed fixes a sequence. The ground
 truth is the tumour's hard mask warped with the same displacement field as the image.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -21,7 +22,6 @@ from training.synthetic.motion import (
     ou_process,
     respiratory_trace,
     smooth_random_fields,
-    through_plane_scales,
     warp,
 )
 from training.synthetic.tumour import random_tumour, render

@@ -8,6 +8,7 @@ Geometry follows the example case: numpy arrays (W, H, T) as SimpleITK reads the
 first axis is time; ITK spacing is (TIME_AXIS_SPACING, spacing of numpy axis 1, spacing of
 numpy axis 0), identity direction.
 """
+
 from __future__ import annotations
 
 import json

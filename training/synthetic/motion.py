@@ -4,6 +4,7 @@ Axis convention of the whole synthetic package: numpy axis 0 of a frame is super
 (SI, index grows inferiorly), numpy axis 1 is anterior-posterior (AP, index grows
 posteriorly). Displacements are in millimetres unless a name says `_px`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -14,6 +14,7 @@ allowed. By default the content sways 6 px along axis 0 and 2 px along axis 1. T
 fraction of a pixel. The scene is the textured phantom with a clearly visible tumour in the
 liver and mild Rician noise; no deformation, no intensity drift.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,6 @@ from training.synthetic.contrast import LOOKS, tissue_image
 from training.synthetic.generator import SyntheticSequence
 from training.synthetic.layout import write_case
 from training.synthetic.tumour import round_tumour, tumour_mask
-from model.trackers import SequenceInfo
 
 
 def default_shifts(n_frames: int) -> np.ndarray:

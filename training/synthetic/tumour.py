@@ -1,6 +1,7 @@
 """The one lesion shape of the project: an irregular tumour with partial contrast, drawn into a
 frame at a given through-plane scale. The phantom, translation, static-image and real-texture
 generators all draw their targets with it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Inference configuration of the XMem memory (docs/network.md, "The per-frame step"): one object holds every knob."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

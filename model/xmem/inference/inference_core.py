@@ -4,6 +4,7 @@ sensory-update scheduling, and the network calls around the MemoryManager.
 Masks are exhaustive: a mask given on a later frame covers every object (its extra channels,
 if any, are new objects), so that frame is taken from the mask, not segmented.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -200,7 +201,10 @@ class InferenceCore:
             return
         with self._autocast:
             value, hidden = self.network.encode_value(
-                pending.image, pending.f16, self.memory.hidden, pending.prob[None, 1:],
+                pending.image,
+                pending.f16,
+                self.memory.hidden,
+                pending.prob[None, 1:],
                 deep_update=pending.deep_update,
             )
         selection = pending.selection if self.config.enable_long_term else None

@@ -4,6 +4,7 @@ Row i of `key`, `shrinkage`, `selection`, `use_count`, `life_count` describes me
 Values are kept per object group: group g holds an M_g×(n_g·CV) matrix whose rows belong to
 the *last* M_g elements (a group that appeared later only has values for later memory).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -92,9 +93,7 @@ class KeyValueMemoryStore:
             tensor = getattr(self, name)
             if tensor is not None:
                 setattr(self, name, cut(tensor, end))
-        self.values = [
-            cut(v, end - (total - v.shape[0])) if v.shape[0] >= min_group_size else v for v in self.values
-        ]
+        self.values = [cut(v, end - (total - v.shape[0])) if v.shape[0] >= min_group_size else v for v in self.values]
 
     def keep(self, survivors: Tensor) -> None:
         """Keep only the elements flagged in the boolean mask `survivors` (length M)."""
@@ -103,4 +102,4 @@ class KeyValueMemoryStore:
             if tensor is not None:
                 setattr(self, name, tensor[survivors])
         # Group values align with the last elements, so each takes the tail of the mask.
-        self.values = [v[survivors[survivors.shape[0] - v.shape[0]:]] for v in self.values]
+        self.values = [v[survivors[survivors.shape[0] - v.shape[0] :]] for v in self.values]

@@ -9,6 +9,7 @@ state, owned here and replaced by the inference core.
 Memory tensors are kept in float32 whatever the network runs in: fp16 similarities would lose
 the precision the top-k softmax depends on, and this part is cheap next to the network.
 """
+
 from __future__ import annotations
 
 import torch
@@ -97,10 +98,12 @@ class MemoryManager:
         lt_n = 0 if lt_values is None else lt_values.shape[0]
         wm_n = wm_values.shape[0]
         if lt_n < lt_total or wm_n < wm_total:  # a later group: only its own (last) elements
-            columns = torch.cat([
-                torch.arange(lt_total - lt_n, lt_total, device=sim.device),
-                torch.arange(lt_total + wm_total - wm_n, lt_total + wm_total, device=sim.device),
-            ])
+            columns = torch.cat(
+                [
+                    torch.arange(lt_total - lt_n, lt_total, device=sim.device),
+                    torch.arange(lt_total + wm_total - wm_n, lt_total + wm_total, device=sim.device),
+                ]
+            )
             sim = sim[:, columns]
         weights, indices = top_k_softmax(sim, self.config.top_k)
 
@@ -119,9 +122,7 @@ class MemoryManager:
 
     # ---- writing -------------------------------------------------------------------------
 
-    def add_memory(
-        self, key: Tensor, shrinkage: Tensor, value: Tensor, selection: Tensor | None = None
-    ) -> None:
+    def add_memory(self, key: Tensor, shrinkage: Tensor, value: Tensor, selection: Tensor | None = None) -> None:
         """Append a memory frame: key 1×CK×h×w, shrinkage 1×1×h×w, value 1×N×CV×h×w (N = all
         objects so far; objects not yet in a group form a new one), selection 1×CK×h×w (kept
         for consolidation in long-term mode). Consolidates/evicts when WM is full."""
@@ -129,9 +130,7 @@ class MemoryManager:
         if self.frame_elements == 0:
             self.frame_elements = h * w
         elif h * w != self.frame_elements:
-            raise ValueError(
-                f"memory frames must keep one size: {h}×{w} after {self.frame_elements} elements"
-            )
+            raise ValueError(f"memory frames must keep one size: {h}×{w} after {self.frame_elements} elements")
         n = value.shape[1]
         if n < self.num_objects:
             raise ValueError(f"value has {n} objects, memory already holds {self.num_objects}")
@@ -171,9 +170,7 @@ class MemoryManager:
         cand_key, cand_shrinkage = work.key[start:end], work.shrinkage[start:end]
         # A group takes its own rows [HW, M_g − min_work + HW) if it is long enough (docs/network.md, "Consolidation").
         cand_values = [
-            v[hw : v.shape[0] - min_work + hw]
-            if v.shape[0] == work.size or v.shape[0] > min_work + hw
-            else None
+            v[hw : v.shape[0] - min_work + hw] if v.shape[0] == work.size or v.shape[0] > min_work + hw else None
             for v in work.values
         ]
         usage = work.normalised_usage()[start:end]
@@ -182,9 +179,7 @@ class MemoryManager:
         proto_selection = work.selection[start:end][protos]
 
         # Potentiation: each prototype is the softmax-weighted average of the candidates it matches.
-        sim = torch.mm(
-            query_operand(proto_key, proto_selection), memory_operand(cand_key, cand_shrinkage).t()
-        )
+        sim = torch.mm(query_operand(proto_key, proto_selection), memory_operand(cand_key, cand_shrinkage).t())
         proto_values: list[Tensor | None] = []
         proto_shrinkage = None
         for g, cand in enumerate(cand_values):
@@ -241,9 +236,7 @@ class MemoryManager:
             return
         _, n, c, h, w = self.hidden.shape
         # grid_sample reads output (x, y) from input (x - cols, y - rows), in [-1, 1] units.
-        theta = torch.tensor(
-            [[1.0, 0.0, -2.0 * cols / w], [0.0, 1.0, -2.0 * rows / h]], device=self.hidden.device
-        )
+        theta = torch.tensor([[1.0, 0.0, -2.0 * cols / w], [0.0, 1.0, -2.0 * rows / h]], device=self.hidden.device)
         flat = self.hidden.reshape(n, c, h, w).float()
         grid = F.affine_grid(theta.expand(n, 2, 3), [n, c, h, w], align_corners=False)
         moved = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -1,4 +1,5 @@
 """Soft aggregation of independent per-object probabilities into N+1 classes (docs/network.md, "Soft aggregation")."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """CBAM attention (channel gate, then spatial gate) used inside the feature fusion blocks."""
+
 from __future__ import annotations
 
 from collections import OrderedDict

@@ -1,6 +1,7 @@
 """Loading XMem checkpoints: flat state dicts saved with torch.save(model.state_dict()).
 
 docs/network.md, "The checkpoint", lists the keys and the loading rules."""
+
 from __future__ import annotations
 
 import pickle
@@ -46,9 +47,7 @@ def load_state_dict_file(path: str | PathLike) -> dict[str, Tensor]:
         ) from None
     except Exception as error:  # torch.load raises many types (zip, EOF, ...)
         first_line = (str(error).strip().splitlines() or [""])[0]
-        raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {first_line})"
-        ) from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({type(error).__name__}: {first_line})") from None
     if not isinstance(loaded, Mapping):
         raise CheckpointError(f"{path}: not a state dict (holds a {type(loaded).__name__})")
     for key, value in loaded.items():

@@ -10,6 +10,7 @@ state dict of tensors: each quantised entry `name` holds int8 values and `name +
 its scales. Loading (model.xmem.network.checkpoint.load_state_dict_file) expands it back to fp32, so
 the network itself always sees an ordinary checkpoint.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,4 +1,5 @@
 """Group tensors (B×N×C×h×w: one copy of a feature map per object) and the layers acting on them."""
+
 from __future__ import annotations
 
 import torch

@@ -8,6 +8,7 @@ Two layouts:
   `top_k_softmax`, `top_k_readout`, `top_k_usage`. The top-k affinity stays sparse (k entries
   per query pixel) so the readout costs HW·k·C instead of HW·M·C.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,6 +3,7 @@
 The GRU-style gates of the sensory memory, the feature fusion block, the key projection, the value
 encoder and the decoder, in dependency order.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,6 +22,7 @@ from model.xmem.network.group_modules import (
 from model.xmem.network.resnet import F4_DIM, F8_DIM, F16_DIM, BasicBlock, make_layer
 
 # --- The GRU-style gate shared by the sensory-memory (hidden state) updaters.
+
 
 def gate_transform(in_dim: int, hidden_dim: int) -> GConv2d:
     """The 3×3 conv cat[input, h] (in_dim + CH) → 3·CH that feeds `gru_update`."""
@@ -43,6 +45,7 @@ def gru_update(values: Tensor, h: Tensor) -> Tensor:
 
 # --- Feature fusion block: merges a per-image feature into per-object group features.
 
+
 class FeatureFusionBlock(nn.Module):
     """cat[x, g] → GroupResBlock → (+ CBAM residual) → GroupResBlock."""
 
@@ -59,6 +62,7 @@ class FeatureFusionBlock(nn.Module):
 
 
 # --- Key projection: f16 → key, shrinkage and selection (docs/network.md, "Key projection").
+
 
 class KeyProjection(nn.Module):
     """Three 3×3 convs on f16: key (CK), shrinkage s = d² + 1 ≥ 1, selection e = σ(·) ∈ (0, 1)."""
@@ -82,6 +86,7 @@ class KeyProjection(nn.Module):
 
 # --- Value encoder: (image, object masks, f16, hidden) → per-object value and new hidden
 # (docs/network.md, "Value encoder").
+
 
 class HiddenReinforcer(nn.Module):
     """Deep update of the sensory memory from the freshly encoded value."""
@@ -141,6 +146,7 @@ class ValueEncoder(nn.Module):
 
 # --- Decoder: memory readout + sensory memory + skip features → per-object logits (docs/network.md, "Decoder").
 
+
 class HiddenUpdater(nn.Module):
     """Normal update of the sensory memory from the decoder features at 1/16, 1/8 and 1/4."""
 
@@ -152,11 +158,7 @@ class HiddenUpdater(nn.Module):
         self.transform = gate_transform(mid_dim, hidden_dim)
 
     def forward(self, g16: Tensor, g8: Tensor, g4: Tensor, h: Tensor) -> Tensor:
-        g = (
-            self.g16_conv(g16)
-            + self.g8_conv(downsample_groups(g8, 1 / 2))
-            + self.g4_conv(downsample_groups(g4, 1 / 4))
-        )
+        g = self.g16_conv(g16) + self.g8_conv(downsample_groups(g8, 1 / 2)) + self.g4_conv(downsample_groups(g4, 1 / 4))
         return gru_update(self.transform(torch.cat([g, h], dim=2)), h)
 
 

@@ -3,6 +3,7 @@
 Parameter names and registration order equal the original checkpoint's state-dict keys.
 Memory reading lives in model/xmem/network/memory_util.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

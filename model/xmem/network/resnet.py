@@ -2,6 +2,7 @@
 
 Only the architecture: no ImageNet weights are downloaded (the XMem checkpoint holds them).
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
