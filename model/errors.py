@@ -23,11 +23,12 @@ def run_command(body: Callable[[], int | None], also_user_errors: tuple[type[Exc
     """Run a command's body under the exit-code convention of every `python -m` command here.
 
     0: success (`body` returned None or 0; a body may return its own code, e.g. 1 for a run
-    that finished but failed its checks). 1: an InputError (or one of `also_user_errors`, for
-    commands whose library code signals bad values with ValueError) or a file that cannot be
-    read or written, reported as exactly one `error: <file>: <problem>` line on stderr. 2: usage errors,
-    which argparse reports (and exits with) before the body runs. Python warnings raised while
-    the body runs are printed as one `warning: ...` line each.
+    that finished but failed its checks).
+    1: an InputError (or one of `also_user_errors`, for commands whose library code signals bad
+    values with ValueError) or a file that cannot be read or written, reported as exactly one
+    `error: <file>: <problem>` line on stderr.
+    2: usage errors, which argparse reports (and exits with) before the body runs.
+    Python warnings raised while the body runs are printed as one `warning: ...` line each.
     """
     try:
         with warnings.catch_warnings():  # restores showwarning afterwards (in-process callers)

@@ -241,7 +241,9 @@ def test_random_network_output_shape_and_never_empty():
     assert result.masks.shape == frames.shape
     assert set(np.unique(result.masks)) <= {0, 1}
     assert all(result.masks[:, :, t].any() for t in range(frames.shape[2]))
-    assert result.events == {}
+    # No fallback of the runner's; random weights may make the post-processing hold the first
+    # mask, which the runner counts as first_mask_repeated.
+    assert set(result.events) <= {"first_mask_repeated"}
     assert len(result.frame_seconds) == frames.shape[2] - 1
     assert tracker.describe()["device"].startswith("cpu")
     assert tracker.describe()["precision"] == "fp32"  # auto on the CPU
