@@ -11,6 +11,7 @@ Kept fast: frames are 32 x 32 with 4 frames, XMem runs at a 32-pixel crop on a n
 once for the module, and the kinds that reach the tracker share a few inputs; the kinds that
 fail while reading cost nothing.
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from conftest import OUTPUT_RELATIVE, make_read_only, mount_full_tmpfs, run_inference, snapshot_tree
 
 import inference
-from conftest import OUTPUT_RELATIVE, make_read_only, mount_full_tmpfs, run_inference, snapshot_tree
 from model.io import read_case
 
 TRACKER = inference.DEFAULT_TRACKER
@@ -48,8 +49,9 @@ def _good_sequence() -> tuple[np.ndarray, np.ndarray]:
     return frames, mask
 
 
-def _write(path: Path, array: np.ndarray, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
-           direction=None, vector: bool = False) -> None:
+def _write(
+    path: Path, array: np.ndarray, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction=None, vector: bool = False
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = sitk.GetImageFromArray(array, isVector=vector)
     if image.GetDimension() == 3:
@@ -60,13 +62,11 @@ def _write(path: Path, array: np.ndarray, spacing=(1.0, 1.0, 1.0), origin=(0.0, 
     sitk.WriteImage(image, str(path), useCompression=True)
 
 
-def _build(root: Path, frames: np.ndarray | None = None, mask: np.ndarray | None = None,
-           **geometry: object) -> None:
+def _build(root: Path, frames: np.ndarray | None = None, mask: np.ndarray | None = None, **geometry: object) -> None:
     good_frames, good_mask = _good_sequence()
     _write(root / SERIES, good_frames if frames is None else frames, **geometry)
     _write(root / TARGET, good_mask if mask is None else mask, **geometry)
-    for name, value in {"frame-rate.json": 4.0, "b-field-strength.json": 1.5,
-                        "scanned-region.json": "abdomen"}.items():
+    for name, value in {"frame-rate.json": 4.0, "b-field-strength.json": 1.5, "scanned-region.json": "abdomen"}.items():
         (root / name).write_text(json.dumps(value))
 
 
@@ -83,15 +83,18 @@ def _json(name: str, text: str | bytes) -> Callable[[Path], None]:
     def build(root: Path) -> None:
         _build(root)
         (root / name).write_bytes(text if isinstance(text, bytes) else text.encode())
+
     return build
 
 
 def _then(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
     """The good input, then each step on it."""
+
     def build(root: Path) -> None:
         _build(root)
         for step in steps:
             step(root)
+
     return build
 
 
@@ -100,6 +103,7 @@ def _header(old: bytes, new: bytes, image: Path = SERIES) -> Callable[[Path], No
         data = (root / image).read_bytes()
         assert old in data
         (root / image).write_bytes(data.replace(old, new, 1))
+
     return step
 
 
@@ -145,91 +149,152 @@ def _pixel_faults(frames: np.ndarray) -> np.ndarray:
 # the kinds that fail while reading are one case each.
 CORPUS: dict[str, Kind] = {
     # --- files and folders ---------------------------------------------------------------------
-    "image folder missing": Kind(_then(lambda r: shutil.rmtree(r / SERIES.parent)), 1,
-                                 ("mri-linacs: image folder missing",)),
+    "image folder missing": Kind(
+        _then(lambda r: shutil.rmtree(r / SERIES.parent)), 1, ("mri-linacs: image folder missing",)
+    ),
     "image folder empty": Kind(_then(lambda r: (r / SERIES).unlink()), 1, ("mri-linacs: no image found",)),
-    "two candidate images": Kind(_then(lambda r: shutil.copy(r / SERIES, r / SERIES.with_name("b.mha"))), 1,
-                                 ("2 candidate images",)),
-    "mask folder missing": Kind(_then(lambda r: shutil.rmtree(r / TARGET.parent)), 1,
-                                ("mri-linac-target: image folder missing",)),
+    "two candidate images": Kind(
+        _then(lambda r: shutil.copy(r / SERIES, r / SERIES.with_name("b.mha"))), 1, ("2 candidate images",)
+    ),
+    "mask folder missing": Kind(
+        _then(lambda r: shutil.rmtree(r / TARGET.parent)), 1, ("mri-linac-target: image folder missing",)
+    ),
     "TIFF-suffixed MetaImage": Kind(_then(_rename_series("case.tif")), 1, ("case.tif: unreadable",)),
-    "empty image file": Kind(_then(lambda r: (r / SERIES).write_bytes(b"")), 1,
-                             ("case_frames.mha: unreadable or truncated image file",)),
-    "garbage image file": Kind(_then(lambda r: (r / SERIES).write_text("not an image\n")), 1,
-                               ("case_frames.mha: unreadable or truncated image file",)),
-    "truncated image file": Kind(_then(lambda r: (r / SERIES).write_bytes((r / SERIES).read_bytes()[:-40])), 1,
-                                 ("case_frames.mha: unreadable or truncated image file",)),
-    "complete but short zlib stream": Kind(_then(_short_stream), 1,
-                                           ("case_frames.mha: truncated image data",)),
+    "empty image file": Kind(
+        _then(lambda r: (r / SERIES).write_bytes(b"")), 1, ("case_frames.mha: unreadable or truncated image file",)
+    ),
+    "garbage image file": Kind(
+        _then(lambda r: (r / SERIES).write_text("not an image\n")),
+        1,
+        ("case_frames.mha: unreadable or truncated image file",),
+    ),
+    "truncated image file": Kind(
+        _then(lambda r: (r / SERIES).write_bytes((r / SERIES).read_bytes()[:-40])),
+        1,
+        ("case_frames.mha: unreadable or truncated image file",),
+    ),
+    "complete but short zlib stream": Kind(_then(_short_stream), 1, ("case_frames.mha: truncated image data",)),
     # --- dimensions, pixel types, geometry, the first mask -------------------------------------
     "2-D sequence": Kind(lambda r: _build(r, frames=np.zeros(SHAPE, np.float32)), 1, ("must be 3-D",)),
-    "4-D sequence": Kind(lambda r: _build(r, frames=np.zeros((2, *SHAPE, N_FRAMES), np.float32)), 1,
-                         ("must be 3-D",)),
-    "vector pixels": Kind(_then(lambda r: _write(r / SERIES, np.zeros((*SHAPE, N_FRAMES, 3), np.float32),
-                                                 vector=True)),
-                          1, ("expected a scalar image, got vector pixels",)),
-    "zero pixel spacing": Kind(_then(_header(b"ElementSpacing = 1 1 1", b"ElementSpacing = 1 0 1")), 1,
-                               ("case_frames.mha: zero pixel spacing (ElementSpacing = 1 0 1)",)),
+    "4-D sequence": Kind(lambda r: _build(r, frames=np.zeros((2, *SHAPE, N_FRAMES), np.float32)), 1, ("must be 3-D",)),
+    "vector pixels": Kind(
+        _then(lambda r: _write(r / SERIES, np.zeros((*SHAPE, N_FRAMES, 3), np.float32), vector=True)),
+        1,
+        ("expected a scalar image, got vector pixels",),
+    ),
+    "zero pixel spacing": Kind(
+        _then(_header(b"ElementSpacing = 1 1 1", b"ElementSpacing = 1 0 1")),
+        1,
+        ("case_frames.mha: zero pixel spacing (ElementSpacing = 1 0 1)",),
+    ),
     "empty mask": Kind(_mask(np.zeros((*SHAPE, 1), np.uint8)), 1, ("case_first_label.mha: mask is empty",)),
-    "mask with NaN": Kind(_mask(np.where(_good_sequence()[1] > 0, np.nan, 0).astype(np.float32)), 1,
-                          ("case_first_label.mha: mask contains NaN/Inf",)),
-    "mask of another size": Kind(_mask(np.ones((20, 32, 1), np.uint8)), 1,
-                                 ("mask frame size (20, 32) differs from the sequence's (32, 32)",)),
+    "mask with NaN": Kind(
+        _mask(np.where(_good_sequence()[1] > 0, np.nan, 0).astype(np.float32)),
+        1,
+        ("case_first_label.mha: mask contains NaN/Inf",),
+    ),
+    "mask of another size": Kind(
+        _mask(np.ones((20, 32, 1), np.uint8)), 1, ("mask frame size (20, 32) differs from the sequence's (32, 32)",)
+    ),
     "mask with two frames": Kind(_mask(np.ones((*SHAPE, 2), np.uint8)), 1, ("exactly one frame, got 2",)),
     "2-D mask": Kind(_mask(np.ones(SHAPE, np.uint8)), 1, ("mask must be 3-D with one frame, got 2-D",)),
-    "garbage mask file": Kind(_then(lambda r: (r / TARGET).write_text("x")), 1,
-                              ("case_first_label.mha: unreadable",)),
+    "garbage mask file": Kind(_then(lambda r: (r / TARGET).write_text("x")), 1, ("case_first_label.mha: unreadable",)),
     # --- the JSON files ------------------------------------------------------------------------
     "JSON not valid": Kind(_json("frame-rate.json", "{8"), 1, ("frame-rate.json: not valid JSON",)),
     "JSON file empty": Kind(_json("frame-rate.json", ""), 1, ("frame-rate.json: not valid JSON",)),
     "JSON not UTF-8": Kind(_json("scanned-region.json", b'"\xff\xfe"'), 1, ("scanned-region.json: not valid JSON",)),
-    "JSON of the wrong type": Kind(_json("b-field-strength.json", "true"), 1,
-                                   ("b-field-strength.json: expected a JSON number, got bool",)),
+    "JSON of the wrong type": Kind(
+        _json("b-field-strength.json", "true"), 1, ("b-field-strength.json: expected a JSON number, got bool",)
+    ),
     "negative frame rate": Kind(_json("frame-rate.json", "-2"), 1, ("expected a positive number, got -2",)),
     "NaN frame rate": Kind(_json("frame-rate.json", "NaN"), 1, ("expected a positive number, got nan",)),
     "frame rate beyond a float": Kind(_json("frame-rate.json", "9" * 400), 1, ("number out of range",)),
     # --- options and places to write -----------------------------------------------------------
-    "output folder under a file": Kind(_build, 1, ("output folder not writable",),
-                                       ("--output", "{tmp}/file/out")),
-    "report folder under a file": Kind(_build, 1, ("run.json: cannot create the report folder",),
-                                       ("--report", "{tmp}/file/run.json")),
+    "output folder under a file": Kind(_build, 1, ("output folder not writable",), ("--output", "{tmp}/file/out")),
+    "report folder under a file": Kind(
+        _build, 1, ("run.json: cannot create the report folder",), ("--report", "{tmp}/file/run.json")
+    ),
     "overlay of another format": Kind(_build, 2, ("must end in .gif or .mp4",), ("--overlay", "{tmp}/o.avi")),
-    "weights given": Kind(_build, *((1, ("missing.pth (from --weights) does not exist",)) if TRACKER == "xmem"
-                                    else (2, ("--weights is a setting of the xmem tracker",))),
-                          ("--weights", "{tmp}/missing.pth")),
+    "weights given": Kind(
+        _build,
+        *(
+            (1, ("missing.pth (from --weights) does not exist",))
+            if TRACKER == "xmem"
+            else (2, ("--weights is a setting of the xmem tracker",))
+        ),
+        ("--weights", "{tmp}/missing.pth"),
+    ),
     # --- accepted, with a warning where something was changed or guessed ----------------------
     "upper-case suffix, extra files, negative spacing, mask 0/255, JSON with a BOM, "
     "frame rate 1e6, field strength 30 T": Kind(
-        _then(_negate_spacing, _rename_series("IMAGE.MHA"), _write_mask(_good_sequence()[1] * 255),
-              lambda r: (r / SERIES.parent / "notes.txt").write_text("x"),
-              lambda r: (r / "extra.json").write_text("{}"),
-              lambda r: (r / "scanned-region.json").write_bytes(b'\xef\xbb\xbf"thorax"'),
-              lambda r: (r / "frame-rate.json").write_text("1e6"),
-              lambda r: (r / "b-field-strength.json").write_text("30")),
-        0, ("negative pixel spacing (ElementSpacing = 1 -1 1) read as 1 1 1", "binarised as value > 0",
+        _then(
+            _negate_spacing,
+            _rename_series("IMAGE.MHA"),
+            _write_mask(_good_sequence()[1] * 255),
+            lambda r: (r / SERIES.parent / "notes.txt").write_text("x"),
+            lambda r: (r / "extra.json").write_text("{}"),
+            lambda r: (r / "scanned-region.json").write_bytes(b'\xef\xbb\xbf"thorax"'),
+            lambda r: (r / "frame-rate.json").write_text("1e6"),
+            lambda r: (r / "b-field-strength.json").write_text("30"),
+        ),
+        0,
+        (
+            "negative pixel spacing (ElementSpacing = 1 -1 1) read as 1 1 1",
+            "binarised as value > 0",
             "1e+06 frames/s is outside the plausible 0.1-100 frames/s; using 100",
-            "30 T is outside the plausible 0.1-10 T; using 10")),
+            "30 T is outside the plausible 0.1-10 T; using 10",
+        ),
+    ),
     "values near the float32 maximum, NaN and Inf pixels, blank frames": Kind(
-        _frames(_pixel_faults), 0, ("4 NaN/Inf pixels replaced by finite values", "2 of 4 frames have no signal")),
-    "0.001 mm pixels, rotated axes, far origin, non-square frames, uint16 pixels": Kind(lambda r: _build(
-        r, frames=(_good_sequence()[0][:, :20] * 10).astype(np.uint16), mask=_good_sequence()[1][:, :20],
-        spacing=(0.2, 0.001, 0.001), origin=(1e4, -3e3, 55.5), direction=(0, 1, 0, 1, 0, 0, 0, 0, -1))),
-    "tiny frames (3 x 3) of negative int16 pixels": Kind(lambda r: _build(
-        r, frames=np.pad(np.ones((1, 1, N_FRAMES), np.int16), ((1, 1), (1, 1), (0, 0))) - 1000,
-        mask=np.pad(np.ones((1, 1, 1), np.uint8), ((1, 1), (1, 1), (0, 0))))),
-    "large frames (1024 x 768)": Kind(lambda r: _build(
-        r, frames=np.pad(_good_sequence()[0], ((0, 992), (0, 736), (0, 0)), mode="edge"),
-        mask=np.pad(_good_sequence()[1], ((0, 992), (0, 736), (0, 0))))),
+        _frames(_pixel_faults), 0, ("4 NaN/Inf pixels replaced by finite values", "2 of 4 frames have no signal")
+    ),
+    "0.001 mm pixels, rotated axes, far origin, non-square frames, uint16 pixels": Kind(
+        lambda r: _build(
+            r,
+            frames=(_good_sequence()[0][:, :20] * 10).astype(np.uint16),
+            mask=_good_sequence()[1][:, :20],
+            spacing=(0.2, 0.001, 0.001),
+            origin=(1e4, -3e3, 55.5),
+            direction=(0, 1, 0, 1, 0, 0, 0, 0, -1),
+        )
+    ),
+    "tiny frames (3 x 3) of negative int16 pixels": Kind(
+        lambda r: _build(
+            r,
+            frames=np.pad(np.ones((1, 1, N_FRAMES), np.int16), ((1, 1), (1, 1), (0, 0))) - 1000,
+            mask=np.pad(np.ones((1, 1, 1), np.uint8), ((1, 1), (1, 1), (0, 0))),
+        )
+    ),
+    "large frames (1024 x 768)": Kind(
+        lambda r: _build(
+            r,
+            frames=np.pad(_good_sequence()[0], ((0, 992), (0, 736), (0, 0)), mode="edge"),
+            mask=np.pad(_good_sequence()[1], ((0, 992), (0, 736), (0, 0))),
+        )
+    ),
     "one frame, JSON files missing": Kind(
-        _then(lambda r: _write(r / SERIES, _good_sequence()[0][:, :, :1]),
-              *(lambda r, n=n: (r / n).unlink()
-                for n in ("frame-rate.json", "b-field-strength.json", "scanned-region.json"))),
-        0, ("frame-rate.json: missing, using default 4.0", "b-field-strength.json: missing, using default 1.5",
-            "scanned-region.json: missing, using default 'abdomen'")),
+        _then(
+            lambda r: _write(r / SERIES, _good_sequence()[0][:, :, :1]),
+            *(
+                lambda r, n=n: (r / n).unlink()
+                for n in ("frame-rate.json", "b-field-strength.json", "scanned-region.json")
+            ),
+        ),
+        0,
+        (
+            "frame-rate.json: missing, using default 4.0",
+            "b-field-strength.json: missing, using default 1.5",
+            "scanned-region.json: missing, using default 'abdomen'",
+        ),
+    ),
     "all pixels NaN, unknown scanned region": Kind(
-        _then(lambda r: _write(r / SERIES, np.full((*SHAPE, N_FRAMES), np.nan, np.float32)),
-              lambda r: (r / "scanned-region.json").write_text('"knee"')),
-        0, (f"{SHAPE[0] * SHAPE[1] * N_FRAMES} NaN/Inf pixels", "4 of 4 frames have no signal")),
+        _then(
+            lambda r: _write(r / SERIES, np.full((*SHAPE, N_FRAMES), np.nan, np.float32)),
+            lambda r: (r / "scanned-region.json").write_text('"knee"'),
+        ),
+        0,
+        (f"{SHAPE[0] * SHAPE[1] * N_FRAMES} NaN/Inf pixels", "4 of 4 frames have no signal"),
+    ),
 }
 
 
