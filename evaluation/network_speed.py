@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import torch
 
-from model.device import resolve_device
 from model.errors import run_command
 from model.runner import time_summary
 from model.trackers.xmem import XMemSettings
@@ -94,10 +93,6 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
     if args.frames < 1 or args.warmup < 0 or any(s < 16 for s in args.sizes):
         parser.error("need --frames ≥ 1, --warmup ≥ 0 and sizes ≥ 16")
-    try:
-        args.device = resolve_device(args.device)
-    except ValueError as error:
-        parser.error(str(error))
     return args
 
 

@@ -39,8 +39,8 @@ COMMANDS = {
         "file/data/S_001/images: Not a directory",
     ),
     "tools.download_weights": (
-        lambda tmp: ["--url", "http://127.0.0.1:9/w.pth", "--dest", str(tmp / "file" / "d")],
-        "file/d: Not a directory",
+        lambda tmp: ["--identify", str(tmp / "missing.pth")],
+        "missing.pth: No such file or directory",
     ),
 }
 
