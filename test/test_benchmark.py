@@ -39,6 +39,7 @@ def random_weights(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # four worker processes, each importing torch; XMem runs with random weights
 def test_benchmark_writes_table_with_all_columns(tiny_dataset, random_weights, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv(ENV_VAR, str(random_weights))  # inherited by the spawned worker processes
     out = tmp_path / "bench"
