@@ -19,6 +19,7 @@ accepted. A spec must keep the recording's crop placement (`motion=first-frame`,
 on, same crop size, margin and recentre fraction); the replay checks every network input
 against the recording and stops otherwise.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,8 +87,10 @@ class ReplayCore:
     def predict(self, image: torch.Tensor) -> torch.Tensor:
         index, self._next = self._next, self._next + 1
         if not np.isclose(_digest(image), self._inputs[index], rtol=1e-5, atol=1e-3):
-            raise ValueError(f"frame {index + 1}: the network input differs from the recording "
-                             "(the settings change the crop placement)")
+            raise ValueError(
+                f"frame {index + 1}: the network input differs from the recording "
+                "(the settings change the crop placement)"
+            )
         return torch.from_numpy(self._outputs[index].astype(np.float32))
 
     def commit(self, accept: bool = True) -> None:
@@ -113,8 +116,9 @@ def record(dataset: Path, out: Path, cases: int, weights: str) -> None:
     for case_dir in find_case_dirs(dataset)[:cases]:
         case = read_dataset_case(case_dir)
         run_tracker(tracker, case.frames, case.first_mask, case.info)
-        np.savez_compressed(out / f"{dataset_case_id(case_dir)}.npz",
-                            outputs=np.stack(core.outputs), inputs=np.array(core.inputs))
+        np.savez_compressed(
+            out / f"{dataset_case_id(case_dir)}.npz", outputs=np.stack(core.outputs), inputs=np.array(core.inputs)
+        )
         print(f"recorded {dataset_case_id(case_dir)}: {case.frames.shape[2]} frames", flush=True)
 
 
@@ -137,8 +141,15 @@ def replay(dataset: Path, recorded: Path, specs: list[str]) -> None:
     loaded = []
     for case_dir in cases:
         stored = np.load(recorded / f"{dataset_case_id(case_dir)}.npz")
-        loaded.append((dataset_case_id(case_dir), read_dataset_case(case_dir), read_labels(case_dir) > 0,
-                       stored["outputs"], stored["inputs"]))
+        loaded.append(
+            (
+                dataset_case_id(case_dir),
+                read_dataset_case(case_dir),
+                read_labels(case_dir) > 0,
+                stored["outputs"],
+                stored["inputs"],
+            )
+        )
     print(f"cases: {', '.join(case_id for case_id, *_ in loaded)}")
     print("dsc     cd_px  lag_px  spec  [per case dsc / cd]")
     for spec in specs:
@@ -161,8 +172,11 @@ def replay(dataset: Path, recorded: Path, specs: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m evaluation.motion_selection", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m evaluation.motion_selection",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     rec = commands.add_parser("record", help="store the network's probabilities on a selection set")
     rec.add_argument("dataset", type=Path)
