@@ -76,7 +76,7 @@ def runtime_files(tmp_path_factory) -> list[str]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a whole XMem run on the example case, traced
         check=True,
     )
     files = []
