@@ -87,7 +87,7 @@ def snapshot_tree(root: Path) -> dict[str, str]:
 
 
 def run_inference(
-    *args: str | Path, timeout: float = 120, max_file_bytes: int | None = None, umask: int | None = None
+    *args: str | Path, timeout: float = 300, max_file_bytes: int | None = None, umask: int | None = None
 ) -> subprocess.CompletedProcess:
     """The entry point as a separate process, from the repository root.
 
