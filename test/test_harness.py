@@ -73,7 +73,7 @@ def test_failed_case_and_unlabelled_case(tmp_path, capsys):
     mask = bad / "targets" / "B_2_first_label.mha"
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((125, 125, 1), np.uint8)), str(mask))
     assert find_case_dirs(tmp_path) == [good, bad]
-    assert harness.main([str(tmp_path)]) == 1
+    assert harness.main([str(tmp_path), "--tracker", "copy"]) == 1
     out = capsys.readouterr().out
     failed = next(line for line in out.splitlines() if line.startswith("B_2"))
     # Named as the case's own file, not the staged copy in a deleted temporary folder.
@@ -190,7 +190,7 @@ def test_help_describes_the_harness_and_the_pass_through():
 
 
 def test_no_case_found_is_one_error_line(tmp_path, capsys):
-    assert harness.main([str(tmp_path)]) == 1
+    assert harness.main([str(tmp_path), "--tracker", "copy"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {tmp_path}: no case folder")
 

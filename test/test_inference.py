@@ -199,7 +199,9 @@ def _help_text(capsys) -> str:
 
 def test_mask_values_other_than_0_1_are_binarised_with_a_warning(make_input, tmp_path):
     frames, masks = square_sequence()
-    done = run_inference("--input", make_input(frames, masks[:, :, :1] * 7), "--output", tmp_path / "out")
+    done = run_inference(
+        "--input", make_input(frames, masks[:, :, :1] * 7), "--tracker", "copy", "--output", tmp_path / "out"
+    )
     assert done.returncode == 0 and "binarised as value > 0" in done.stderr
     np.testing.assert_array_equal(sitk.GetArrayFromImage(read_output(tmp_path / "out"))[:, :, 1], masks[:, :, 0])
 
@@ -208,7 +210,14 @@ def test_nan_and_inf_pixels_are_sanitised_with_a_warning(make_input, tmp_path):
     frames, masks = square_sequence()
     frames[3, 3, 2], frames[4, 4, 3] = np.nan, np.inf
     done = run_inference(
-        "--input", make_input(frames, masks[:, :, :1]), "--output", tmp_path / "out", "--report", tmp_path / "r.json"
+        "--input",
+        make_input(frames, masks[:, :, :1]),
+        "--tracker",
+        "copy",
+        "--output",
+        tmp_path / "out",
+        "--report",
+        tmp_path / "r.json",
     )
     assert done.returncode == 0 and "2 NaN/Inf pixels replaced" in done.stderr
     assert json.loads((tmp_path / "r.json").read_text())["events"]["nonfinite_pixels"] == 2
@@ -217,7 +226,7 @@ def test_nan_and_inf_pixels_are_sanitised_with_a_warning(make_input, tmp_path):
 def test_missing_json_uses_defaults_with_a_warning(make_input, tmp_path):
     root = make_input()
     (root / "frame-rate.json").unlink()
-    done = run_inference("--input", root, "--output", tmp_path / "out")
+    done = run_inference("--input", root, "--tracker", "copy", "--output", tmp_path / "out")
     assert done.returncode == 0 and "frame-rate.json: missing, using default 4.0" in done.stderr
 
 
@@ -355,7 +364,16 @@ def test_overlay_with_another_suffix_is_a_usage_error(tmp_path):
 def test_report_and_overlay_may_go_inside_the_output_folder_not_yet_created(tmp_path):
     out = tmp_path / "new" / "out"
     done = run_inference(
-        "--case", EXAMPLE_CASE, "--output", out, "--report", out / "run.json", "--overlay", out / "pictures" / "run.gif"
+        "--case",
+        EXAMPLE_CASE,
+        "--tracker",
+        "copy",
+        "--output",
+        out,
+        "--report",
+        out / "run.json",
+        "--overlay",
+        out / "pictures" / "run.gif",
     )
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "run.json").read_text())["n_frames"] == 10
