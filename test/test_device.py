@@ -1,11 +1,11 @@
-"""model.device.resolve_device: the one place a device name becomes a torch device."""
+"""model.device: the one place a device name becomes a torch device, and the CPU's bf16 probe."""
 
 import pytest
 import torch
 
-from model.device import resolve_device
+from model.device import cpu_has_native_bf16, resolve_device
 from model.trackers.xmem import XMemSettings
-from model.xmem.inference.inference_core import InferenceCore
+from model.xmem.inference.inference_core import InferenceCore, resolve_precision
 
 
 def test_auto_and_none_pick_cuda_when_available_else_cpu():
@@ -29,3 +29,20 @@ def test_tracker_settings_and_the_inference_core_use_it():
     assert XMemSettings(device="cpu").torch_device() == torch.device("cpu")
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         InferenceCore(torch.nn.Identity(), device="gpu0")  # checked before the network is used
+
+
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
+    import model.xmem.inference.inference_core as core_module
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(core_module, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) == "bf16" and resolve_precision("auto", cuda) == "fp16"
+    monkeypatch.setattr(core_module, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+
+
+def test_native_bf16_probe_answers_false_without_torch_probes(monkeypatch):
+    assert isinstance(cpu_has_native_bf16(), bool)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert cpu_has_native_bf16() is False

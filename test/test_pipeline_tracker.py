@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from model.device import cpu_has_native_bf16
 from model.runner import run_tracker
 from model.trackers import SequenceInfo, build_tracker
 from model.trackers.xmem import XMemSettings, XMemTracker, build_core
@@ -246,7 +247,7 @@ def test_random_network_output_shape_and_never_empty():
     assert set(result.events) <= {"first_mask_repeated"}
     assert len(result.frame_seconds) == frames.shape[2] - 1
     assert tracker.describe()["device"].startswith("cpu")
-    assert tracker.describe()["precision"] == "fp32"  # auto on the CPU
+    assert tracker.describe()["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")  # auto on the CPU
 
 
 def test_causal_frame_t_depends_on_frames_up_to_t_only():

@@ -240,7 +240,7 @@ def test_network_without_sensory_memory() -> None:
 
 
 def test_precision_choice_and_cpu_bf16_autocast(network: RecordingXMem) -> None:
-    assert InferenceCore(network, device="cpu").precision == "fp32"  # auto on the CPU
+    assert InferenceCore(network, device="cpu").precision == "fp32"  # the core's default
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         InferenceCore(network, device="cpu", precision="fp16")
     with pytest.raises(ValueError, match="precision must be one of"):

@@ -185,8 +185,8 @@ class XMemSettings:
     precision: str = field(
         default="auto",
         metadata={
-            "help": "network arithmetic: auto (fp16 autocast on CUDA, fp32 on the CPU), fp32, "
-            "bf16 (autocast; 1.6-1.7x faster on CPUs with AVX512-BF16 or AMX), "
+            "help": "network arithmetic: auto (fp16 autocast on CUDA; on the CPU bf16 autocast "
+            "where the CPU has native bf16, AVX512-BF16 or AMX, else fp32), fp32, bf16, "
             "fp16 (CUDA only)"
         },
     )

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.device import resolve_device
+from model.device import cpu_has_native_bf16, resolve_device
 from model.xmem.inference.config import InferenceConfig
 from model.xmem.inference.memory_manager import MemoryManager
 from model.xmem.network.aggregate import aggregate
@@ -50,7 +50,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
     if precision == "fp16" and device.type != "cuda":
         raise ValueError("precision fp16 needs CUDA (on the CPU use bf16)")
     return precision
@@ -77,11 +79,12 @@ class InferenceCore:
         config: InferenceConfig = InferenceConfig(),
         device: str | torch.device | None = None,
         threads: int | None = None,
-        precision: str = "auto",
+        precision: str = "fp32",
     ) -> None:
         """Moves `network` to `device` (None: CUDA if available) in eval mode. `precision`
-        (PRECISIONS): auto = fp16 autocast on CUDA, float32 on the CPU; bf16 autocast is the
-        fast CPU choice on cores with AVX512-BF16/AMX. The CPU runs on `threads` threads
+        (PRECISIONS, resolve_precision): fp32 by default, so the core alone computes exactly
+        what the reference XMem computes; the tracker passes its setting (auto: fp16 autocast
+        on CUDA, bf16 autocast on CPUs with native bf16, else fp32). The CPU runs on `threads` threads
         (None: all cores, unless OMP_NUM_THREADS/MKL_NUM_THREADS is set)."""
         self.device = resolve_device(device)
         self.config = config
