@@ -6,13 +6,13 @@
 #   C  the same scale at batch 16 (steadier gradient), lr 2e-5 then 5e-6
 # Usage: scripts/train_cpu_chain.sh [A|B|C ...]   (default: A B C)
 # Stage C's start and schedule can be changed from the environment, to continue it later, on
-# another machine, from the carried checkpoint resources/training/cpu-chain.int8.pth (see
+# another machine, from the shipped weights resources/trackrad-xmem.pth (see
 # docs/experiments/2026-12-02-carried-checkpoint.md), whose optimiser state is not kept:
 # START_C (weights), C_ITERATIONS (900), C_LR (2e-5), C_LR_STEPS (480; "" for none),
 # C_SEED (3; the seed fixes the order of the training batches, so a continuation should take a
 # new one rather than replay the batches its start was trained on), C_MAX_MINUTES (0 = none:
 # stop stage C after this many minutes of training with its checkpoint saved, to bound a run),
-# e.g. more of stage C at the low rate: START_C=resources/training/cpu-chain.int8.pth C_ITERATIONS=500 C_LR=5e-6 C_LR_STEPS= C_SEED=4 $0 C
+# e.g. more of stage C at the low rate: START_C=resources/trackrad-xmem.pth C_ITERATIONS=500 C_LR=5e-6 C_LR_STEPS= C_SEED=4 $0 C
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stages=("$@")

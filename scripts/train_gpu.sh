@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training on a GPU machine in one run bounded by wall time (docs/training.md, "On a GPU
 # machine"): generated data, then full 384 x 384 views, 8-frame clips, 8 clips a step, from the
-# carried CPU weights, stopped after MINUTES of training, then the weights exported as int8.
+# shipped CPU weights, stopped after MINUTES of training, then the weights exported as int8.
 # Everything it needs is made here, so it also runs on a fresh machine with only the repository.
 #
 #   OUT=runs/gpu MINUTES=30 bash scripts/train_gpu.sh      (about MINUTES + 3 min in all)
@@ -9,7 +9,7 @@
 # Environment (defaults in brackets):
 #   OUT      folder for the results (required): train.log, log.csv, val.csv, w.int8.pth
 #   MINUTES  minutes of the training loop [6]; data, validation and export come on top
-#   START    start weights [resources/training/cpu-chain.int8.pth]; "scratch" for random ones
+#   START    start weights [resources/trackrad-xmem.pth]; "scratch" for random ones
 #   BATCH [8]  FRAMES [8]  LR [1e-5]  DEVICE [cuda]  WORK, the scratch folder [/tmp/gpu-train]
 #   TRAIN_CASES [120]  VAL_CASES [6]: generated cases; the seeds differ from every set that
 #   selects or judges weights (val10 13, valsel 41/42, valsel2 43)
@@ -35,7 +35,7 @@ fi
 # Each call is a new run from START: a run folder left by an earlier call on the same machine
 # would otherwise hand its higher-numbered network file to the export below.
 rm -rf "$work/run"
-start=${START:-resources/training/cpu-chain.int8.pth}
+start=${START:-resources/trackrad-xmem.pth}
 if [ "$start" = scratch ]; then from=(--scratch); else from=(--weights "$start"); fi
 # --iterations is only a ceiling here (the wall-time limit ends the run); the frame-skip
 # schedule follows the fraction of it, so the whole run samples with the first max-skip (5).
