@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 from PIL import Image
 
 from evaluation import benchmark
 from evaluation.metrics import dice_per_frame
 from model.overlay import write_line_chart, write_montage, write_overlay
+from model.trackers.xmem import XMemSettings
 from model.weights import ENV_VAR
 from model.xmem.network.network import XMem
 from training.synthetic import MotionRanges, generate_sequence, write_case
@@ -146,6 +150,30 @@ def test_spec_rows_are_labelled_by_their_spec_and_timed_against_the_reference(
     assert float(rows[motion]["time_vs_xmem"]) == pytest.approx(expected, rel=0.01)
     with open(out / "cases.csv") as handle:
         assert {row["tracker"] for row in csv.DictReader(handle)} == set(rows)
+
+
+def test_motion_ablation_script_switches_on_one_part_per_row(tmp_path):
+    """scripts/motion_ablation.sh is one benchmark command whose XMem rows are XMem alone, each
+    motion part alone and the default, all timed against XMem alone (a stub `python` records
+    the command instead of running it)."""
+    stub = tmp_path / "bin" / "python"
+    stub.parent.mkdir()
+    stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stub.parent}:{os.environ['PATH']}", "ARGS_FILE": str(tmp_path / "args")}
+    subprocess.run(["bash", str(REPO / "scripts" / "motion_ablation.sh"), "DATA", "OUT", "w.pth"], env=env, check=True)
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args[:3] == ["-m", "evaluation.benchmark", "DATA"] and args[args.index("--out") + 1] == "OUT"
+    assert args[args.index("--reference") + 1] == "xmem[motion=off]@w.pth"
+    specs = benchmark.split_specs(args[args.index("--trackers") + 1])
+    assert specs[:3] == ["copy", "optical-flow", "template"]
+    parts = []
+    for spec in specs[3:]:
+        benchmark.check_spec(spec)
+        name, settings = benchmark.parse_spec(spec)
+        assert name == "xmem" and settings.pop("weights") == "w.pth"
+        parts.append(XMemSettings(**settings).motion_parts())
+    assert parts == [[], ["crop"], ["prior"], ["align"], ["guards", "fallback"], XMemSettings().motion_parts()]
 
 
 def test_bad_spec_is_one_error_line_before_running(tiny_dataset, tmp_path, capsys):
