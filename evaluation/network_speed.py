@@ -83,7 +83,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="auto = fp16 autocast on CUDA, fp32 on the CPU; bf16 = autocast",
+        help="auto = fp16 autocast on CUDA, bf16 on CPUs with native bf16, else fp32; bf16 = autocast",
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
