@@ -10,14 +10,16 @@ dataset=$1
 out=$2
 weights=${3:+@$3}
 
-# XMem alone; then the motion flow on with every part off but one; then the default.
+# XMem alone; then the motion flow on with every part off but one (the fused prior with and
+# without the network trust); then the default.
 rows=(
     copy
     optical-flow
     template
     "xmem[motion=off]$weights"
     "xmem[motion-crop=on,motion-prior=off,align-max-px=0,max-flow-shift=0,flow-fallback=off]$weights"
-    "xmem[motion-crop=off,motion-prior=confidence,align-max-px=0,max-flow-shift=0,flow-fallback=off]$weights"
+    "xmem[motion-crop=off,motion-prior=confidence,trust-floor=0,align-max-px=0,max-flow-shift=0,flow-fallback=off]$weights"
+    "xmem[motion-crop=off,motion-prior=confidence,trust-floor=0.8,align-max-px=0,max-flow-shift=0,flow-fallback=off]$weights"
     "xmem[motion-crop=off,motion-prior=off,align-max-px=2,max-flow-shift=0,flow-fallback=off]$weights"
     "xmem[motion-crop=off,motion-prior=off,align-max-px=0,max-flow-shift=0.1,flow-fallback=on]$weights"
     "xmem$weights"

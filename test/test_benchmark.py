@@ -173,7 +173,15 @@ def test_motion_ablation_script_switches_on_one_part_per_row(tmp_path):
         name, settings = benchmark.parse_spec(spec)
         assert name == "xmem" and settings.pop("weights") == "w.pth"
         parts.append(XMemSettings(**settings).motion_parts())
-    assert parts == [[], ["crop"], ["prior"], ["align"], ["guards", "fallback"], XMemSettings().motion_parts()]
+    assert parts == [
+        [],
+        ["crop"],
+        ["prior"],
+        ["prior", "trust"],
+        ["align"],
+        ["guards", "fallback"],
+        XMemSettings().motion_parts(),
+    ]
 
 
 def test_bad_spec_is_one_error_line_before_running(tiny_dataset, tmp_path, capsys):

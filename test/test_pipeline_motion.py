@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.pipeline.motion import MaskFlow, fuse_with_prior, pull, scale_to_uint8
+from model.pipeline.motion import MaskFlow, NetworkTrust, fuse_with_prior, pull, scale_to_uint8
 from model.pipeline.preprocess import normalise_frame
 from training.synthetic import make_translation_sequence
 
@@ -91,3 +91,30 @@ def test_outside_the_crop_only_the_prior_speaks():
         fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.3, rule=rule)
         assert np.allclose(fused[:, 2:], 1.0)
         assert np.all(fused[:, :2] < 0.5)  # inside, the network's sure "background" counts
+
+
+def test_no_trust_leaves_the_prior_to_decide_even_against_a_confident_network():
+    network, covered, prior, confidence = _maps(0.99, 0.0, 0.5)
+    for rule in ("fixed", "confidence"):
+        trusted = fuse_with_prior(network, covered, prior, confidence, 0.3, rule, network_trust=1.0)
+        assert np.all(trusted > 0.5)
+        distrusted = fuse_with_prior(network, covered, prior, confidence, 0.3, rule, network_trust=0.0)
+        assert np.all(distrusted < 0.05)
+
+
+def test_network_trust_maps_the_mean_agreement_from_the_floor_to_one():
+    flow = np.zeros((20, 20), bool)
+    flow[5:15, 5:15] = True
+    trust = NetworkTrust(floor=0.8)
+    assert trust.trust == 1.0  # nothing seen yet
+    assert trust.update(flow, flow) == 1.0
+    spread = np.zeros_like(flow)
+    spread[3:17, 3:17] = True  # DSC with the flow mask: 200 / 296 = 0.676
+    assert trust.update(spread, np.zeros_like(flow)) == 1.0  # no flow mask: not counted
+    # Mean agreement (1 + 0.676) / 2 = 0.838 -> (0.838 - 0.8) / 0.2 = 0.19.
+    assert trust.update(spread, flow) == pytest.approx((0.5 * (1 + 200 / 296) - 0.8) / 0.2)
+    for _ in range(3):
+        trust.update(spread, flow)
+    assert trust.trust == 0.0  # mean 0.73, below the floor
+    with pytest.raises(ValueError, match="floor"):
+        NetworkTrust(1.0)

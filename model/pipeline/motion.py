@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from model.pipeline.crop import mask_centroid
-from model.pipeline.postprocess import select_component
+from model.pipeline.postprocess import dice, select_component
 
 # Forward-backward disagreement (pixels) at which a flow vector's confidence is exp(-1/2).
 FB_SIGMA_PX = 1.0
@@ -177,29 +177,67 @@ def fuse_with_prior(
     flow_confidence: np.ndarray,
     prior_weight: float,
     rule: str,
+    network_trust: float = 1.0,
 ) -> np.ndarray:
     """The network's foreground probability fused with the flow prior, per pixel (float32).
 
     fused = (wn * p_net + wf * p_prior) / (wn + wf), where
-    - rule "fixed": wn = 1 - prior_weight, wf = prior_weight;
-    - rule "confidence": wn = (1 - prior_weight) * |2 p_net - 1| (the network's probability
-      margin: 0 where it cannot decide, 1 where it is sure) and wf = prior_weight * the flow's
-      forward-backward confidence (0 where the flow cannot be trusted), each plus a small
-      floor. The prior weight sets which side wins a tie.
+    - rule "fixed": wn = (1 - prior_weight) * trust, wf = prior_weight;
+    - rule "confidence": wn = (1 - prior_weight) * trust * |2 p_net - 1| (the network's
+      probability margin: 0 where it cannot decide, 1 where it is sure) and wf = prior_weight *
+      the flow's forward-backward confidence (0 where the flow cannot be trusted), each plus a
+      small floor. The prior weight sets which side wins a tie.
+    `network_trust` in [0, 1] scales the network's weight by how far this sequence's network
+    outputs have earned it (NetworkTrust); 1 leaves the rules as they are.
     `covered` marks the pixels the network saw (its crop window); elsewhere its probability
     is no evidence, so there it has no weight (the prior decides, or 0 where neither saw).
     """
     if rule not in FUSION_RULES:
         raise ValueError(f"rule must be one of {FUSION_RULES}, got {rule!r}")
     if rule == "fixed":
-        network_weight = np.full(network.shape, 1.0 - prior_weight, np.float32)
+        network_weight = np.full(network.shape, (1.0 - prior_weight) * network_trust, np.float32)
         prior_weight_map = np.full(network.shape, prior_weight, np.float32)
     else:
-        network_weight = (1.0 - prior_weight) * np.abs(2.0 * network - 1.0) + FUSION_FLOOR
+        network_weight = (1.0 - prior_weight) * network_trust * np.abs(2.0 * network - 1.0) + FUSION_FLOOR
         prior_weight_map = prior_weight * flow_confidence + FUSION_FLOOR
     network_weight = np.where(covered, network_weight, 0.0)
     total = network_weight + prior_weight_map
     return ((network_weight * network + prior_weight_map * prior) / total).astype(np.float32)
+
+
+class NetworkTrust:
+    """How far the fusion may trust this sequence's network outputs, from their agreement with
+    the flow so far.
+
+    Per frame, the agreement is the DSC between the network's mask (p_net > 0.5) and the flow
+    mask; the trust is the running mean of the agreements up to this frame, mapped linearly
+    from [floor, 1] to [0, 1]. A network that has kept to the flow (weights that work on this
+    kind of image) keeps its weight; one that has kept straying from it (weights that do not
+    know these images: their masks creep over neighbouring tissue) loses it, and the fusion
+    becomes the flow prior. A mean over the whole sequence, not the latest frame: one
+    frame's disagreement is the guards' business, a lasting one is the network's.
+    """
+
+    def __init__(self, floor: float) -> None:
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor}")
+        self._floor = floor
+        self._total = 0.0
+        self._frames = 0
+
+    def update(self, network_mask: np.ndarray, flow_mask: np.ndarray) -> float:
+        """Add this frame's agreement (skipped when the flow mask is empty); the trust now."""
+        if flow_mask.any():
+            self._total += dice(network_mask, flow_mask)
+            self._frames += 1
+        return self.trust
+
+    @property
+    def trust(self) -> float:
+        if not self._frames:
+            return 1.0
+        mean = self._total / self._frames
+        return float(np.clip((mean - self._floor) / (1.0 - self._floor), 0.0, 1.0))
 
 
 def align_to_flow(

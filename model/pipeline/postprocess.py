@@ -148,24 +148,44 @@ class PostProcessor:
         return mask.copy()
 
     def _slow_failure(self, mask: np.ndarray, area: int, flow_mask: np.ndarray | None) -> bool:
-        """Step 5: whether the mask has drifted from the first frame or from the flow."""
+        """Step 5: whether the mask has drifted from the first frame or from the flow (counted)."""
+        reason = self._drift(mask, area, flow_mask)
+        if reason == "first_area":
+            self.first_area += 1
+        elif reason == "flow":
+            self.flow_disagreed += 1
+        return reason is not None
+
+    def _drift(self, mask: np.ndarray, area: int, flow_mask: np.ndarray | None) -> str | None:
+        """Which slow-failure guard the mask fails ("first_area", "flow"), or None."""
         guards = self._guards
         if guards.first_area_factor and (
             area > guards.first_area_factor * self._first_area or area * guards.first_area_factor < self._first_area
         ):
-            self.first_area += 1
-            return True
-        if flow_mask is None:
-            return False
+            return "first_area"
+        if flow_mask is None or not flow_mask.any():
+            return None
         if guards.min_flow_dice and dice(mask, flow_mask) < guards.min_flow_dice:
-            self.flow_disagreed += 1
-            return True
+            return "flow"
         if guards.max_flow_shift:
             gap = np.subtract(mask_centroid(mask), mask_centroid(flow_mask))
             if float(np.hypot(*gap)) > guards.max_flow_shift * self._first_radius:
-                self.flow_disagreed += 1
-                return True
-        return False
+                return "flow"
+        return None
+
+    def passes_guards(self, probability: np.ndarray, flow_mask: np.ndarray | None) -> bool:
+        """Whether another probability map of this frame (the network's own, before the fusion
+        with the flow prior) passes steps 2-5, judged against this frame's accepted output and
+        without smoothing; nothing is counted or kept.
+
+        The memory is written from the network's own prediction, so it is that prediction, not
+        the fused output, which must pass the guards to be memorised.
+        """
+        mask = select_component(probability > self._threshold, self._last)
+        area = int(np.count_nonzero(mask))
+        if area == 0 or self._jumps(area, self._last_area):
+            return False
+        return self._drift(mask, area, flow_mask) is None
 
     def _fallback(self, flow_mask: np.ndarray | None) -> np.ndarray:
         """The output of a rejected frame: the flow-propagated mask, else the last accepted."""

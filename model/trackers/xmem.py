@@ -22,6 +22,7 @@ from model.pipeline.motion import (
     FUSION_RULES,
     MaskFlow,
     MotionEstimate,
+    NetworkTrust,
     align_to_flow,
     fuse_with_prior,
     scale_to_uint8,
@@ -137,7 +138,7 @@ class XMemSettings:
         },
     )
     motion_prior: str = field(
-        default="off",
+        default="confidence",
         metadata={
             "help": "fuse XMem's probability with the flow-propagated mask: off, fixed "
             "(weighted mean), confidence (weights scaled by XMem's probability "
@@ -145,6 +146,14 @@ class XMemSettings:
         },
     )
     prior_weight: float = field(default=0.3, metadata={"help": "weight of the flow prior in the fusion, in [0, 1]"})
+    trust_floor: float = field(
+        default=0.8,
+        metadata={
+            "help": "scale the network's weight in the fusion by its agreement with the flow "
+            "so far: the running mean DSC of its mask with the flow mask, mapped from "
+            "[floor, 1] to [0, 1] (0 = off: full weight)"
+        },
+    )
     align_max_px: float = field(
         default=2.0,
         metadata={
@@ -216,6 +225,8 @@ class XMemSettings:
             raise ValueError(f"motion_prior must be one of {MOTION_PRIOR_RULES}, got {self.motion_prior!r}")
         if not 0.0 <= self.prior_weight <= 1.0:
             raise ValueError(f"prior_weight must be in [0, 1], got {self.prior_weight}")
+        if not 0.0 <= self.trust_floor < 1.0:
+            raise ValueError(f"trust_floor must be in [0, 1), got {self.trust_floor}")
         if self.first_area_factor and self.first_area_factor <= 1.0:
             raise ValueError(f"first_area_factor must be 0 (off) or > 1, got {self.first_area_factor}")
         if self.align_max_px < 0:
@@ -242,6 +253,7 @@ class XMemSettings:
         parts = {
             "crop": self.motion_crop,
             "prior": self.motion_prior != "off",
+            "trust": self.motion_prior != "off" and self.trust_floor > 0,
             "align": self.align_max_px > 0,
             "guards": not self.guards().off,
             "fallback": self.flow_fallback,
@@ -298,6 +310,7 @@ class XMemTracker(Tracker):
         self._resolved: dict[str, Any] = {}
         self._recentred = 0
         self._aligned = 0
+        self._untrusted = 0
 
     @classmethod
     def from_network(cls, network: torch.nn.Module, settings: XMemSettings | None = None) -> XMemTracker:
@@ -326,6 +339,7 @@ class XMemTracker(Tracker):
         self._probability = np.zeros(first_mask.shape, dtype=np.float32)
         self._recentred = 0
         self._aligned = 0
+        self._untrusted = 0
         # A gap the centroid guard would reject is a disagreement, not a placement error:
         # aligning it away would hide a slow failure from the guard.
         self._align_limit = settings.align_max_px
@@ -343,6 +357,9 @@ class XMemTracker(Tracker):
         self._core.reset()
         normalised = normalise_frame(first_frame)
         self._flow: MaskFlow | None = None
+        self._trust: NetworkTrust | None = None
+        if "trust" in self._parts:
+            self._trust = NetworkTrust(settings.trust_floor)
         if self._parts:
             self._flow = MaskFlow(settings.motion, backward_check=settings.motion_prior == "confidence")
             self._flow.start(_flow_image(normalised), first_mask)
@@ -365,6 +382,10 @@ class XMemTracker(Tracker):
         if motion is not None and "prior" in self._parts:
             covered = np.zeros(self._probability.shape, bool)
             covered[self._window.frame_slices] = True
+            trust = 1.0
+            if self._trust is not None:
+                trust = self._trust.update(self._probability > 0.5, motion.mask)
+                self._untrusted += trust == 0.0
             fused = fuse_with_prior(
                 self._probability,
                 covered,
@@ -372,6 +393,7 @@ class XMemTracker(Tracker):
                 motion.confidence,
                 self._settings.prior_weight,
                 self._settings.motion_prior,
+                trust,
             )
         else:
             fused = self._probability
@@ -379,10 +401,16 @@ class XMemTracker(Tracker):
             fused, moved = align_to_flow(fused, self._post.last_mask, motion.mask, self._align_limit)
             self._aligned += moved
         judge = motion is not None and ("guards" in self._parts or "fallback" in self._parts)
-        mask = self._post(fused, motion.mask if judge else None)
+        flow_mask = motion.mask if judge else None
+        mask = self._post(fused, flow_mask)
         # A prediction the post-processing rejected must not become memory: it would teach
-        # XMem the wrong target for every later frame.
-        self._core.commit(accept=not self._post.fell_back)
+        # XMem the wrong target for every later frame. The memory is written from the
+        # network's own prediction, so with the fused prior that one is judged too (the fusion
+        # can pull a creeping map back into line while the network keeps creeping).
+        accept = not self._post.fell_back
+        if accept and "prior" in self._parts:
+            accept = self._post.passes_guards(self._probability, flow_mask)
+        self._core.commit(accept=accept)
         if self._flow is not None:
             self._flow.advance(mask)
         if "crop" not in self._parts:
@@ -433,4 +461,9 @@ class XMemTracker(Tracker):
 
     def events(self) -> dict[str, int]:
         counts = self._post.events() if self._post is not None else {}
-        return {**counts, "crop_recentred": self._recentred, "aligned_to_flow": self._aligned}
+        return {
+            **counts,
+            "crop_recentred": self._recentred,
+            "aligned_to_flow": self._aligned,
+            "network_untrusted": self._untrusted,
+        }
