@@ -151,6 +151,8 @@ def test_settings_follow_the_cli_contract_and_reach_the_core():
         {"ema_weight": "0"},
         {"ema_weight": "1.5"},
         {"threshold": 1.0},
+        {"trust_floor": 1.0},
+        {"trust_floor": -0.1},
         {"area_jump_factor": 1.0},
         {"recentre_fraction": 0.0},
         {"mem_every": 0},

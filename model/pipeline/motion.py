@@ -209,7 +209,7 @@ class NetworkTrust:
     """How far the fusion may trust this sequence's network outputs, from their agreement with
     the flow so far.
 
-    Per frame, the agreement is the DSC between the network's mask (p_net > 0.5) and the flow
+    Per frame, the agreement is the DSC between the network's mask (thresholded) and the flow
     mask; the trust is the running mean of the agreements up to this frame, mapped linearly
     from [floor, 1] to [0, 1]. A network that has kept to the flow (weights that work on this
     kind of image) keeps its weight; one that has kept straying from it (weights that do not
@@ -224,13 +224,16 @@ class NetworkTrust:
         self._floor = floor
         self._total = 0.0
         self._frames = 0
+        self.untrusted_frames = 0  # frames whose trust was 0: the fusion was the flow prior
 
     def update(self, network_mask: np.ndarray, flow_mask: np.ndarray) -> float:
         """Add this frame's agreement (skipped when the flow mask is empty); the trust now."""
         if flow_mask.any():
             self._total += dice(network_mask, flow_mask)
             self._frames += 1
-        return self.trust
+        trust = self.trust
+        self.untrusted_frames += trust == 0.0
+        return trust
 
     @property
     def trust(self) -> float:

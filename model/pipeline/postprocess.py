@@ -173,15 +173,15 @@ class PostProcessor:
                 return "flow"
         return None
 
-    def passes_guards(self, probability: np.ndarray, flow_mask: np.ndarray | None) -> bool:
-        """Whether another probability map of this frame (the network's own, before the fusion
-        with the flow prior) passes steps 2-5, judged against this frame's accepted output and
+    def passes_guards(self, binary: np.ndarray, flow_mask: np.ndarray | None) -> bool:
+        """Whether another thresholded map of this frame (the network's own, before the fusion
+        with the flow prior) passes steps 3-5, judged against this frame's accepted output and
         without smoothing; nothing is counted or kept.
 
         The memory is written from the network's own prediction, so it is that prediction, not
         the fused output, which must pass the guards to be memorised.
         """
-        mask = select_component(probability > self._threshold, self._last)
+        mask = select_component(binary, self._last)
         area = int(np.count_nonzero(mask))
         if area == 0 or self._jumps(area, self._last_area):
             return False

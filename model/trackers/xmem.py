@@ -310,7 +310,7 @@ class XMemTracker(Tracker):
         self._resolved: dict[str, Any] = {}
         self._recentred = 0
         self._aligned = 0
-        self._untrusted = 0
+        self._trust: NetworkTrust | None = None
 
     @classmethod
     def from_network(cls, network: torch.nn.Module, settings: XMemSettings | None = None) -> XMemTracker:
@@ -339,7 +339,6 @@ class XMemTracker(Tracker):
         self._probability = np.zeros(first_mask.shape, dtype=np.float32)
         self._recentred = 0
         self._aligned = 0
-        self._untrusted = 0
         # A gap the centroid guard would reject is a disagreement, not a placement error:
         # aligning it away would hide a slow failure from the guard.
         self._align_limit = settings.align_max_px
@@ -357,7 +356,7 @@ class XMemTracker(Tracker):
         self._core.reset()
         normalised = normalise_frame(first_frame)
         self._flow: MaskFlow | None = None
-        self._trust: NetworkTrust | None = None
+        self._trust = None
         if "trust" in self._parts:
             self._trust = NetworkTrust(settings.trust_floor)
         if self._parts:
@@ -380,12 +379,11 @@ class XMemTracker(Tracker):
         self._probability.fill(0.0)
         self._window.paste(foreground, self._probability)
         if motion is not None and "prior" in self._parts:
+            # The network's own mask: the trust and the memory decision below judge it.
+            network_mask = self._probability > self._settings.threshold
             covered = np.zeros(self._probability.shape, bool)
             covered[self._window.frame_slices] = True
-            trust = 1.0
-            if self._trust is not None:
-                trust = self._trust.update(self._probability > 0.5, motion.mask)
-                self._untrusted += trust == 0.0
+            trust = self._trust.update(network_mask, motion.mask) if self._trust is not None else 1.0
             fused = fuse_with_prior(
                 self._probability,
                 covered,
@@ -409,7 +407,7 @@ class XMemTracker(Tracker):
         # can pull a creeping map back into line while the network keeps creeping).
         accept = not self._post.fell_back
         if accept and "prior" in self._parts:
-            accept = self._post.passes_guards(self._probability, flow_mask)
+            accept = self._post.passes_guards(network_mask, flow_mask)
         self._core.commit(accept=accept)
         if self._flow is not None:
             self._flow.advance(mask)
@@ -465,5 +463,5 @@ class XMemTracker(Tracker):
             **counts,
             "crop_recentred": self._recentred,
             "aligned_to_flow": self._aligned,
-            "network_untrusted": self._untrusted,
+            "network_untrusted": self._trust.untrusted_frames if self._trust is not None else 0,
         }
