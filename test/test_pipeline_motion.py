@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.pipeline.motion import MaskFlow, NetworkTrust, fuse_with_prior, pull, scale_to_uint8
-from model.pipeline.preprocess import normalise_frame
+from model.pipeline.motion import MaskFlow, NetworkTrust, fuse_with_prior, pull
 from training.synthetic import make_translation_sequence
-
-
-def _uint8(frame):
-    normalised = normalise_frame(frame)
-    return scale_to_uint8(normalised, float(normalised.min()), float(normalised.max()))
 
 
 def _soft_centroid(values):
@@ -28,11 +22,10 @@ def test_flow_recovers_a_known_sub_pixel_translation(reference):
     sequence = make_translation_sequence(shifts, shape=(112, 112), n_frames=n_frames, radius_px=8.0)
     first = sequence.masks[:, :, 0] > 0
     flow = MaskFlow(reference, backward_check=True)
-    flow.start(_uint8(sequence.frames[:, :, 0]), first)
-    region = (slice(0, 112), slice(0, 112))
+    flow.start(sequence.frames[:, :, 0], first)
     previous = first
     for t in range(1, n_frames):
-        motion = flow.estimate(_uint8(sequence.frames[:, :, t]), region)
+        motion = flow.estimate(sequence.frames[:, :, t])
         # The pulled mask moved by the flow's estimate of the motion since the reference:
         # frame 0 (first-frame), or frame t-1 whose mask is the previous output.
         since = 0 if reference == "first-frame" else t - 1
@@ -46,14 +39,14 @@ def test_flow_recovers_a_known_sub_pixel_translation(reference):
         flow.advance(previous)
 
 
-def test_pull_samples_the_reference_along_the_flow_in_region_coordinates():
+def test_pull_samples_the_reference_along_the_flow():
     values = np.zeros((20, 20), np.float32)
     values[5, 7] = 1.0
-    flow = np.zeros((4, 6, 2), np.float32)
-    flow[..., 0], flow[..., 1] = 2.0, -1.0  # each region pixel sits 2 right, 1 up in the reference
-    pulled = pull(values, flow, origin=(4, 3))
-    # Region pixel (r, c) samples reference (4 + r - 1, 3 + c + 2): (5, 7) is region (2, 2).
-    assert pulled[2, 2] == 1.0 and pulled.sum() == 1.0
+    flow = np.zeros((20, 20, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 2.0, -1.0  # each pixel sits 2 right, 1 up in the reference
+    pulled = pull(values, flow)
+    # Pixel (r, c) samples reference (r - 1, c + 2): (5, 7) is pixel (6, 5).
+    assert pulled[6, 5] == 1.0 and pulled.sum() == 1.0
 
 
 def _maps(network_p, prior_p, confidence):

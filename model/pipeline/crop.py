@@ -104,16 +104,6 @@ class CropWindow:
         """The part of the frame the box covers."""
         return self._frame_slices
 
-    def context_slices(self, grow: float) -> tuple[slice, slice]:
-        """The box grown by `grow` times its size on every side, clipped to the frame."""
-        slices = []
-        for axis in (0, 1):
-            extra = int(math.ceil(grow * self._size[axis]))
-            start = max(self._origin[axis] - extra, 0)
-            stop = min(self._origin[axis] + self._size[axis] + extra, self._frame_shape[axis])
-            slices.append(slice(start, max(stop, start)))
-        return tuple(slices)
-
     def _place(self, origin: tuple[int, int]) -> None:
         self._origin = origin
         frame_slices, box_slices = [], []

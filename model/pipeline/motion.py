@@ -53,9 +53,8 @@ class DenseFlow:
     def __call__(self, current: np.ndarray, reference: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
         """Flow (H, W, 2) float32 from `current` to `reference` (uint8 images of one shape).
 
-        `initial` (DIS only): a guess the search starts from, e.g. the last frame's flow to the
-        same reference, so a displacement larger than the pyramid can find from zero is
-        bridged step by step.
+        `initial` (DIS only): a guess the search starts from, which bridges a displacement
+        larger than the pyramid finds from zero.
         """
         if self._method == "farneback":
             return cv2.calcOpticalFlowFarneback(current, reference, None, 0.5, 4, 21, 5, 7, 1.5, 0)
@@ -64,20 +63,13 @@ class DenseFlow:
         return self._dis.calc(current, reference, start)
 
 
-def pull(values: np.ndarray, flow: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Sample the float32 map `values` (reference frame, full size) along `flow`, bilinear.
+def pull(values: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample the float32 map `values` (reference frame) along `flow` (same size), bilinear.
 
-    `flow` covers a region of the current frame whose top-left pixel is `origin`; the result has
-    the region's shape. Outside `values` counts as 0.
+    Outside `values` counts as 0.
     """
     rows, cols = np.indices(flow.shape[:2], dtype=np.float32)
-    return cv2.remap(
-        values,
-        cols + (origin[1] + flow[..., 0]),
-        rows + (origin[0] + flow[..., 1]),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-    )
+    return cv2.remap(values, cols + flow[..., 0], rows + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def forward_backward_confidence(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
@@ -101,14 +93,11 @@ def forward_backward_confidence(forward: np.ndarray, backward: np.ndarray) -> np
 
 @dataclass
 class MotionEstimate:
-    """One frame's motion, in full-frame coordinates (zero outside the flow's region)."""
+    """One frame's motion, in full-frame coordinates."""
 
     prior: np.ndarray  # float32: the reference mask pulled to this frame, in [0, 1]
     confidence: np.ndarray  # float32 in [0, 1]: forward-backward consistency of the flow
     mask: np.ndarray  # bool: prior > 0.5 (may be empty when the flow lost the target)
-
-    def centroid(self) -> tuple[float, float] | None:
-        return mask_centroid(self.mask) if self.mask.any() else None
 
 
 class MaskFlow:
@@ -116,9 +105,14 @@ class MaskFlow:
 
     reference "first-frame": the flow goes from frame t to frame 0 and pulls the first mask
     (no accumulated drift, but must bridge the whole displacement); "previous-frame": from t
-    to t-1, pulling the previous output (small steps, drift accumulates). The flow is computed
-    only on a region of the frame (the caller's crop window grown by its context), which bounds
-    its cost for large frames.
+    to t-1, pulling the previous output (small steps, drift accumulates). The flow covers the
+    whole frame and each frame is scaled to 8 bits by its own percentiles (`to_uint8`), exactly
+    as the optical-flow tracker does: a cine frame costs DIS a few milliseconds, and flow
+    computed on a window around the target placed it less precisely (docs/pipeline.md).
+    With the first-frame reference the search starts from the target's last displacement
+    (one vector for the whole frame): DIS alone does not find a displacement much larger than
+    its coarsest pyramid level, a target that has moved far from frame 0 is reached step by
+    step, and a single vector carries no last-frame noise into the new flow.
     """
 
     REFERENCES = ("first-frame", "previous-frame")
@@ -131,30 +125,28 @@ class MaskFlow:
         self._flow = DenseFlow("dis")
 
     def start(self, first_frame: np.ndarray, first_mask: np.ndarray) -> None:
-        """`first_frame` is uint8 (e.g. scale_to_uint8 of the normalised frame)."""
-        self._reference = first_frame
+        self._reference = to_uint8(first_frame)
         self._reference_mask = first_mask.astype(np.float32)
-        # The latest flow to the first frame, full frame: the next frame's starting guess.
-        self._last_forward = np.zeros((*first_frame.shape, 2), np.float32)
+        # The flow over the target on the last frame (x, y), the next search's start.
+        self._displacement = np.zeros(2, np.float32)
 
-    def estimate(self, frame: np.ndarray, region: tuple[slice, slice]) -> MotionEstimate:
-        """Motion of the reference mask to `frame` (uint8), computed on `region` only."""
-        origin = (region[0].start, region[1].start)
-        current = np.ascontiguousarray(frame[region])  # DIS needs contiguous images
-        reference = np.ascontiguousarray(self._reference[region])
+    def estimate(self, frame: np.ndarray) -> MotionEstimate:
+        """Motion of the reference mask to `frame` (a raw frame, like the first)."""
+        current = to_uint8(frame)
         first_frame = self._reference_kind == "first-frame"
-        forward = self._flow(current, reference, self._last_forward[region] if first_frame else None)
-        if first_frame:
-            self._last_forward[region] = forward
-        prior = np.zeros(frame.shape, np.float32)
-        prior[region] = pull(self._reference_mask, forward, origin)
-        confidence = np.zeros(frame.shape, np.float32)
+        start = np.full((*current.shape, 2), self._displacement, np.float32) if first_frame else None
+        forward = self._flow(current, self._reference, start)
+        prior = pull(self._reference_mask, forward)
+        if first_frame and (prior > 0.5).any():
+            self._displacement = forward[prior > 0.5].mean(axis=0)
         if self._backward_check:
-            backward = self._flow(reference, current, -forward if first_frame else None)
-            confidence[region] = forward_backward_confidence(forward, backward)
+            # The reverse of the forward flow is the guess: the backward search then only
+            # refines it, however far the target has moved.
+            backward = self._flow(self._reference, current, -forward)
+            confidence = forward_backward_confidence(forward, backward)
         else:
-            confidence[region] = 1.0
-        self._current = frame
+            confidence = np.ones(frame.shape, np.float32)
+        self._current = current
         return MotionEstimate(prior, confidence, prior > 0.5)
 
     def advance(self, output_mask: np.ndarray) -> None:

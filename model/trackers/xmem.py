@@ -21,11 +21,9 @@ from model.pipeline.crop import CropWindow, initial_box, margin_for_region
 from model.pipeline.motion import (
     FUSION_RULES,
     MaskFlow,
-    MotionEstimate,
     NetworkTrust,
     align_to_flow,
     fuse_with_prior,
-    scale_to_uint8,
 )
 from model.pipeline.postprocess import PostProcessor, SlowFailureGuards, ema_weight_for_frame_rate
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
@@ -37,11 +35,6 @@ from model.xmem.network.checkpoint import load_network
 
 MOTION_REFERENCES = ("off", *MaskFlow.REFERENCES)
 MOTION_PRIOR_RULES = ("off", *FUSION_RULES)
-# The flow is computed on the crop window grown by this fraction of its size on every side
-# (clipped to the frame): room for the target's motion since the window was placed.
-FLOW_CONTEXT = 0.5
-# Below this side (pixels) the flow region is the whole frame: DIS needs a few patches.
-MIN_FLOW_SIDE = 32
 
 
 class VideoCore(Protocol):
@@ -124,7 +117,7 @@ class XMemSettings:
     motion: str = field(
         default="first-frame",
         metadata={
-            "help": "dense flow (DIS) on the crop's surroundings, once per frame, that the "
+            "help": "dense flow (DIS) on the whole frame, once per frame, that the "
             "motion parts below use: first-frame (frame t to frame 0, pulls the "
             "first mask), previous-frame (t to t-1, pulls the last output), or off "
             "(XMem alone: every motion part off)"
@@ -283,11 +276,6 @@ def build_core(network: torch.nn.Module, settings: XMemSettings) -> VideoCore:
     return InferenceCore(network.eval(), settings.inference_config(), device=device, precision=settings.precision)
 
 
-def _flow_image(normalised: np.ndarray) -> np.ndarray:
-    """The normalised frame (already percentile-clipped) as the uint8 image DIS works on."""
-    return scale_to_uint8(normalised, float(normalised.min()), float(normalised.max()))
-
-
 class XMemTracker(Tracker):
     """XMem with sparse memory updates, run on a crop that follows the tumour.
 
@@ -325,7 +313,6 @@ class XMemTracker(Tracker):
         ema_weight = settings.ema_weight_for(info)
         box = initial_box(first_mask, info.pixel_spacing_mm, margin_mm)
         self._window = CropWindow(box, first_mask.shape, settings.crop_size)
-        self._first_context = self._window.context_slices(FLOW_CONTEXT)
         self._parts = settings.motion_parts()
         self._post = PostProcessor(
             first_mask,
@@ -361,7 +348,7 @@ class XMemTracker(Tracker):
             self._trust = NetworkTrust(settings.trust_floor)
         if self._parts:
             self._flow = MaskFlow(settings.motion, backward_check=settings.motion_prior == "confidence")
-            self._flow.start(_flow_image(normalised), first_mask)
+            self._flow.start(first_frame, first_mask)
         network_mask = torch.from_numpy(self._window.crop_mask(first_mask).astype(np.float32))
         self._core.step(self._network_input(normalised), network_mask.to(self._core.device))
 
@@ -369,7 +356,7 @@ class XMemTracker(Tracker):
         if self._window is None or self._post is None:
             raise RuntimeError("XMemTracker.track called before start")
         normalised = normalise_frame(frame)
-        motion = self._estimate_motion(normalised) if self._flow is not None else None
+        motion = self._flow.estimate(frame) if self._flow is not None else None
         if motion is not None and "crop" in self._parts:
             # Box-level propagation: the window goes to where the flow puts the target now,
             # before the network sees this frame.
@@ -415,19 +402,6 @@ class XMemTracker(Tracker):
             # The window moves for the next frame only: this frame's crop is already used.
             self._follow(mask)
         return mask
-
-    def _estimate_motion(self, normalised: np.ndarray) -> MotionEstimate:
-        """The flow of this frame, computed once, on the window's surroundings (and, for the
-        first-frame reference, the first window's, where the first mask is to be found)."""
-        region = self._window.context_slices(FLOW_CONTEXT)
-        if self._settings.motion == "first-frame":
-            region = tuple(
-                slice(min(now.start, first.start), max(now.stop, first.stop))
-                for now, first in zip(region, self._first_context, strict=True)
-            )
-        if min(s.stop - s.start for s in region) < MIN_FLOW_SIDE:
-            region = (slice(0, normalised.shape[0]), slice(0, normalised.shape[1]))
-        return self._flow.estimate(_flow_image(normalised), region)
 
     def _follow(self, mask: np.ndarray) -> None:
         moved = self._window.follow(mask, self._settings.recentre_fraction)
