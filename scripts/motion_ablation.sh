@@ -11,7 +11,8 @@ out=$2
 weights=${3:+@$3}
 
 # XMem alone; then the motion flow on with every part off but one (the fused prior with and
-# without the network trust); then the default.
+# without the network trust); then the default, and the default aligned to the pulled mask's
+# centroid instead of the two-way centre.
 rows=(
     copy
     optical-flow
@@ -23,6 +24,7 @@ rows=(
     "xmem[motion-crop=off,motion-prior=off,align-max-px=2,max-flow-shift=0,flow-fallback=off]$weights"
     "xmem[motion-crop=off,motion-prior=off,align-max-px=0,max-flow-shift=0.1,flow-fallback=on]$weights"
     "xmem$weights"
+    "xmem[flow-centre=pulled]$weights"
 )
 specs=$(IFS=,; echo "${rows[*]}")
 python -m evaluation.benchmark "$dataset" --trackers "$specs" --reference "xmem[motion=off]$weights" --out "$out"

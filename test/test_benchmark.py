@@ -154,8 +154,8 @@ def test_spec_rows_are_labelled_by_their_spec_and_timed_against_the_reference(
 
 def test_motion_ablation_script_switches_on_one_part_per_row(tmp_path):
     """scripts/motion_ablation.sh is one benchmark command whose XMem rows are XMem alone, each
-    motion part alone and the default, all timed against XMem alone (a stub `python` records
-    the command instead of running it)."""
+    motion part alone, the default and the default with the pulled-mask centre, all timed
+    against XMem alone (a stub `python` records the command instead of running it)."""
     stub = tmp_path / "bin" / "python"
     stub.parent.mkdir()
     stub.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\n')
@@ -167,12 +167,14 @@ def test_motion_ablation_script_switches_on_one_part_per_row(tmp_path):
     assert args[args.index("--reference") + 1] == "xmem[motion=off]@w.pth"
     specs = benchmark.split_specs(args[args.index("--trackers") + 1])
     assert specs[:3] == ["copy", "optical-flow", "template"]
-    parts = []
+    parts, centres = [], []
     for spec in specs[3:]:
         benchmark.check_spec(spec)
         name, settings = benchmark.parse_spec(spec)
         assert name == "xmem" and settings.pop("weights") == "w.pth"
         parts.append(XMemSettings(**settings).motion_parts())
+        centres.append(XMemSettings(**settings).flow_centre)
+    assert centres[-2:] == ["two-way", "pulled"]
     assert parts == [
         [],
         ["crop"],
@@ -180,6 +182,7 @@ def test_motion_ablation_script_switches_on_one_part_per_row(tmp_path):
         ["prior", "trust"],
         ["align"],
         ["guards", "fallback"],
+        XMemSettings().motion_parts(),
         XMemSettings().motion_parts(),
     ]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.pipeline.motion import MaskFlow, NetworkTrust, fuse_with_prior, pull
+from model.pipeline.crop import mask_centroid
+from model.pipeline.motion import MaskFlow, NetworkTrust, align_to_flow, fuse_with_prior, pull
 from training.synthetic import make_translation_sequence
 
 
@@ -15,13 +16,14 @@ def _soft_centroid(values):
     return np.array([(rows * values).sum() / total, (cols * values).sum() / total])
 
 
+@pytest.mark.parametrize("centre", MaskFlow.CENTRES)
 @pytest.mark.parametrize("reference", MaskFlow.REFERENCES)
-def test_flow_recovers_a_known_sub_pixel_translation(reference):
+def test_flow_recovers_a_known_sub_pixel_translation(reference, centre):
     n_frames = 10
     shifts = np.outer(np.arange(n_frames), (2.3, -1.4))  # 21 px along axis 0 at the end
     sequence = make_translation_sequence(shifts, shape=(112, 112), n_frames=n_frames, radius_px=8.0)
     first = sequence.masks[:, :, 0] > 0
-    flow = MaskFlow(reference, backward_check=True)
+    flow = MaskFlow(reference, backward_check=True, centre=centre)
     flow.start(sequence.frames[:, :, 0], first)
     previous = first
     for t in range(1, n_frames):
@@ -33,6 +35,12 @@ def test_flow_recovers_a_known_sub_pixel_translation(reference):
         moved = _soft_centroid(motion.prior) - _soft_centroid(source.astype(np.float32))
         truth = sequence.motion_px[t] - sequence.motion_px[since]
         assert np.abs(moved - truth).max() <= 0.25, (t, moved, truth)
+        # The centre the alignment uses: a thresholded mask can move only by whole boundary
+        # pixels (up to half a pixel off a sub-pixel shift); the two-way estimate averages that
+        # with the flow over the reference target, which is not quantised.
+        centre_moved = np.subtract(motion.centre, mask_centroid(source))
+        tolerance = 0.25 if centre == "two-way" else 0.5
+        assert np.abs(centre_moved - truth).max() <= tolerance, (t, centre_moved, truth)
         # A pure translation is followed consistently both ways: the flow is trusted on the target.
         assert motion.confidence[motion.mask].mean() > 0.8
         previous = sequence.masks[:, :, t] > 0  # the tracker's output, here the truth
@@ -111,3 +119,22 @@ def test_network_trust_maps_the_mean_agreement_from_the_floor_to_one():
     assert trust.trust == 0.0  # mean 0.73, below the floor
     with pytest.raises(ValueError, match="floor"):
         NetworkTrust(1.0)
+
+
+def _disc_probability(centre, radius=9.0, shape=(64, 64)):
+    rows, cols = np.indices(shape, dtype=np.float32)
+    distance = np.hypot(rows - centre[0], cols - centre[1])
+    return np.clip(radius + 0.5 - distance, 0.0, 1.0).astype(np.float32)  # soft 1-px edge
+
+
+def test_alignment_moves_the_target_onto_the_flow_centre_within_its_limit():
+    probability = _disc_probability((30.0, 34.0))
+    previous = probability > 0.5
+    flow_centre = (31.2, 33.3)
+    aligned, moved = align_to_flow(probability, previous, flow_centre, limit_px=2.0)
+    assert moved
+    assert np.abs(np.subtract(mask_centroid(aligned > 0.5), flow_centre)).max() <= 0.3
+    # A gap beyond the limit is a disagreement for the guards, and no estimate is no move.
+    for centre in ((34.0, 34.0), None):
+        unchanged, moved = align_to_flow(probability, previous, centre, limit_px=2.0)
+        assert not moved and unchanged is probability

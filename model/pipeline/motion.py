@@ -98,6 +98,8 @@ class MotionEstimate:
     prior: np.ndarray  # float32: the reference mask pulled to this frame, in [0, 1]
     confidence: np.ndarray  # float32 in [0, 1]: forward-backward consistency of the flow
     mask: np.ndarray  # bool: prior > 0.5 (may be empty when the flow lost the target)
+    # The flow's estimate of the target's centroid (axis 0, axis 1); None when it lost it.
+    centre: tuple[float, float] | None
 
 
 class MaskFlow:
@@ -117,11 +119,16 @@ class MaskFlow:
 
     REFERENCES = ("first-frame", "previous-frame")
 
-    def __init__(self, reference: str, backward_check: bool) -> None:
+    CENTRES = ("pulled", "two-way")
+
+    def __init__(self, reference: str, backward_check: bool, centre: str = "two-way") -> None:
         if reference not in self.REFERENCES:
             raise ValueError(f"reference must be one of {self.REFERENCES}, got {reference!r}")
+        if centre not in self.CENTRES:
+            raise ValueError(f"centre must be one of {self.CENTRES}, got {centre!r}")
         self._reference_kind = reference
         self._backward_check = backward_check
+        self._centre = centre
         self._flow = DenseFlow("dis")
 
     def start(self, first_frame: np.ndarray, first_mask: np.ndarray) -> None:
@@ -139,15 +146,28 @@ class MaskFlow:
         prior = pull(self._reference_mask, forward)
         if first_frame and (prior > 0.5).any():
             self._displacement = forward[prior > 0.5].mean(axis=0)
-        if self._backward_check:
+        mask = prior > 0.5
+        centre = mask_centroid(mask) if mask.any() else None
+        confidence = np.ones(frame.shape, np.float32)
+        if self._backward_check or self._centre == "two-way":
             # The reverse of the forward flow is the guess: the backward search then only
             # refines it, however far the target has moved.
             backward = self._flow(self._reference, current, -forward)
-            confidence = forward_backward_confidence(forward, backward)
-        else:
-            confidence = np.ones(frame.shape, np.float32)
+            if self._backward_check:
+                confidence = forward_backward_confidence(forward, backward)
+            if self._centre == "two-way" and centre is not None:
+                centre = self._two_way_centre(centre, backward)
         self._current = current
-        return MotionEstimate(prior, confidence, prior > 0.5)
+        return MotionEstimate(prior, confidence, mask, centre)
+
+    def _two_way_centre(self, pulled: tuple[float, float], backward: np.ndarray) -> tuple[float, float]:
+        """The mean of two estimates of the target's centroid with independent errors: the
+        pulled mask's (where the forward flow sends current pixels into the reference mask)
+        and the reference mask's centroid pushed along the backward flow (where the reference
+        target's pixels went, on average)."""
+        inside = self._reference_mask > 0.5
+        pushed = np.add(mask_centroid(inside), backward[inside].mean(axis=0)[::-1])
+        return (float((pulled[0] + pushed[0]) / 2), float((pulled[1] + pushed[1]) / 2))
 
     def advance(self, output_mask: np.ndarray) -> None:
         """After a frame's output is final: the previous-frame reference moves on to it."""
@@ -236,9 +256,9 @@ class NetworkTrust:
 
 
 def align_to_flow(
-    probability: np.ndarray, previous: np.ndarray, flow_mask: np.ndarray, limit_px: float
+    probability: np.ndarray, previous: np.ndarray, flow_centre: tuple[float, float] | None, limit_px: float
 ) -> tuple[np.ndarray, bool]:
-    """Translate the probability map so that its target's centroid is the flow mask's.
+    """Translate the probability map so that its target's centroid is the flow's estimate.
 
     The target is the 8-connected component of `probability > 0.5` that overlaps the previous
     output most (as the post-processing will choose it). The flow places the target more
@@ -249,9 +269,9 @@ def align_to_flow(
     Returns the map and whether it was moved.
     """
     target = select_component(probability > 0.5, previous)
-    if not target.any() or not flow_mask.any():
+    if not target.any() or flow_centre is None:
         return probability, False
-    gap = np.subtract(mask_centroid(flow_mask), mask_centroid(target))
+    gap = np.subtract(flow_centre, mask_centroid(target))
     if float(np.hypot(*gap)) > limit_px:
         return probability, False
     matrix = np.float32([[1, 0, gap[1]], [0, 1, gap[0]]])

@@ -155,6 +155,14 @@ class XMemSettings:
             "within --max-flow-shift when that guard is on; 0 = off)"
         },
     )
+    flow_centre: str = field(
+        default="two-way",
+        metadata={
+            "help": "the flow's estimate of the target's centroid that --align-max-px aligns "
+            "to: pulled (the flow-propagated mask's centroid) or two-way (its mean with the "
+            "reference mask's centroid pushed along the backward flow)"
+        },
+    )
     first_area_factor: float = field(
         default=0.0,
         metadata={"help": "reject a mask whose area is more than this factor away from the first mask's (0 = off)"},
@@ -214,6 +222,8 @@ class XMemSettings:
             raise ValueError(f"area_jump_patience must be at least 1, got {self.area_jump_patience}")
         if self.motion not in MOTION_REFERENCES:
             raise ValueError(f"motion must be one of {MOTION_REFERENCES}, got {self.motion!r}")
+        if self.flow_centre not in MaskFlow.CENTRES:
+            raise ValueError(f"flow_centre must be one of {MaskFlow.CENTRES}, got {self.flow_centre!r}")
         if self.motion_prior not in MOTION_PRIOR_RULES:
             raise ValueError(f"motion_prior must be one of {MOTION_PRIOR_RULES}, got {self.motion_prior!r}")
         if not 0.0 <= self.prior_weight <= 1.0:
@@ -347,7 +357,9 @@ class XMemTracker(Tracker):
         if "trust" in self._parts:
             self._trust = NetworkTrust(settings.trust_floor)
         if self._parts:
-            self._flow = MaskFlow(settings.motion, backward_check=settings.motion_prior == "confidence")
+            self._flow = MaskFlow(
+                settings.motion, backward_check=settings.motion_prior == "confidence", centre=settings.flow_centre
+            )
             self._flow.start(first_frame, first_mask)
         network_mask = torch.from_numpy(self._window.crop_mask(first_mask).astype(np.float32))
         self._core.step(self._network_input(normalised), network_mask.to(self._core.device))
@@ -383,7 +395,7 @@ class XMemTracker(Tracker):
         else:
             fused = self._probability
         if motion is not None and "align" in self._parts:
-            fused, moved = align_to_flow(fused, self._post.last_mask, motion.mask, self._align_limit)
+            fused, moved = align_to_flow(fused, self._post.last_mask, motion.centre, self._align_limit)
             self._aligned += moved
         judge = motion is not None and ("guards" in self._parts or "fallback" in self._parts)
         flow_mask = motion.mask if judge else None
