@@ -97,7 +97,7 @@ def test_means_leave_out_an_undefined_metric_and_count_it():
     other = harness.CaseResult("B", n_frames=10, wall_seconds=1.0, scores={**scores, "dsc": 0.7})
     lines, passed = harness.summarise([tiny, other], 1.0)
     assert passed and lines[0] == (
-        "mean over cases: dsc 0.800, hd95_px 1.00, masd_px 0.50, cd_px 0.50, "
+        "mean over cases: dsc 0.800, hd95_px 1.00, masd_px 0.50, cd_px 0.500, "
         "rel_d98 1.000 (undefined, left out: rel_d98 on 1 of 2 cases)"
     )
     assert "rel_d98" in harness.format_table([tiny]).splitlines()[0]

@@ -137,7 +137,7 @@ def test_mean_over_cases_leaves_out_undefined_cases_and_counts_them():
     assert averaged.means["dsc"] == pytest.approx(0.6) and averaged.means["rel_d98"] == pytest.approx(0.85)
     assert averaged.left_out == {"dsc": 1, "hd95": 1, "masd": 1, "cd": 1, "rel_d98": 1}
     summary = averaged.summary()
-    assert summary.startswith("dsc 0.600, hd95_px 3.00, masd_px 1.00, cd_px 2.00, rel_d98 0.850")
+    assert summary.startswith("dsc 0.600, hd95_px 3.00, masd_px 1.00, cd_px 2.000, rel_d98 0.850")
     assert "undefined, left out: dsc on 1, hd95_px on 1, masd_px on 1, cd_px on 1, rel_d98 on 1 of 3 cases" in summary
 
 
