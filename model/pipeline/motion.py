@@ -132,8 +132,7 @@ class MaskFlow:
         self._flow = DenseFlow("dis")
 
     def start(self, first_frame: np.ndarray, first_mask: np.ndarray) -> None:
-        self._reference = to_uint8(first_frame)
-        self._reference_mask = first_mask.astype(np.float32)
+        self._set_reference(to_uint8(first_frame), first_mask)
         # The flow over the target on the last frame (x, y), the next search's start.
         self._displacement = np.zeros(2, np.float32)
 
@@ -144,10 +143,10 @@ class MaskFlow:
         start = np.full((*current.shape, 2), self._displacement, np.float32) if first_frame else None
         forward = self._flow(current, self._reference, start)
         prior = pull(self._reference_mask, forward)
-        if first_frame and (prior > 0.5).any():
-            self._displacement = forward[prior > 0.5].mean(axis=0)
         mask = prior > 0.5
         centre = mask_centroid(mask) if mask.any() else None
+        if first_frame and centre is not None:
+            self._displacement = forward[mask].mean(axis=0)
         confidence = np.ones(frame.shape, np.float32)
         if self._backward_check or self._centre == "two-way":
             # The reverse of the forward flow is the guess: the backward search then only
@@ -161,19 +160,23 @@ class MaskFlow:
         return MotionEstimate(prior, confidence, mask, centre)
 
     def _two_way_centre(self, pulled: tuple[float, float], backward: np.ndarray) -> tuple[float, float]:
-        """The mean of two estimates of the target's centroid with independent errors: the
-        pulled mask's (where the forward flow sends current pixels into the reference mask)
+        """The mean of two estimates of the target's centroid with partly independent errors:
+        the pulled mask's (where the forward flow sends current pixels into the reference mask)
         and the reference mask's centroid pushed along the backward flow (where the reference
         target's pixels went, on average)."""
-        inside = self._reference_mask > 0.5
-        pushed = np.add(mask_centroid(inside), backward[inside].mean(axis=0)[::-1])
+        pushed = np.add(self._reference_centre, backward[self._reference_target].mean(axis=0)[::-1])
         return (float((pulled[0] + pushed[0]) / 2), float((pulled[1] + pushed[1]) / 2))
 
     def advance(self, output_mask: np.ndarray) -> None:
         """After a frame's output is final: the previous-frame reference moves on to it."""
         if self._reference_kind == "previous-frame":
-            self._reference = self._current
-            self._reference_mask = output_mask.astype(np.float32)
+            self._set_reference(self._current, output_mask)
+
+    def _set_reference(self, image: np.ndarray, mask: np.ndarray) -> None:
+        self._reference = image
+        self._reference_mask = mask.astype(np.float32)
+        self._reference_target = mask.astype(bool)  # never empty: a first mask or an output
+        self._reference_centre = mask_centroid(self._reference_target)
 
 
 FUSION_RULES = ("fixed", "confidence")
