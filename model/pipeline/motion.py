@@ -121,7 +121,7 @@ class MaskFlow:
 
     CENTRES = ("pulled", "two-way")
 
-    def __init__(self, reference: str, backward_check: bool, centre: str = "two-way") -> None:
+    def __init__(self, reference: str, backward_check: bool, centre: str) -> None:
         if reference not in self.REFERENCES:
             raise ValueError(f"reference must be one of {self.REFERENCES}, got {reference!r}")
         if centre not in self.CENTRES:
