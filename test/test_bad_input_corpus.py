@@ -206,6 +206,12 @@ CORPUS: dict[str, Kind] = {
     "JSON of the wrong type": Kind(
         _json("b-field-strength.json", "true"), 1, ("b-field-strength.json: expected a JSON number, got bool",)
     ),
+    "frame rate as a string": Kind(
+        _json("frame-rate.json", '"8"'), 1, ("frame-rate.json: expected a JSON number, got str",)
+    ),
+    "scanned region as a number": Kind(
+        _json("scanned-region.json", "3"), 1, ("scanned-region.json: expected a non-empty JSON string",)
+    ),
     "negative frame rate": Kind(_json("frame-rate.json", "-2"), 1, ("expected a positive number, got -2",)),
     "NaN frame rate": Kind(_json("frame-rate.json", "NaN"), 1, ("expected a positive number, got nan",)),
     "frame rate beyond a float": Kind(_json("frame-rate.json", "9" * 400), 1, ("number out of range",)),
