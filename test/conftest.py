@@ -1,4 +1,5 @@
-"""Shared helpers: tiny synthetic cases on disk, read-only inputs, the entry point as a process."""
+"""Shared helpers: tiny synthetic cases on disk, read-only inputs, the entry point as a process
+or in this one."""
 
 from __future__ import annotations
 
@@ -109,6 +110,27 @@ def run_inference(
         timeout=timeout,
         preexec_fn=limit,
     )
+
+
+@pytest.fixture
+def run_main(capfd: pytest.CaptureFixture) -> Callable[..., subprocess.CompletedProcess]:
+    """The entry point's main() in this process, reported as run_inference reports a process:
+    the exit status (argparse's usage exits included) and what was printed. It saves each run
+    the interpreter's start and its imports (about 2 s); what only a separate process shows
+    (the interpreter's own exit, a file-size limit, the umask) stays with run_inference."""
+    import inference
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess:
+        argv = [str(arg) for arg in args]
+        capfd.readouterr()  # drop what the test printed before
+        try:
+            code = inference.main(argv)
+        except SystemExit as stopped:
+            code = stopped.code
+        printed = capfd.readouterr()
+        return subprocess.CompletedProcess(argv, code, printed.out, printed.err)
+
+    return run
 
 
 def read_output(output_dir: Path) -> sitk.Image:

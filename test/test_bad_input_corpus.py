@@ -339,23 +339,16 @@ def _network_built_once() -> Iterator[None]:
             torch.set_num_threads(threads)
 
 
-def _run(argv: list[str], capfd: pytest.CaptureFixture) -> tuple[int, list[str]]:
-    try:
-        code = inference.main([*argv, *FAST_SETTINGS])
-    except SystemExit as stopped:  # argparse: usage errors
-        code = stopped.code
-    return code, capfd.readouterr().err.strip().splitlines()
-
-
 @pytest.mark.parametrize("name", CORPUS)
-def test_corpus(name: str, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+def test_corpus(name: str, tmp_path: Path, run_main: Callable) -> None:
     kind = CORPUS[name]
     root, out = tmp_path / "input", tmp_path / "out"
     (tmp_path / "file").write_text("a file where a folder is expected")
     kind.build(root)
     snapshot = make_read_only(root)
     options = [option.format(tmp=tmp_path) for option in kind.options]
-    code, lines = _run(["--input", str(root), "--output", str(out), *options], capfd)
+    done = run_main("--input", root, "--output", out, *options, *FAST_SETTINGS)
+    code, lines = done.returncode, done.stderr.strip().splitlines()
 
     assert code == kind.exit, lines
     if code == 0:
@@ -386,7 +379,7 @@ def _assert_valid_output(out: Path, root: Path) -> None:
     assert (out / OUTPUT_RELATIVE).stat().st_mode & 0o777 == 0o644
 
 
-def test_corpus_full_disk(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+def test_corpus_full_disk(tmp_path: Path, run_main: Callable) -> None:
     """A full disk under the output folder: a real one where a tmpfs can be mounted (in this
     process), else one file-size limit for the whole run (a separate process)."""
     root = tmp_path / "input"
@@ -395,10 +388,10 @@ def test_corpus_full_disk(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     with mount_full_tmpfs(full) as mounted:
         out = full / "out"
         if mounted:
-            code, lines = _run(["--input", str(root), "--output", str(out)], capfd)
+            done = run_main("--input", root, "--output", out, *FAST_SETTINGS)
         else:
             done = run_inference("--input", root, "--output", out, *FAST_SETTINGS, max_file_bytes=0)
-            code, lines = done.returncode, done.stderr.strip().splitlines()
+        code, lines = done.returncode, done.stderr.strip().splitlines()
         # The tracker ran before the write failed: its warnings (e.g. which weights) may come
         # first; the failure itself is exactly one error line.
         errors = [line for line in lines if not line.startswith("warning: ")]

@@ -28,11 +28,9 @@ from model.trackers.registry import TRACKER_CLASSES
 from model.weights import resolve_weights
 
 
-def test_example_case_with_the_copy_baseline(tmp_path):
+def test_example_case_with_the_copy_baseline(tmp_path, run_main):
     out = tmp_path / "out"
-    done = run_inference(
-        "--case", EXAMPLE_CASE, "--output", out, "--tracker", "copy", "--report", tmp_path / "report.json"
-    )
+    done = run_main("--case", EXAMPLE_CASE, "--output", out, "--tracker", "copy", "--report", tmp_path / "report.json")
     assert done.returncode == 0, done.stderr
     assert "loading:" in done.stdout and "per frame" in done.stdout and "writing:" in done.stdout
     source = sitk.ReadImage(str(EXAMPLE_CASE / "images" / "Z_001_frames.mha"))
@@ -78,12 +76,12 @@ def test_the_readme_command_tracks_the_example_with_xmem_and_names_the_weights(t
     assert score_sequence(masks, read_labels(EXAMPLE_CASE), "abdomen")["dsc"] >= 0.8  # copy: 0.66
 
 
-def test_non_square_frames_and_non_unit_spacing_in_the_challenge_layout(make_input, tmp_path):
+def test_non_square_frames_and_non_unit_spacing_in_the_challenge_layout(make_input, tmp_path, run_main):
     frames, masks = square_sequence(shape=(24, 37), n_frames=6)
     root = make_input(frames, masks[:, :, :1], spacing=(0.125, 1.7, 2.3), origin=(4.0, -5.0, 6.0))
     snapshot = make_read_only(root)
     out = tmp_path / "out"
-    done = run_inference("--input", root, "--output", out)
+    done = run_main("--input", root, "--output", out)
     assert done.returncode == 0, done.stderr
     output = read_output(out)
     result = sitk.GetArrayFromImage(output)
@@ -94,9 +92,9 @@ def test_non_square_frames_and_non_unit_spacing_in_the_challenge_layout(make_inp
     assert snapshot_tree(root) == snapshot
 
 
-def test_one_frame_sequence_writes_the_first_mask(make_input, tmp_path):
+def test_one_frame_sequence_writes_the_first_mask(make_input, tmp_path, run_main):
     frames, masks = square_sequence(n_frames=1)
-    done = run_inference("--input", make_input(frames, masks), "--output", tmp_path / "out")
+    done = run_main("--input", make_input(frames, masks), "--output", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(sitk.GetArrayFromImage(read_output(tmp_path / "out")), masks)
 
@@ -196,19 +194,19 @@ def _help_text(capsys) -> str:
     return capsys.readouterr().out
 
 
-def test_mask_values_other_than_0_1_are_binarised_with_a_warning(make_input, tmp_path):
+def test_mask_values_other_than_0_1_are_binarised_with_a_warning(make_input, tmp_path, run_main):
     frames, masks = square_sequence()
-    done = run_inference(
+    done = run_main(
         "--input", make_input(frames, masks[:, :, :1] * 7), "--tracker", "copy", "--output", tmp_path / "out"
     )
     assert done.returncode == 0 and "binarised as value > 0" in done.stderr
     np.testing.assert_array_equal(sitk.GetArrayFromImage(read_output(tmp_path / "out"))[:, :, 1], masks[:, :, 0])
 
 
-def test_nan_and_inf_pixels_are_sanitised_with_a_warning(make_input, tmp_path):
+def test_nan_and_inf_pixels_are_sanitised_with_a_warning(make_input, tmp_path, run_main):
     frames, masks = square_sequence()
     frames[3, 3, 2], frames[4, 4, 3] = np.nan, np.inf
-    done = run_inference(
+    done = run_main(
         "--input",
         make_input(frames, masks[:, :, :1]),
         "--tracker",
@@ -222,10 +220,10 @@ def test_nan_and_inf_pixels_are_sanitised_with_a_warning(make_input, tmp_path):
     assert json.loads((tmp_path / "r.json").read_text())["events"]["nonfinite_pixels"] == 2
 
 
-def test_missing_json_uses_defaults_with_a_warning(make_input, tmp_path):
+def test_missing_json_uses_defaults_with_a_warning(make_input, tmp_path, run_main):
     root = make_input()
     (root / "frame-rate.json").unlink()
-    done = run_inference("--input", root, "--tracker", "copy", "--output", tmp_path / "out")
+    done = run_main("--input", root, "--tracker", "copy", "--output", tmp_path / "out")
     assert done.returncode == 0 and "frame-rate.json: missing, using default 4.0" in done.stderr
 
 
@@ -273,22 +271,20 @@ def test_bad_input(name, make_input, tmp_path):
     assert snapshot_tree(root) == snapshot
 
 
-def test_output_folder_not_writable(make_input, tmp_path):
+def test_output_folder_not_writable(make_input, tmp_path, run_main):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the output folder should go")
     blocker.chmod(0o444)
     out = blocker / "out"  # unwritable for root too: its parent is a file
-    done = run_inference("--input", make_input(), "--output", out)
+    done = run_main("--input", make_input(), "--output", out)
     _assert_clean_failure(done, out, str(out), "output folder not writable")
 
 
-def test_overlay_writes_an_animation_and_a_montage_with_the_ground_truth(tmp_path):
+def test_overlay_writes_an_animation_and_a_montage_with_the_ground_truth(tmp_path, run_main):
     from PIL import Image
 
     overlay = tmp_path / "pictures" / "z001.gif"
-    done = run_inference(
-        "--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "copy", "--overlay", overlay
-    )
+    done = run_main("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "copy", "--overlay", overlay)
     assert done.returncode == 0, done.stderr
     with Image.open(overlay) as gif:
         assert gif.n_frames == 10
@@ -299,15 +295,15 @@ def test_overlay_writes_an_animation_and_a_montage_with_the_ground_truth(tmp_pat
     assert ((pixels[:, 0] > 200) & (pixels[:, 1] > 100) & (pixels[:, 2] < 80)).any()
 
 
-def test_overlay_with_another_suffix_is_a_usage_error(tmp_path):
-    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--overlay", tmp_path / "x.avi")
+def test_overlay_with_another_suffix_is_a_usage_error(tmp_path, run_main):
+    done = run_main("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--overlay", tmp_path / "x.avi")
     assert done.returncode == 2 and "must end in .gif or .mp4" in done.stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_report_and_overlay_may_go_inside_the_output_folder_not_yet_created(tmp_path):
+def test_report_and_overlay_may_go_inside_the_output_folder_not_yet_created(tmp_path, run_main):
     out = tmp_path / "new" / "out"
-    done = run_inference(
+    done = run_main(
         "--case",
         EXAMPLE_CASE,
         "--tracker",
@@ -324,42 +320,36 @@ def test_report_and_overlay_may_go_inside_the_output_folder_not_yet_created(tmp_
     assert (out / "pictures" / "run.png").is_file()
 
 
-def test_report_folder_that_cannot_exist_is_one_line(tmp_path):
+def test_report_folder_that_cannot_exist_is_one_line(tmp_path, run_main):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    done = run_inference("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--report", blocker / "run.json")
+    done = run_main("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--report", blocker / "run.json")
     _assert_clean_failure(done, tmp_path / "out", "cannot create the report folder")
 
 
-def test_missing_weights_is_one_line_naming_where_it_looked(tmp_path, monkeypatch):
+def test_missing_weights_is_one_line_naming_where_it_looked(tmp_path, monkeypatch, run_main):
     monkeypatch.delenv("TRACKRAD_XMEM_WEIGHTS", raising=False)
     missing = tmp_path / "nowhere.pth"
-    done = run_inference(
-        "--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem", "--weights", missing
-    )
+    done = run_main("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem", "--weights", missing)
     _assert_clean_failure(done, tmp_path / "out", str(missing))
 
 
-def test_unavailable_device_is_one_line_before_loading_weights(tmp_path):
-    done = run_inference(
-        "--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem", "--device", "cuda:7"
-    )
+def test_unavailable_device_is_one_line_before_loading_weights(tmp_path, run_main):
+    done = run_main("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem", "--device", "cuda:7")
     _assert_clean_failure(done, tmp_path / "out", "xmem settings", "'cuda:7' is not available")
 
 
-def test_invalid_setting_is_one_line_naming_the_setting(tmp_path):
-    done = run_inference(
-        "--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem", "--crop-size", "100"
-    )
+def test_invalid_setting_is_one_line_naming_the_setting(tmp_path, run_main):
+    done = run_main("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "xmem", "--crop-size", "100")
     _assert_clean_failure(done, tmp_path / "out", "xmem settings", "crop_size")
 
 
-def test_dataset_layout_without_first_label(tmp_path):
+def test_dataset_layout_without_first_label(tmp_path, run_main):
     case = tmp_path / "Q_9"
     shutil.copytree(EXAMPLE_CASE, case)
     (case / "targets" / "Q_9_first_label.mha").unlink(missing_ok=True)
     (case / "images" / "Z_001_frames.mha").rename(case / "images" / "Q_9_frames.mha")
-    done = run_inference("--case", case, "--output", tmp_path / "out")
+    done = run_main("--case", case, "--output", tmp_path / "out")
     _assert_clean_failure(done, tmp_path / "out", "Q_9_first_label.mha", "not found")
 
 
@@ -457,12 +447,12 @@ def test_help_says_how_to_see_each_trackers_settings(capsys):
     assert "`inference.py --tracker NAME --help` lists them" in " ".join(capsys.readouterr().out.split())
 
 
-def test_implausible_frame_rate_and_blank_frames_reach_the_report(make_input, tmp_path):
+def test_implausible_frame_rate_and_blank_frames_reach_the_report(make_input, tmp_path, run_main):
     frames, masks = square_sequence(n_frames=5)
     frames[:, :, 3] = 0.0
     root = make_input(frames, masks[:, :, :1], json_values={"frame-rate.json": 1e6})
     report = tmp_path / "run.json"
-    done = run_inference("--input", root, "--tracker", "copy", "--output", tmp_path / "out", "--report", report)
+    done = run_main("--input", root, "--tracker", "copy", "--output", tmp_path / "out", "--report", report)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("warning: ") for line in lines)
