@@ -39,8 +39,6 @@ class Anatomy:
     labels: np.ndarray  # (H, W) uint8 Tissue values
     texture: np.ndarray  # (H, W) float32 multiplicative texture around 1
     moving: np.ndarray  # (H, W) float32 in [0, 1]: how much breathing moves each pixel
-    u_mm: np.ndarray  # (H, 1) SI body coordinate of every row
-    v_mm: np.ndarray  # (1, W) AP body coordinate of every column
 
 
 def tissue_grid(
@@ -119,7 +117,7 @@ def make_anatomy(
     moving = (thorax | abdomen).astype(np.float32)
     # Breathing moves the organs, not the body wall or spine; a soft edge makes the field smooth.
     moving = cv2.GaussianBlur(moving, (0, 0), 8.0 / min(spacing_mm))
-    return Anatomy(labels, _texture(shape, spacing_mm, rng), moving, u_axis, v_axis)
+    return Anatomy(labels, _texture(shape, spacing_mm, rng), moving)
 
 
 def _add_vessels(
