@@ -110,6 +110,10 @@ def test_speed_check_uses_the_fit_across_lengths_and_the_median_for_one_length()
     lines, passed = harness.summarise([slow_start], 0.5)
     assert passed and "time per frame 0.600 s (one sequence length: start-up counted as frames" in lines[0]
     assert harness.summarise([slow_start], 0.05)[1] is False
+    # No median (a run that did not report one): the upper bound is what is judged.
+    unmeasured = harness.CaseResult("Z", n_frames=10, wall_seconds=6.0, median_frame_seconds=float("nan"))
+    lines, passed = harness.summarise([unmeasured], 0.5)
+    assert not passed and "FAIL: time per frame (upper bound) 0.600 s > 0.5 s" in lines
     # Two lengths: the fit separates loading (5 s) from 0.1 s per frame, whatever the medians say.
     longer = harness.CaseResult("Y", n_frames=20, wall_seconds=7.0, median_frame_seconds=0.9)
     lines, passed = harness.summarise([slow_start, longer], 0.5)
