@@ -320,13 +320,6 @@ def test_report_and_overlay_may_go_inside_the_output_folder_not_yet_created(tmp_
     assert (out / "pictures" / "run.png").is_file()
 
 
-def test_report_folder_that_cannot_exist_is_one_line(tmp_path, run_main):
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder")
-    done = run_main("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--report", blocker / "run.json")
-    _assert_clean_failure(done, tmp_path / "out", "cannot create the report folder")
-
-
 def test_missing_weights_is_one_line_naming_where_it_looked(tmp_path, monkeypatch, run_main):
     monkeypatch.delenv("TRACKRAD_XMEM_WEIGHTS", raising=False)
     missing = tmp_path / "nowhere.pth"
