@@ -21,6 +21,10 @@ COMMANDS = {
         lambda tmp: ["--device", "cuda:7", "--sizes", "16", "--frames", "1"],
         "device 'cuda:7' is not available",
     ),
+    "evaluation.tracker_speed": (
+        lambda tmp: ["--trackers", "xmem[device=cuda:7]", "--cases", "1", "--frames", "2"],
+        "device 'cuda:7' is not available",
+    ),
     "training.__main__": (
         lambda tmp: ["--weights", str(tmp / "missing.pth"), "--static-fraction", "1", "--out", str(tmp / "run")],
         "missing.pth (from --weights) does not exist",

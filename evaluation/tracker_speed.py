@@ -1,0 +1,97 @@
+"""Time whole trackers on generated phantom sequences held in memory, devices side by side.
+
+    python -m evaluation.tracker_speed --trackers "xmem[device=cuda],xmem[device=cpu]" --cases 3 --frames 100
+
+Each tracker spec (as in evaluation.benchmark, e.g. `xmem[motion=off,device=cuda]`) runs over
+the same seeded phantom sequences (training.synthetic, 1.5 T abdomen look), one after the
+other in this process, through model.runner.run_tracker: the whole per-frame pipeline with
+no file reading or writing. Unlike the benchmark, it needs no dataset on disk, so it suits a
+machine that is only there to be timed. Prints one JSON line per tracker: median, p95 and max
+milliseconds of one `track` call over all frames, the ratio of the median to the first row's, mean
+DSC against the phantom's truth (a check that it tracked, not a score: the benchmark scores),
+what the tracker ran on, and the peak GPU memory when it used CUDA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from evaluation.benchmark import parse_spec, split_specs
+from evaluation.metrics import dice_per_frame
+from model.errors import run_command
+from model.runner import run_tracker, time_summary
+from model.trackers import build_tracker
+from training.synthetic import SyntheticSequence, generate_sequence
+
+
+def time_tracker(spec: str, sequences: Sequence[SyntheticSequence]) -> dict:
+    """Run one tracker spec over every sequence; its timing summary and a tracking check."""
+    name, settings = parse_spec(spec)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    seconds: list[float] = []
+    scores: list[float] = []
+    described: dict[str, str] = {}
+    for sequence in sequences:
+        tracker = build_tracker(name, **settings)
+        result = run_tracker(tracker, sequence.frames, sequence.masks[:, :, 0], sequence.info)
+        if result.tracker_error is not None:
+            raise RuntimeError(f"{spec} failed on a phantom sequence: {result.tracker_error}")
+        seconds += result.frame_seconds
+        scores.append(float(np.nanmean(dice_per_frame(result.masks, sequence.masks)[1:])))
+        described = tracker.describe()
+    summary = time_summary(seconds)
+    row = {
+        "tracker": spec,
+        "frames": summary["count"],
+        "median_ms": round(1000 * summary["median"], 3),
+        "p95_ms": round(1000 * summary["p95"], 3),
+        "max_ms": round(1000 * summary["max"], 3),
+        "mean_dsc": round(float(np.mean(scores)), 4),
+        **{key: described[key] for key in ("device", "precision", "torch", "cuda") if key in described},
+    }
+    if described.get("device", "").startswith("cuda"):
+        row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    return row
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trackers", default="xmem", help="comma-separated tracker specs, timed in this order")
+    parser.add_argument("--cases", type=int, default=3, help="generated sequences (seeds 1..N)")
+    parser.add_argument("--frames", type=int, default=100, help="frames per sequence")
+    args = parser.parse_args(argv)
+    if args.cases < 1 or args.frames < 2:
+        parser.error("need --cases >= 1 and --frames >= 2")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+
+    def body() -> None:
+        specs = split_specs(args.trackers)
+        for spec in specs:
+            parse_spec(spec)  # every spec checked before the first long run
+        sequences = [
+            generate_sequence(seed, args.frames, field_strength=1.5, region="abdomen")
+            for seed in range(1, args.cases + 1)
+        ]
+        first_median = None
+        for spec in specs:
+            row = time_tracker(spec, sequences)
+            first_median = first_median if first_median is not None else row["median_ms"]
+            row["time_vs_first"] = round(row["median_ms"] / first_median, 3) if first_median > 0 else None
+            print(json.dumps(row), flush=True)
+
+    return run_command(body, also_user_errors=(ValueError,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+import json
+
+from evaluation.tracker_speed import main
+
+
+def test_one_json_row_per_tracker_with_times_ratio_and_a_tracking_check(capsys):
+    assert main(["--trackers", "copy,optical-flow[reference=frame-to-frame]", "--cases", "2", "--frames", "8"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["tracker"] for row in rows] == ["copy", "optical-flow[reference=frame-to-frame]"]
+    copy, flow = rows
+    assert copy["frames"] == flow["frames"] == 2 * 7  # every frame after the first, of both sequences
+    assert 0 < copy["median_ms"] <= copy["p95_ms"] <= copy["max_ms"]
+    assert copy["time_vs_first"] == 1.0 and flow["time_vs_first"] > 1.0  # flow costs more than a copy
+    assert flow["mean_dsc"] > copy["mean_dsc"]  # the phantom breathes: following it beats standing still
