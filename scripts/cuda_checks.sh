@@ -2,7 +2,7 @@
 # The checks that need a CUDA device, in one run (docs/benchmark.md, "On a GPU"): the CUDA
 # tests with the unit tests of the device, core and pipeline choices, then the network's step
 # time and the whole tracker's time per frame on the GPU, next to peers on the same machine's
-# CPU. About 5 minutes.
+# CPU. About 4 minutes on a 16-core machine with an H200.
 #
 #   OUT=runs/cuda bash scripts/cuda_checks.sh
 #
