@@ -131,6 +131,20 @@ def _convert(setting: dataclasses.Field, value: str, spec: str) -> object:
         raise ValueError(f"{spec!r}: {setting.name.replace('_', '-')} takes a {kind}, got {value!r}") from None
 
 
+def checked_specs(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The specs of a --trackers argument, each checked (`check_spec`); a usage error (exit 2)
+    when it names none or a bad one, before anything runs."""
+    specs = split_specs(text)
+    if not specs:
+        parser.error("--trackers names no tracker")
+    for spec in specs:
+        try:
+            check_spec(spec)
+        except ValueError as error:
+            parser.error(str(error))
+    return specs
+
+
 def check_spec(spec: str) -> None:
     """Raise ValueError (with the reason) if the spec names no tracker or invalid settings.
 
@@ -355,12 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for table.csv, table.md, plots")
     parser.add_argument("--overlays", action="store_true", help="also write a GIF and PNG per case and tracker")
     args = parser.parse_args(argv)
-    trackers = split_specs(args.trackers)
-    for spec in trackers:
-        try:
-            check_spec(spec)
-        except ValueError as error:
-            parser.error(str(error))
+    trackers = checked_specs(parser, args.trackers)
     if len(set(trackers)) != len(trackers):
         parser.error("each tracker spec may appear once (the spec is the row's label)")
     if args.reference is not None and args.reference not in trackers:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from evaluation.benchmark import parse_spec, split_specs
+from evaluation.benchmark import checked_specs, parse_spec
 from evaluation.metrics import dice_per_frame
 from model.errors import run_command
 from model.runner import run_tracker, time_summary
@@ -69,6 +69,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.cases < 1 or args.frames < 2:
         parser.error("need --cases >= 1 and --frames >= 2")
+    args.trackers = checked_specs(parser, args.trackers)
     return args
 
 
@@ -76,21 +77,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
 
     def body() -> None:
-        specs = split_specs(args.trackers)
-        for spec in specs:
-            parse_spec(spec)  # every spec checked before the first long run
         sequences = [
             generate_sequence(seed, args.frames, field_strength=1.5, region="abdomen")
             for seed in range(1, args.cases + 1)
         ]
         first_median = None
-        for spec in specs:
+        for spec in args.trackers:
             row = time_tracker(spec, sequences)
             first_median = first_median if first_median is not None else row["median_ms"]
             row["time_vs_first"] = round(row["median_ms"] / first_median, 3) if first_median > 0 else None
             print(json.dumps(row), flush=True)
 
-    return run_command(body, also_user_errors=(ValueError,))
+    return run_command(body)
 
 
 if __name__ == "__main__":

@@ -194,6 +194,14 @@ def test_bad_spec_is_one_error_line_before_running(tiny_dataset, tmp_path, capsy
     assert not (tmp_path / "table.csv").exists()
 
 
+@pytest.mark.parametrize("trackers", ["", " , "])
+def test_a_tracker_list_that_names_none_is_a_usage_error(tiny_dataset, tmp_path, capsys, trackers):
+    with pytest.raises(SystemExit) as stopped:
+        benchmark.main([str(tiny_dataset), "--trackers", trackers, "--out", str(tmp_path)])
+    assert stopped.value.code == 2 and "--trackers names no tracker" in capsys.readouterr().err
+    assert not (tmp_path / "table.csv").exists()
+
+
 def test_dataset_without_cases_is_one_error_line(tmp_path, capsys):
     assert benchmark.main([str(tmp_path), "--trackers", "copy", "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err

@@ -22,8 +22,8 @@ COMMANDS = {
         "device 'cuda:7' is not available",
     ),
     "evaluation.tracker_speed": (
-        lambda tmp: ["--trackers", "xmem[device=cuda:7]", "--cases", "1", "--frames", "2"],
-        "device 'cuda:7' is not available",
+        lambda tmp: ["--trackers", f"xmem@{tmp / 'missing.pth'}", "--cases", "1", "--frames", "2"],
+        "missing.pth (from --weights) does not exist",
     ),
     "training.__main__": (
         lambda tmp: ["--weights", str(tmp / "missing.pth"), "--static-fraction", "1", "--out", str(tmp / "run")],

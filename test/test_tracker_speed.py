@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from evaluation.tracker_speed import main
 
 
@@ -12,3 +14,14 @@ def test_one_json_row_per_tracker_with_times_ratio_and_a_tracking_check(capsys):
     assert 0 < copy["median_ms"] <= copy["p95_ms"] <= copy["max_ms"]
     assert copy["time_vs_first"] == 1.0 and flow["time_vs_first"] > 1.0  # flow costs more than a copy
     assert flow["mean_dsc"] > copy["mean_dsc"]  # the phantom breathes: following it beats standing still
+
+
+@pytest.mark.parametrize(
+    ("trackers", "message"),
+    [("", "--trackers names no tracker"), ("copy,xmem[motion=sideways]", "motion must be one of")],
+)
+def test_bad_tracker_lists_are_usage_errors_before_anything_runs(trackers, message, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--trackers", trackers, "--cases", "1", "--frames", "2"])
+    captured = capsys.readouterr()
+    assert stopped.value.code == 2 and message in captured.err and captured.out == ""
