@@ -2,7 +2,8 @@
 # Training on a GPU machine in one run bounded by wall time (docs/training.md, "On a GPU
 # machine"): generated data, then full 384 x 384 views, 8-frame clips, 8 clips a step, from the
 # shipped CPU weights, stopped after MINUTES of training, then the weights exported as int8.
-# Everything it needs is made here, so it also runs on a fresh machine with only the repository.
+# Everything it needs is made here, so it also runs on a fresh machine with the repository and
+# requirements.txt installed (SimpleITK writes and reads the generated cases).
 #
 #   OUT=runs/gpu MINUTES=30 bash scripts/train_gpu.sh      (about MINUTES + 3 min in all)
 #
