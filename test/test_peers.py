@@ -14,6 +14,7 @@ PEERS = [
     ("optical-flow", {}),
     ("optical-flow", {"reference": "frame-to-frame"}),
     ("optical-flow", {"method": "farneback"}),
+    ("optical-flow", {"refinement": 0}),
     ("template", {}),
 ]
 
@@ -62,3 +63,5 @@ def test_optical_flow_settings_are_validated():
         build_tracker("optical-flow", reference="backwards")
     with pytest.raises(InputError, match="optical-flow settings: .*method"):
         build_tracker("optical-flow", method="lucas-kanade")
+    with pytest.raises(InputError, match="optical-flow settings: .*refinement"):
+        build_tracker("optical-flow", refinement=-1)

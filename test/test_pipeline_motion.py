@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model.pipeline.crop import mask_centroid
-from model.pipeline.motion import MaskFlow, NetworkTrust, align_to_flow, fuse_with_prior, pull
+from model.pipeline.motion import DenseFlow, MaskFlow, NetworkTrust, align_to_flow, fuse_with_prior, pull
 from training.synthetic import make_translation_sequence
 
 
@@ -45,6 +45,25 @@ def test_flow_recovers_a_known_sub_pixel_translation(reference, centre):
         assert motion.confidence[motion.mask].mean() > 0.8
         previous = sequence.masks[:, :, t] > 0  # the tracker's output, here the truth
         flow.advance(previous)
+
+
+def test_flow_refinement_setting_smooths_the_field():
+    rng = np.random.default_rng(3)
+    texture = rng.normal(size=(96, 96)).astype(np.float32)
+    texture = np.clip(128 + 40 * texture, 0, 255)
+    reference = texture.astype(np.uint8)
+    current = np.clip(np.roll(texture, (2, 1), axis=(0, 1)) + rng.normal(0, 12, texture.shape), 0, 255).astype(np.uint8)
+    refined = DenseFlow()(current, reference)
+    patches_only = DenseFlow(refinement=0)(current, reference)
+    # Both find the shift (the current frame's pixel r sits at r - 2 in the reference).
+    inner = (slice(16, -16), slice(16, -16))
+    for field in (refined, patches_only):
+        assert np.abs(np.median(field[inner], axis=(0, 1)) - (-1, -2)).max() < 0.1
+    # The variational refinement smooths the patch-matched field: less pixel-to-pixel variation.
+    roughness = [np.abs(np.diff(field[inner], axis=0)).mean() for field in (refined, patches_only)]
+    assert roughness[0] < 0.8 * roughness[1], roughness
+    with pytest.raises(ValueError, match="refinement"):
+        DenseFlow(refinement=-1)
 
 
 def test_pull_samples_the_reference_along_the_flow():

@@ -23,12 +23,18 @@ class OpticalFlowSettings:
         metadata={"help": "flow from the first frame (warp its mask) or from the previous frame (warp the last mask)"},
     )
     method: str = field(default="dis", metadata={"help": "dense flow: dis (OpenCV DIS) or farneback"})
+    refinement: int = field(
+        default=DenseFlow.PRESET_REFINEMENT,
+        metadata={"help": "DIS variational refinement iterations per pyramid level (0 = patch matching only)"},
+    )
 
     def __post_init__(self) -> None:
         if self.reference not in FLOW_REFERENCES:
             raise ValueError(f"reference must be one of {FLOW_REFERENCES}, got {self.reference!r}")
         if self.method not in FLOW_METHODS:
             raise ValueError(f"method must be one of {FLOW_METHODS}, got {self.method!r}")
+        if self.refinement < 0:
+            raise ValueError(f"refinement must be >= 0, got {self.refinement}")
 
 
 class OpticalFlowTracker(Tracker):
@@ -41,7 +47,7 @@ class OpticalFlowTracker(Tracker):
 
     def __init__(self, settings: OpticalFlowSettings | None = None) -> None:
         self._settings = settings or OpticalFlowSettings()
-        self._flow = DenseFlow(self._settings.method)
+        self._flow = DenseFlow(self._settings.method, self._settings.refinement)
         self._empty = 0
 
     def start(self, first_frame: np.ndarray, first_mask: np.ndarray, info: SequenceInfo) -> None:
