@@ -12,6 +12,7 @@ from model.errors import InputError, run_command
 COMMANDS = {
     # module: (arguments with a bad input, given tmp_path; what the error line names)
     "inference": (lambda tmp: ["--case", str(tmp / "missing")], "missing/images: image folder missing"),
+    "evaluation.acceptance": (lambda tmp: [str(tmp / "missing")], "missing: not found"),
     "evaluation.benchmark": (
         lambda tmp: [str(tmp / "missing"), "--trackers", "copy", "--out", str(tmp / "out")],
         "missing: no case folder",

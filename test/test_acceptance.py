@@ -1,0 +1,75 @@
+"""The acceptance checks read benchmark CSVs and fail on exactly the check that is not met."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from evaluation.acceptance import main
+
+DEFAULT, PEER, ALONE, COPY = "xmem", "optical-flow", "xmem[motion=off]", "copy"
+# (DSC, centre distance px) per case: the default beats every other row.
+PASSING = {
+    DEFAULT: [(0.96, 0.20), (0.94, 0.30)],
+    PEER: [(0.95, 0.21), (0.93, 0.31)],
+    ALONE: [(0.90, 0.70), (0.80, 1.50)],
+    COPY: [(0.70, 3.00), (0.60, 4.00)],
+}
+PASSING_TIMES = {DEFAULT: 190.0, PEER: 3.0, ALONE: 180.0, COPY: 0.01}
+
+
+def _write_results(folder, scores, times=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "cases.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["tracker", "case", "dsc", "cd_px"])
+        writer.writeheader()
+        for tracker, values in scores.items():
+            for index, (dsc, cd) in enumerate(values):
+                writer.writerow({"tracker": tracker, "case": f"C_{index}", "dsc": dsc, "cd_px": cd})
+    if times is not None:
+        with (folder / "table.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, ["tracker", "median_ms"])
+            writer.writeheader()
+            writer.writerows({"tracker": t, "median_ms": ms} for t, ms in times.items())
+    return folder
+
+
+def test_all_checks_pass_with_means_to_four_places(tmp_path, capsys):
+    assert main([str(_write_results(tmp_path / "set", PASSING, PASSING_TIMES))]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and out.strip().endswith("all checks pass")
+    assert "0.9500 against 0.9400" in out  # mean DSC, default against the peer
+    assert "1.06 (at most 1.15)" in out  # 190 / 180
+
+
+@pytest.mark.parametrize(
+    ("change", "failing"),
+    [
+        ({COPY: [(0.70, 3.00), (0.945, 4.00)]}, "never below copy"),  # one case under copy
+        ({PEER: [(0.95, 0.19), (0.93, 0.30)]}, "beats peer on mean centre distance"),
+        ({PEER: [(0.97, 0.21), (0.93, 0.31)]}, "beats peer on mean DSC"),
+        ({ALONE: [(0.96, 0.70), (0.94, 1.50)]}, "beats XMem alone on mean DSC"),  # a tie is no win
+    ],
+)
+def test_each_unmet_check_fails_the_command(tmp_path, capsys, change, failing):
+    assert main([str(_write_results(tmp_path / "set", {**PASSING, **change}, PASSING_TIMES))]) == 1
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines() if failing in line] == ["FAIL"]
+    assert out.count("FAIL") == 1
+
+
+def test_time_over_the_ratio_fails_and_a_csv_alone_skips_the_time(tmp_path, capsys):
+    slow = _write_results(tmp_path / "slow", PASSING, {**PASSING_TIMES, DEFAULT: 220.0})
+    assert main([str(slow)]) == 1
+    assert "FAIL  time per frame" in capsys.readouterr().out
+    no_times = _write_results(tmp_path / "no-times", PASSING)
+    assert main([str(no_times / "cases.csv")]) == 0
+    assert "not measured" in capsys.readouterr().out
+
+
+def test_a_missing_tracker_row_is_one_error_line(tmp_path, capsys):
+    partial = _write_results(tmp_path / "set", {k: v for k, v in PASSING.items() if k != ALONE})
+    assert main([str(partial)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cases.csv" in err[0] and "xmem[motion=off]" in err[0]
