@@ -94,9 +94,9 @@ def check_set(source: Path, default: str, peer: str, alone: str, copy: str, max_
         )
     ]
     for name, label in ((peer, "peer"), (alone, "XMem alone")):
-        for index, metric, better in ((0, "DSC", max), (1, "centre distance px", min)):
+        for index, metric, higher_is_better in ((0, "DSC", True), (1, "centre distance px", False)):
             ours, theirs = means[default][index], means[name][index]
-            wins = ours != theirs and better(ours, theirs) == ours
+            wins = ours > theirs if higher_is_better else ours < theirs
             checks.append(Check(f"beats {label} on mean {metric}", wins, f"{ours:.4f} against {theirs:.4f}"))
     table = cases_path.parent / TABLE_FILE
     time_check = "time per frame vs XMem alone"
