@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from evaluation.metrics import METRICS, mean_over_cases
 from model.errors import InputError, run_command
 
 CASES_FILE = "cases.csv"
@@ -47,10 +48,15 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         raise InputError(f"{path}: cannot be read as a benchmark CSV ({error})") from None
 
 
-def case_scores(rows: list[dict[str, str]], tracker: str, source: Path) -> dict[str, tuple[float, float]]:
-    """Per case, (DSC, centre distance px) of one tracker row; InputError if the tracker has none."""
+def case_scores(rows: list[dict[str, str]], tracker: str, source: Path) -> dict[str, dict[str, float]]:
+    """Per case, one tracker row's metrics by key (evaluation.metrics.METRICS); InputError if the
+    tracker has none."""
     try:
-        scores = {row["case"]: (float(row["dsc"]), float(row["cd_px"])) for row in rows if row["tracker"] == tracker}
+        scores = {
+            row["case"]: {metric.key: float(row[metric.column]) for metric in METRICS}
+            for row in rows
+            if row["tracker"] == tracker
+        }
     except (KeyError, ValueError) as error:
         raise InputError(f"{source}: not a benchmark cases CSV ({error})") from None
     if not scores:
@@ -70,10 +76,6 @@ def median_ms(table: Path, tracker: str) -> float:
     raise InputError(f"{table}: no median_ms for tracker {tracker!r}")
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
 def check_set(source: Path, default: str, peer: str, alone: str, copy: str, max_time_ratio: float) -> list[Check]:
     """The acceptance checks of one benchmark result (folder or cases CSV)."""
     cases_path = source / CASES_FILE if source.is_dir() else source
@@ -83,8 +85,9 @@ def check_set(source: Path, default: str, peer: str, alone: str, copy: str, max_
     for name, by_case in scores.items():
         if sorted(by_case) != cases:
             raise InputError(f"{cases_path}: {name!r} and {default!r} were run on different cases")
-    means = {name: (_mean([v[0] for v in s.values()]), _mean([v[1] for v in s.values()])) for name, s in scores.items()}
-    below_copy = [case for case in cases if scores[default][case][0] < scores[copy][case][0]]
+    # The benchmark's own averaging: a case whose metric is undefined is left out of its mean.
+    means = {name: mean_over_cases(list(by_case.values())).means for name, by_case in scores.items()}
+    below_copy = [case for case in cases if scores[default][case]["dsc"] < scores[copy][case]["dsc"]]
     above = f"{len(cases) - len(below_copy)} of {len(cases)} cases"
     checks = [
         Check(
@@ -94,8 +97,8 @@ def check_set(source: Path, default: str, peer: str, alone: str, copy: str, max_
         )
     ]
     for name, label in ((peer, "peer"), (alone, "XMem alone")):
-        for index, metric, higher_is_better in ((0, "DSC", True), (1, "centre distance px", False)):
-            ours, theirs = means[default][index], means[name][index]
+        for key, metric, higher_is_better in (("dsc", "DSC", True), ("cd", "centre distance px", False)):
+            ours, theirs = means[default][key], means[name][key]
             wins = ours > theirs if higher_is_better else ours < theirs
             checks.append(Check(f"beats {label} on mean {metric}", wins, f"{ours:.4f} against {theirs:.4f}"))
     table = cases_path.parent / TABLE_FILE
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         "--max-time-ratio", type=float, default=1.15, help="largest allowed default / alone median time"
     )
     args = parser.parse_args(argv)
+    if not args.max_time_ratio > 0:
+        parser.error(f"--max-time-ratio must be positive, got {args.max_time_ratio}")
 
     def body() -> int:
         failed = False

@@ -7,6 +7,7 @@ import csv
 import pytest
 
 from evaluation.acceptance import main
+from evaluation.metrics import METRICS
 
 DEFAULT, PEER, ALONE, COPY = "xmem", "optical-flow", "xmem[motion=off]", "copy"
 # (DSC, centre distance px) per case: the default beats every other row.
@@ -22,11 +23,12 @@ PASSING_TIMES = {DEFAULT: 190.0, PEER: 3.0, ALONE: 180.0, COPY: 0.01}
 def _write_results(folder, scores, times=None):
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "cases.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["tracker", "case", "dsc", "cd_px"])
+        writer = csv.DictWriter(handle, ["tracker", "case", *(metric.column for metric in METRICS)])
         writer.writeheader()
         for tracker, values in scores.items():
             for index, (dsc, cd) in enumerate(values):
-                writer.writerow({"tracker": tracker, "case": f"C_{index}", "dsc": dsc, "cd_px": cd})
+                other = dict.fromkeys((metric.column for metric in METRICS), 1.0)
+                writer.writerow({**other, "tracker": tracker, "case": f"C_{index}", "dsc": dsc, "cd_px": cd})
     if times is not None:
         with (folder / "table.csv").open("w", newline="") as handle:
             writer = csv.DictWriter(handle, ["tracker", "median_ms"])
@@ -57,6 +59,12 @@ def test_each_unmet_check_fails_the_command(tmp_path, capsys, change, failing):
     out = capsys.readouterr().out
     assert [line.split()[0] for line in out.splitlines() if failing in line] == ["FAIL"]
     assert out.count("FAIL") == 1
+
+
+def test_an_undefined_case_is_left_out_of_the_mean_as_in_the_benchmark(tmp_path, capsys):
+    peer = [(0.95, 0.21), (0.93, float("nan"))]  # no centre distance on the second case
+    assert main([str(_write_results(tmp_path / "set", {**PASSING, PEER: peer}, PASSING_TIMES))]) == 1
+    assert "0.2500 against 0.2100" in capsys.readouterr().out  # the peer's mean over the one defined case
 
 
 def test_time_over_the_ratio_fails_and_a_csv_alone_skips_the_time(tmp_path, capsys):
