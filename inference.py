@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from model.atomic import write_atomically
-from model.errors import run_command
+from model.device import emulated_bf16_warning
+from model.errors import printed_warnings, run_command, warn
 from model.io import (
     Case,
     CaseError,
@@ -51,7 +52,7 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     _check_report_path(args.report)
     case = read_dataset_case(args.case) if args.case else read_case(args.input)
     for warning in case.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        warn(warning)
     prepare_output(args.output)  # fail before tracking, not after
     tracker = build_tracker(args.tracker, **settings)
     environment = tracker.describe()
@@ -59,16 +60,18 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         shown = {**environment, "weights_sha256": environment.get("weights_sha256", "")[:12]}
         print(f"{args.tracker}: " + ", ".join(f"{key} {value}" for key, value in shown.items() if value))
     if environment.get("weights_kind") == "project":
-        print(f"warning: {PROJECT_WEIGHTS_WARNING}", file=sys.stderr)
+        warn(PROJECT_WEIGHTS_WARNING)
+    slow = emulated_bf16_warning(environment.get("precision", ""), environment.get("device", "").split(" ")[0])
+    if slow:
+        warn(slow)
     loading = time.perf_counter() - started
 
     result = run_tracker(tracker, case.frames, case.first_mask, case.info)
     if result.tracker_error:  # one line here; the traceback goes into the report
         where, _, trace = result.tracker_error.partition(": ")
-        print(
-            f"warning: the {args.tracker} tracker failed at {where} ({trace.strip().splitlines()[-1]}); "
-            "the last good mask fills the remaining frames",
-            file=sys.stderr,
+        warn(
+            f"the {args.tracker} tracker failed at {where} ({trace.strip().splitlines()[-1]}); "
+            "the last good mask fills the remaining frames"
         )
 
     writing_started = time.perf_counter()
@@ -110,7 +113,7 @@ def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 "writing_seconds": writing,
                 "total_seconds": time.perf_counter() - started,
                 "events": events,
-                "warnings": case.warnings,
+                "warnings": printed_warnings(),
                 "tracker_error": result.tracker_error,
             },
         )

@@ -2,7 +2,8 @@
 gave (an input file, weights, a setting, a place to write to). Its message names the file or
 setting and the problem. Anything else that goes wrong is a bug and keeps its traceback.
 
-Also the commands' shared exit-code convention (`run_command`), and `quiet_native_stderr` for the
+Also the commands' shared exit-code convention (`run_command`), their warning lines (`warn`,
+kept for the run report), and `quiet_native_stderr` for the
 C++ libraries (ITK, OpenCV) that print their own complaints before the project's line.
 """
 
@@ -13,6 +14,9 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+
+# The warning lines the running command has printed (`warn`), for its run report.
+_printed_warnings: list[str] = []
 
 
 class InputError(Exception):
@@ -28,8 +32,10 @@ def run_command(body: Callable[[], int | None], also_user_errors: tuple[type[Exc
     values with ValueError) or a file that cannot be read or written, reported as exactly one
     `error: <file>: <problem>` line on stderr.
     2: usage errors, which argparse reports (and exits with) before the body runs.
-    Python warnings raised while the body runs are printed as one `warning: ...` line each.
+    Python warnings raised while the body runs are printed as one `warning: ...` line each;
+    `printed_warnings()` lists every warning line of the run so far.
     """
+    _printed_warnings.clear()
     try:
         with warnings.catch_warnings():  # restores showwarning afterwards (in-process callers)
             warnings.showwarning = _print_warning_line
@@ -52,7 +58,19 @@ def _print_warning_line(
     file: object = None,
     line: str | None = None,
 ) -> None:
-    print(f"warning: {category.__name__}: {_one_line(str(message))}", file=sys.stderr)
+    warn(f"{category.__name__}: {message}")
+
+
+def warn(message: str) -> None:
+    """Print `message` as one `warning: ...` line on stderr and keep it for the run report."""
+    line = _one_line(message)
+    print(f"warning: {line}", file=sys.stderr)
+    _printed_warnings.append(line)
+
+
+def printed_warnings() -> list[str]:
+    """The warning lines printed since the command started (without the `warning: ` prefix)."""
+    return list(_printed_warnings)
 
 
 def _one_line(text: str) -> str:

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from model.device import cpu_has_native_bf16, resolve_device
+from model.device import cpu_has_native_bf16, emulated_bf16_warning, resolve_device
 from model.trackers.xmem import XMemSettings
 from model.xmem.inference.inference_core import InferenceCore, resolve_precision
 
@@ -46,3 +46,22 @@ def test_native_bf16_probe_answers_false_without_torch_probes(monkeypatch):
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported", raising=False)
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
     assert cpu_has_native_bf16() is False
+
+
+def test_fp16_on_the_cpu_names_the_precision_that_is_fast_on_this_cpu(monkeypatch):
+    import model.device
+
+    for native, fast in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(model.device, "cpu_has_native_bf16", lambda native=native: native)
+        with pytest.raises(ValueError, match=f"on this CPU use {fast}"):
+            resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_bf16_warns_only_on_a_cpu_that_emulates_it(monkeypatch):
+    import model.device
+
+    monkeypatch.setattr(model.device, "cpu_has_native_bf16", lambda: False)
+    assert "50x slower than fp32" in emulated_bf16_warning("bf16", "cpu")
+    assert emulated_bf16_warning("fp32", "cpu") is None and emulated_bf16_warning("bf16", "cuda") is None
+    monkeypatch.setattr(model.device, "cpu_has_native_bf16", lambda: True)
+    assert emulated_bf16_warning("bf16", "cpu") is None

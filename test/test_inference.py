@@ -184,8 +184,41 @@ def test_a_crashing_tracker_still_writes_a_complete_output(make_input, tmp_path,
     masks = sitk.GetArrayFromImage(read_output(tmp_path / "out"))
     assert all(np.array_equal(masks[:, :, t], masks[:, :, 0]) for t in range(masks.shape[2]))
     content = json.loads(report.read_text())
+    assert content["warnings"] == [
+        "the crashing tracker failed at frame 1 (RuntimeError: CUDA out of memory); "
+        "the last good mask fills the remaining frames"
+    ]
     assert content["events"]["tracker_error"] == 1
     assert "Traceback" in content["tracker_error"] and "CUDA out of memory" in content["tracker_error"]
+
+
+class EmulatedBf16Tracker(FlakyTracker):
+    def describe(self):
+        return {"device": "cpu (2 threads)", "precision": "bf16"}
+
+
+def test_bf16_on_a_cpu_without_native_bf16_warns_once_and_reaches_the_report(make_input, tmp_path, monkeypatch, capsys):
+    import model.device
+
+    monkeypatch.setitem(TRACKER_CLASSES, "bf16", f"{__name__}:EmulatedBf16Tracker")
+    monkeypatch.setattr(model.device, "cpu_has_native_bf16", lambda: False)
+    report = tmp_path / "report.json"
+    argv = [
+        "--input",
+        str(make_input()),
+        "--output",
+        str(tmp_path / "out"),
+        "--tracker",
+        "bf16",
+        "--report",
+        str(report),
+    ]
+    assert inference.main(argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: precision bf16 on this CPU") and "fp32" in lines[0]
+    assert json.loads(report.read_text())["warnings"] == [lines[0].removeprefix("warning: ")]
+    monkeypatch.setattr(model.device, "cpu_has_native_bf16", lambda: True)
+    assert inference.main(argv) == 0 and capsys.readouterr().err == ""
 
 
 def _help_text(capsys) -> str:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.device import cpu_has_native_bf16, resolve_device
+from model.device import cpu_has_native_bf16, fast_cpu_precision, resolve_device
 from model.xmem.inference.config import InferenceConfig
 from model.xmem.inference.memory_manager import MemoryManager
 from model.xmem.network.aggregate import aggregate
@@ -54,7 +54,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             return "fp16"
         return "bf16" if cpu_has_native_bf16() else "fp32"
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError("precision fp16 needs CUDA (on the CPU use bf16)")
+        raise ValueError(f"precision fp16 needs CUDA (on this CPU use {fast_cpu_precision()}, or auto)")
     return precision
 
 
