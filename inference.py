@@ -7,6 +7,7 @@ Only I/O and orchestration live here; see model/ for the reading, the tracking a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -21,6 +22,7 @@ from model.atomic import write_atomically
 from model.device import emulated_bf16_warning
 from model.errors import printed_warnings, run_command, warn
 from model.io import (
+    OUTPUT_FOLDER,
     Case,
     CaseError,
     dataset_case_id,
@@ -48,8 +50,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, settings: dict[str, Any]) -> int:
+    # A run that fails removes the folders it created and left empty.
+    places = [args.output / OUTPUT_FOLDER, *(path.parent for path in (args.report, args.overlay) if path)]
+    created = _missing_folders(places)
+    try:
+        return _track(args, settings)
+    except BaseException:
+        for folder in created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _track(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     started = time.perf_counter()
-    _check_report_path(args.report)
+    _check_folder_for(args.report, "report")
+    _check_folder_for(args.overlay, "overlay")  # found before tracking, not after
     case = read_dataset_case(args.case) if args.case else read_case(args.input)
     for warning in case.warnings:
         warn(warning)
@@ -204,16 +220,28 @@ def _write_pictures(args: argparse.Namespace, case: Case, masks: np.ndarray) -> 
     ]
 
 
-def _check_report_path(report: Path | None) -> None:
-    if report is None:
+def _check_folder_for(path: Path | None, what: str) -> None:
+    """Create the folder of the `what` file `path` and check it is writable."""
+    if path is None:
         return
-    folder = report.parent
+    folder = path.parent
     try:  # created like the output folder (the report often goes inside it)
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
-        raise CaseError(f"{report}: cannot create the report folder") from None
+        raise CaseError(f"{path}: cannot create the {what} folder") from None
     if not os.access(folder, os.W_OK):
-        raise CaseError(f"{report}: report folder not writable")
+        raise CaseError(f"{path}: {what} folder not writable")
+
+
+def _missing_folders(folders: list[Path]) -> list[Path]:
+    """The folders among `folders` and their parents that do not exist yet, deepest first."""
+    missing: set[Path] = set()
+    for folder in folders:
+        folder = folder.absolute()
+        while not folder.exists() and folder != folder.parent:
+            missing.add(folder)
+            folder = folder.parent
+    return sorted(missing, key=lambda path: len(path.parts), reverse=True)
 
 
 def _write_report(report: Path, content: dict[str, Any]) -> None:

@@ -220,6 +220,9 @@ CORPUS: dict[str, Kind] = {
     "report folder under a file": Kind(
         _build, 1, ("run.json: cannot create the report folder",), ("--report", "{tmp}/file/run.json")
     ),
+    "overlay folder under a file": Kind(
+        _build, 1, ("run.gif: cannot create the overlay folder",), ("--overlay", "{tmp}/file/run.gif")
+    ),
     "overlay of another format": Kind(_build, 2, ("must end in .gif or .mp4",), ("--overlay", "{tmp}/o.avi")),
     "weights given": Kind(
         _build,
@@ -360,7 +363,7 @@ def test_corpus(name: str, tmp_path: Path, run_main: Callable) -> None:
     elif code == 1:
         assert len(lines) == 1 and lines[0].startswith("error: "), lines
         assert all(fragment in lines[0] for fragment in kind.says), lines
-        assert not out.exists() or [p for p in out.rglob("*") if p.is_file()] == []
+        assert not out.exists(), "a failed run leaves no folder behind"
     else:
         assert kind.says[0] in lines[-1] and not out.exists(), lines
     assert snapshot_tree(root) == snapshot

@@ -353,6 +353,14 @@ def test_report_and_overlay_may_go_inside_the_output_folder_not_yet_created(tmp_
     assert (out / "pictures" / "run.png").is_file()
 
 
+def test_a_failed_run_removes_the_folders_it_created_and_nothing_else(tmp_path, run_main):
+    (tmp_path / "kept").mkdir()
+    out, report = tmp_path / "kept" / "new" / "out", tmp_path / "runs" / "run.json"
+    done = run_main("--case", EXAMPLE_CASE, "--output", out, "--report", report, "--weights", tmp_path / "missing.pth")
+    assert done.returncode == 1, done.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+
+
 def test_missing_weights_is_one_line_naming_where_it_looked(tmp_path, monkeypatch, run_main):
     monkeypatch.delenv("TRACKRAD_XMEM_WEIGHTS", raising=False)
     missing = tmp_path / "nowhere.pth"
