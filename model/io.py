@@ -26,6 +26,8 @@ Documented input decisions:
 - NaN/Inf pixels in the sequence are sanitised (NaN -> 0, +/-Inf -> the finite max/min of the
   sequence) and counted, because an error would score the whole case as lost;
 - a first mask with values other than 0/1 is binarised as `value > 0` (a warning is recorded);
+  a first mask whose in-plane spacing, origin or direction differs from the sequence's is taken
+  pixel for pixel on the sequence's grid (a warning names the differences);
   NaN/Inf in the mask, or a mask that is empty after binarising, is an error.
 """
 
@@ -192,7 +194,7 @@ def _load(image_path: Path, mask_path: Path, json_dir: Path) -> Case:
             f"{image_path}: {blank} of {frames.shape[2]} frames have no signal "
             "(one value everywhere); no tracker can follow the target there"
         )
-    first_mask = _read_first_mask(mask_path, frames.shape[:2], warnings)
+    first_mask = _read_first_mask(mask_path, image, frames.shape[:2], warnings)
     spacing = tuple(image.GetSpacing())
     info = SequenceInfo(
         frame_shape=(frames.shape[0], frames.shape[1]),
@@ -219,7 +221,7 @@ def _load(image_path: Path, mask_path: Path, json_dir: Path) -> Case:
     )
 
 
-def _read_first_mask(path: Path, frame_shape: tuple[int, ...], warnings: list[str]) -> np.ndarray:
+def _read_first_mask(path: Path, sequence: sitk.Image, frame_shape: tuple[int, ...], warnings: list[str]) -> np.ndarray:
     image = _read_image(path, warnings)
     if image.GetDimension() != 3:
         raise CaseError(f"{path}: mask must be 3-D with one frame, got {image.GetDimension()}-D")
@@ -228,6 +230,12 @@ def _read_first_mask(path: Path, frame_shape: tuple[int, ...], warnings: list[st
         raise CaseError(f"{path}: mask frame size {mask.shape[:2]} differs from the sequence's {tuple(frame_shape)}")
     if mask.shape[2] != 1:
         raise CaseError(f"{path}: mask must have exactly one frame, got {mask.shape[2]}")
+    differences = _geometry_differences(image, sequence)
+    if differences:
+        warnings.append(
+            f"{path}: the mask's geometry differs from the sequence's ({'; '.join(differences)}); "
+            "the mask is taken pixel for pixel on the sequence's grid"
+        )
     mask = mask[:, :, 0]
     if not np.all(np.isfinite(mask)):
         raise CaseError(f"{path}: mask contains NaN/Inf")
@@ -237,6 +245,28 @@ def _read_first_mask(path: Path, frame_shape: tuple[int, ...], warnings: list[st
     if not binary.any():
         raise CaseError(f"{path}: mask is empty (no foreground pixel)")
     return binary
+
+
+def _geometry_differences(mask: sitk.Image, sequence: sitk.Image) -> list[str]:
+    """How the mask's in-plane geometry differs from the sequence's, beyond a tolerance (0.1 % of
+    the spacing, a tenth of a pixel of the origin, 0.001 in the direction). ITK axis 0 is time:
+    the mask's one frame has no time spacing or time origin to compare."""
+    differences = []
+    mask_spacing, spacing = np.array(mask.GetSpacing()[1:]), np.array(sequence.GetSpacing()[1:])
+    if not np.allclose(mask_spacing, spacing, rtol=1e-3, atol=0):
+        differences.append(f"spacing {_mm(mask_spacing)} mm against {_mm(spacing)} mm")
+    direction = np.array(sequence.GetDirection()).reshape(3, 3)
+    if not np.allclose(np.array(mask.GetDirection()).reshape(3, 3), direction, atol=1e-3):
+        differences.append("direction " + " ".join(f"{value:g}" for value in mask.GetDirection()))
+    # The origin's offset along the sequence's two in-plane index axes, in mm.
+    offset = direction.T.dot(np.array(mask.GetOrigin()) - np.array(sequence.GetOrigin()))[1:]
+    if np.any(np.abs(offset) > 0.1 * spacing.min()):
+        differences.append(f"origin shifted by {', '.join(f'{value:g}' for value in offset)} mm in the frame plane")
+    return differences
+
+
+def _mm(values: np.ndarray) -> str:
+    return " x ".join(f"{value:g}" for value in values)
 
 
 def _single_image(folder: Path) -> Path:

@@ -254,6 +254,23 @@ CORPUS: dict[str, Kind] = {
             "30 T is outside the plausible 0.1-10 T; using 10",
         ),
     ),
+    "first mask with another origin, twice the spacing and flipped axes": Kind(
+        _then(
+            lambda r: _write(
+                r / TARGET,
+                _good_sequence()[1],
+                spacing=(1.0, 2.0, 2.0),
+                origin=(0.0, 25.0, 0.0),
+                direction=(1, 0, 0, 0, -1, 0, 0, 0, -1),
+            )
+        ),
+        0,
+        (
+            "the mask's geometry differs from the sequence's (spacing 2 x 2 mm against 1 x 1 mm; "
+            "direction 1 0 0 0 -1 0 0 0 -1; origin shifted by 25, 0 mm in the frame plane); "
+            "the mask is taken pixel for pixel on the sequence's grid",
+        ),
+    ),
     "values near the float32 maximum, NaN and Inf pixels, blank frames": Kind(
         _frames(_pixel_faults), 0, ("4 NaN/Inf pixels replaced by finite values", "2 of 4 frames have no signal")
     ),

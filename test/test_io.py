@@ -225,3 +225,25 @@ def test_frames_without_signal_are_counted(make_input):
     case = read_case(make_input(frames, masks[:, :, :1]))
     assert case.blank_frames == 2
     assert any("2 of 5 frames have no signal" in w for w in case.warnings)
+
+
+@pytest.mark.parametrize(
+    ("origin", "spacing", "says"),
+    [
+        ((0.0, 20.0, -30.0), (1.0, 1.0, 1.0), "origin shifted by 20, -30 mm in the frame plane"),
+        ((0.0, 0.0, 0.0), (1.0, 2.0, 2.0), "spacing 2 x 2 mm against 1 x 1 mm"),
+        ((7.0, 0.04, 0.0), (9.0, 1.0005, 1.0), None),  # time axis, and within the tolerance
+    ],
+)
+def test_a_mask_of_other_geometry_is_taken_pixel_for_pixel_with_a_warning(make_input, origin, spacing, says):
+    root = make_input()
+    mask_path = root / "images/mri-linac-target/case_first_label.mha"
+    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(mask_path)))
+    write_mha(mask_path, mask, spacing=spacing, origin=origin)
+    case = read_case(root)
+    assert np.array_equal(case.first_mask, mask[:, :, 0] > 0)
+    found = [line for line in case.warnings if "the mask's geometry differs" in line]
+    if says is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and says in found[0] and "taken pixel for pixel" in found[0], found
