@@ -30,6 +30,7 @@ from conftest import OUTPUT_RELATIVE, make_read_only, mount_full_tmpfs, run_infe
 
 import inference
 from model.io import read_case
+from model.weights import PROJECT_WEIGHTS_WARNING
 
 TRACKER = inference.DEFAULT_TRACKER
 FAST_SETTINGS = {"xmem": ["--crop-size", "32"]}.get(TRACKER, [])
@@ -143,6 +144,12 @@ def _pixel_faults(frames: np.ndarray) -> np.ndarray:
     frames[0:3, 0, 3], frames[5, 5, 3] = np.nan, np.inf
     frames[:, :, 1:3] = 7.0
     return frames
+
+
+def _tiny_frames(side: int) -> np.ndarray:
+    """int16 frames of `side` x `side` pixels cut from the good sequence around its disc: textured,
+    so that the optical flow has something to follow (DIS needs 12 px a side unless padded)."""
+    return np.round(_good_sequence()[0][9 : 9 + side, 10 : 10 + side]).astype(np.int16)
 
 
 # Kinds that reach the tracker share one input per group (the tracker is the slow part);
@@ -286,11 +293,10 @@ CORPUS: dict[str, Kind] = {
     ),
     "tiny frames (3 x 3) of negative int16 pixels": Kind(
         lambda r: _build(
-            r,
-            frames=np.pad(np.ones((1, 1, N_FRAMES), np.int16), ((1, 1), (1, 1), (0, 0))) - 1000,
-            mask=np.pad(np.ones((1, 1, 1), np.uint8), ((1, 1), (1, 1), (0, 0))),
+            r, frames=_tiny_frames(3) - 1000, mask=np.pad(np.ones((1, 1, 1), np.uint8), ((1, 1), (1, 1), (0, 0)))
         )
     ),
+    "tiny frames (11 x 11)": Kind(lambda r: _build(r, frames=_tiny_frames(11), mask=_good_sequence()[1][9:20, 10:21])),
     "large frames (1024 x 768)": Kind(
         lambda r: _build(
             r,
@@ -374,6 +380,8 @@ def test_corpus(name: str, tmp_path: Path, run_main: Callable) -> None:
     if code == 0:
         _assert_valid_output(out, root)
         assert all(line.startswith("warning: ") for line in lines), lines
+        expected = (*kind.says, PROJECT_WEIGHTS_WARNING)
+        assert all(any(fragment in line for fragment in expected) for line in lines), lines
         for fragment in kind.says:
             assert sum(fragment in line for line in lines) == 1, (fragment, lines)
         assert [p.name for p in out.rglob("*") if p.is_file()] == ["output.mha"]

@@ -157,3 +157,17 @@ def test_alignment_moves_the_target_onto_the_flow_centre_within_its_limit():
     for centre in ((34.0, 34.0), None):
         unchanged, moved = align_to_flow(probability, previous, centre, limit_px=2.0)
         assert not moved and unchanged is probability
+
+
+@pytest.mark.parametrize("side", [3, 8, 11])
+def test_dis_flow_follows_frames_smaller_than_its_12_pixel_minimum(side):
+    import cv2
+
+    rng = np.random.default_rng(side)
+    texture = cv2.GaussianBlur(rng.uniform(0, 255, (side + 4, side + 4)).astype(np.float32), (0, 0), 1.0)
+    texture = cv2.normalize(texture, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    reference, current = texture[2 : 2 + side, 2 : 2 + side], texture[2 : 2 + side, 3 : 3 + side]
+    flow = DenseFlow()(np.ascontiguousarray(current), np.ascontiguousarray(reference), np.zeros((side, side, 2)))
+    assert flow.shape == (side, side, 2) and flow.dtype == np.float32
+    if side > 3:  # current(x) = reference(x + 1 column)
+        assert abs(float(np.median(flow[..., 0])) - 1.0) < 0.25 and abs(float(np.median(flow[..., 1]))) < 0.25

@@ -39,6 +39,9 @@ def shift_mask(mask: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
     return moved > 0.5
 
 
+MIN_DIS_SIDE = 16  # smaller images are padded for DIS, which needs 12 px a side (its patch and pyramid)
+
+
 class DenseFlow:
     """OpenCV DIS optical flow (medium preset) or Farnebäck, one instance per sequence.
 
@@ -68,7 +71,17 @@ class DenseFlow:
             return cv2.calcOpticalFlowFarneback(current, reference, None, 0.5, 4, 21, 5, 7, 1.5, 0)
         # DIS starts from the flow argument when it has the images' size (and refines in place).
         start = None if initial is None else np.array(initial, np.float32, copy=True)
-        return self._dis.calc(current, reference, start)
+        height, width = current.shape[:2]
+        if min(height, width) >= MIN_DIS_SIDE:
+            return self._dis.calc(current, reference, start)
+        # DIS refuses images under 12 px a side: edge-replicated up to 16, the flow cropped back.
+        bottom, right = max(MIN_DIS_SIDE - height, 0), max(MIN_DIS_SIDE - width, 0)
+        current, reference = (
+            cv2.copyMakeBorder(i, 0, bottom, 0, right, cv2.BORDER_REPLICATE) for i in (current, reference)
+        )
+        if start is not None:
+            start = cv2.copyMakeBorder(start, 0, bottom, 0, right, cv2.BORDER_REPLICATE)
+        return np.ascontiguousarray(self._dis.calc(current, reference, start)[:height, :width])
 
 
 def pull(values: np.ndarray, flow: np.ndarray) -> np.ndarray:
