@@ -33,6 +33,7 @@ from model.io import (
     write_output,
 )
 from model.runner import run_tracker, time_summary
+from model.settings_file import SettingsFileError, resolve_settings
 from model.trackers import add_settings_options, available_trackers, build_tracker, tracker_class
 from model.weights import PROJECT_WEIGHTS_WARNING
 
@@ -75,6 +76,10 @@ def _track(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     if environment:  # what this run's result depends on, before the first frame
         shown = {**environment, "weights_sha256": environment.get("weights_sha256", "")[:12]}
         print(f"{args.tracker}: " + ", ".join(f"{key} {value}" for key, value in shown.items() if value))
+    print(f"settings: {args.settings_from.summary()}")
+    other_weights = args.settings_from.weights_warning(environment.get("weights_sha256", ""))
+    if other_weights:
+        warn(other_weights)
     if environment.get("weights_kind") == "project":
         warn(PROJECT_WEIGHTS_WARNING)
     slow = emulated_bf16_warning(environment.get("precision", ""), environment.get("device", "").split(" ")[0])
@@ -120,6 +125,7 @@ def _track(args: argparse.Namespace, settings: dict[str, Any]) -> int:
                 # The chosen settings, then what the tracker resolved for this case ('auto' values,
                 # the weights file, the device).
                 "settings": {**_settings_dict(args.tracker, settings), **tracker.settings()},
+                "settings_file": args.settings_from.record(),
                 "environment": environment,
                 "input": str(case.image_path),
                 "output": str(path),
@@ -140,9 +146,15 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     # Phase 1: only --tracker, to know which Settings fields become options in phase 2.
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--tracker", default=DEFAULT_TRACKER, choices=available_trackers())
+    pre.add_argument("--settings", type=Path)
     known, _ = pre.parse_known_args(argv)
-    parser, names = build_parser(known.tracker)
+    try:  # the resolved file's settings become the options' defaults
+        resolved = resolve_settings(known.tracker, known.settings)
+    except SettingsFileError as error:
+        pre.exit(1, f"error: {error}\n")
+    parser, names = build_parser(known.tracker, resolved.settings)
     args, unknown = parser.parse_known_args(argv)
+    args.settings_from = resolved
     if unknown:
         parser.error(explain_unknown_options(unknown, known.tracker))
     if args.overlay is not None and args.overlay.suffix.lower() not in OVERLAY_SUFFIXES:
@@ -151,8 +163,9 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
     return args, settings
 
 
-def build_parser(tracker: str) -> tuple[argparse.ArgumentParser, list[str]]:
-    """The entry point's options with those of `tracker`'s settings, and the settings' names."""
+def build_parser(tracker: str, defaults: dict[str, Any] | None = None) -> tuple[argparse.ArgumentParser, list[str]]:
+    """The entry point's options with those of `tracker`'s settings (their defaults from
+    `defaults` where it has them: a settings file's), and the settings' names."""
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog=f"Each tracker has its own settings: `inference.py --tracker NAME --help` lists "
@@ -172,6 +185,12 @@ def build_parser(tracker: str) -> tuple[argparse.ArgumentParser, list[str]]:
     )
     parser.add_argument("--report", type=Path, help="write timings, settings and events as JSON")
     parser.add_argument(
+        "--settings",
+        type=Path,
+        help="a settings file (python -m evaluation.calibrate) whose settings become the defaults; "
+        "else $TRACKRAD_SETTINGS, /opt/ml/model/pipeline.json, resources/pipeline.json, the built-in ones",
+    )
+    parser.add_argument(
         "--overlay",
         type=Path,
         help="write the sequence with the predicted contour (and, with --case, "
@@ -180,7 +199,8 @@ def build_parser(tracker: str) -> tuple[argparse.ArgumentParser, list[str]]:
     settings_cls = tracker_class(tracker).Settings
     names = []
     if settings_cls is not None:
-        names = add_settings_options(parser.add_argument_group(f"{tracker} settings"), settings_cls)
+        group = parser.add_argument_group(f"{tracker} settings")
+        names = add_settings_options(group, settings_cls, defaults=defaults)
     return parser, names
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 from model.errors import InputError
@@ -58,7 +59,10 @@ _OPTION_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def add_settings_options(
-    group: argparse._ActionsContainer, settings_cls: type, skip: tuple[str, ...] = ()
+    group: argparse._ActionsContainer,
+    settings_cls: type,
+    skip: tuple[str, ...] = (),
+    defaults: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Add one --field-name option per field of a settings dataclass; return the field names.
 
@@ -66,7 +70,7 @@ def add_settings_options(
     config). A field's metadata gives its help text under "help"; any other metadata entries
     (e.g. `nargs`, `type` for tuple fields) go to `add_argument` as they are. bool fields
     become --name/--no-name. Fields named in `skip` get no option (a caller that sets them
-    another way).
+    another way). `defaults` replaces fields' own defaults (a settings file's values).
     """
     names = []
     for field in dataclasses.fields(settings_cls):
@@ -74,14 +78,15 @@ def add_settings_options(
             continue
         option = "--" + field.name.replace("_", "-")
         extra = {key: value for key, value in field.metadata.items() if key != "help"}
-        help_text = f"{field.metadata.get('help', '')} (default {field.default})".strip()
+        default = (defaults or {}).get(field.name, field.default)
+        help_text = f"{field.metadata.get('help', '')} (default {default})".strip()
         if _option_type(field) is bool:
             group.add_argument(
-                option, dest=field.name, action=argparse.BooleanOptionalAction, default=field.default, help=help_text
+                option, dest=field.name, action=argparse.BooleanOptionalAction, default=default, help=help_text
             )
         else:
             extra.setdefault("type", _option_type(field))
-            group.add_argument(option, dest=field.name, default=field.default, help=help_text, **extra)
+            group.add_argument(option, dest=field.name, default=default, help=help_text, **extra)
         names.append(field.name)
     return names
 
