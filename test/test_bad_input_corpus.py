@@ -247,6 +247,7 @@ CORPUS: dict[str, Kind] = {
             _negate_spacing,
             _rename_series("IMAGE.MHA"),
             _write_mask(_good_sequence()[1] * 255),
+            _header(b"ElementSpacing = 1 1 1", b"ElementSpacing = 1 -1 1", TARGET),  # the same geometry
             lambda r: (r / SERIES.parent / "notes.txt").write_text("x"),
             lambda r: (r / "extra.json").write_text("{}"),
             lambda r: (r / "scanned-region.json").write_bytes(b'\xef\xbb\xbf"thorax"'),
@@ -255,7 +256,8 @@ CORPUS: dict[str, Kind] = {
         ),
         0,
         (
-            "negative pixel spacing (ElementSpacing = 1 -1 1) read as 1 1 1",
+            "IMAGE.MHA: negative pixel spacing (ElementSpacing = 1 -1 1) read as 1 1 1",
+            "case_first_label.mha: negative pixel spacing (ElementSpacing = 1 -1 1) read as 1 1 1",
             "binarised as value > 0",
             "1e+06 frames/s is outside the plausible 0.1-100 frames/s; using 100",
             "30 T is outside the plausible 0.1-10 T; using 10",
