@@ -201,6 +201,8 @@ def build_parser(tracker: str, defaults: dict[str, Any] | None = None) -> tuple[
     if settings_cls is not None:
         group = parser.add_argument_group(f"{tracker} settings")
         names = add_settings_options(group, settings_cls, defaults=defaults)
+    else:
+        parser.add_argument_group(f"{tracker} settings", f"none: the {tracker} tracker has no settings")
     return parser, names
 
 

@@ -8,7 +8,7 @@ brackets and, for trackers with a `weights` setting, a weights file after `@`:
     xmem@resources/trackrad-xmem.pth
     xmem[motion=off]                      (XMem alone)
     xmem[motion-prior=confidence,prior-weight=0.5]@path/to/weights.pth
-    optical-flow[reference=frame-to-frame]
+    optical-flow[reference=previous-frame]
 Setting names are the command-line options of inference.py without the dashes in front
 (`--motion-prior` -> `motion-prior`); booleans take on/off. The row's label is the spec as
 written, so every row of an ablation says exactly what ran.

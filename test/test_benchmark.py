@@ -117,9 +117,9 @@ def test_tracker_specs_carry_settings_and_weights():
         "xmem",
         {"motion_prior": "fixed", "prior_weight": 0.7, "crop_size": 64, "weights": "a/b.pth"},
     )
-    assert benchmark.parse_spec("optical-flow[reference=frame-to-frame]") == (
+    assert benchmark.parse_spec("optical-flow[reference=previous-frame]") == (
         "optical-flow",
-        {"reference": "frame-to-frame"},
+        {"reference": "previous-frame"},
     )
     assert benchmark.parse_spec("xmem[flow-fallback=off]")[1] == {"flow_fallback": False}
     for bad, reason in [

@@ -494,3 +494,14 @@ def test_implausible_frame_rate_and_blank_frames_reach_the_report(make_input, tm
     content = json.loads(report.read_text())
     assert content["events"]["blank_frames"] == 1
     assert content["events"]["first_mask_repeated"] == 4  # the copy tracker
+
+
+def test_help_of_a_tracker_without_settings_says_so_and_flow_references_share_xmems_names(capsys):
+    with pytest.raises(SystemExit):
+        inference.main(["--tracker", "copy", "--help"])
+    assert "none: the copy tracker has no settings" in capsys.readouterr().out
+    for tracker, option in (("optical-flow", "--reference"), ("xmem", "--motion")):
+        with pytest.raises(SystemExit):
+            inference.main(["--tracker", tracker, "--help"])
+        assert option in (text := " ".join(capsys.readouterr().out.split())), tracker
+        assert "first-frame" in text and "previous-frame" in text and "frame-to-frame" not in text

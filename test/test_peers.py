@@ -12,7 +12,7 @@ from training.synthetic import make_translation_sequence
 
 PEERS = [
     ("optical-flow", {}),
-    ("optical-flow", {"reference": "frame-to-frame"}),
+    ("optical-flow", {"reference": "previous-frame"}),
     ("optical-flow", {"method": "farneback"}),
     ("optical-flow", {"refinement": 0}),
     ("template", {}),

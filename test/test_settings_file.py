@@ -16,7 +16,7 @@ from model.settings_file import ENV_VAR, SettingsFileError, read_settings_file, 
 PROVENANCE = {"weights_sha256": "ab" * 32, "case_ids": ["A_001", "A_002"], "scores": {"overall": {"dsc": 0.9}}}
 
 
-def flow_file(path: Path, reference: str = "frame-to-frame", **extra: object) -> Path:
+def flow_file(path: Path, reference: str = "previous-frame", **extra: object) -> Path:
     return write_settings_file(path, "optical-flow", {"reference": reference, **extra}, PROVENANCE)
 
 
@@ -47,9 +47,9 @@ def test_each_level_of_the_resolution_order(places, tmp_path):
     assert resolve_settings("optical-flow").source == "built-in defaults"
     flow_file(resources_dir / "pipeline.json", "first-frame")
     assert resolve_settings("optical-flow").source == "resources"
-    flow_file(model_dir / "pipeline.json", "frame-to-frame")
+    flow_file(model_dir / "pipeline.json", "previous-frame")
     found = resolve_settings("optical-flow")
-    assert found.source == str(model_dir) and found.settings == {"reference": "frame-to-frame"}
+    assert found.source == str(model_dir) and found.settings == {"reference": "previous-frame"}
     flow_file(tmp_path / "env.json", "first-frame", refinement=2)
     found = resolve_settings("optical-flow", environ={ENV_VAR: str(tmp_path / "env.json")})
     assert found.source == f"${ENV_VAR}" and found.settings["refinement"] == 2
@@ -120,7 +120,7 @@ def test_a_missing_or_unreadable_file_is_one_line_naming_it(places, tmp_path, ru
 
 def test_the_entry_point_starts_from_the_file_and_options_override_single_settings(places, tmp_path, run_main):
     _, resources_dir = places
-    path = flow_file(resources_dir / "pipeline.json", "frame-to-frame", refinement=3)
+    path = flow_file(resources_dir / "pipeline.json", "previous-frame", refinement=3)
     report = tmp_path / "run.json"
     args = ("--case", EXAMPLE_CASE, "--output", tmp_path / "out", "--tracker", "optical-flow", "--report", report)
     done = run_main(*args, "--refinement", "0")
@@ -128,7 +128,7 @@ def test_the_entry_point_starts_from_the_file_and_options_override_single_settin
     sha = json.loads(report.read_text())["settings_file"]["sha256"]
     assert f"settings: {path} (sha256 {sha[:12]}, from resources)" in done.stdout.splitlines()
     recorded = json.loads(report.read_text())
-    assert recorded["settings"]["reference"] == "frame-to-frame" and recorded["settings"]["refinement"] == 0
+    assert recorded["settings"]["reference"] == "previous-frame" and recorded["settings"]["refinement"] == 0
     assert recorded["settings_file"] == {"source": "resources", "file": str(path), "sha256": sha}
 
     done = run_main("--tracker", "optical-flow", "--help")

@@ -6,9 +6,9 @@ from evaluation.tracker_speed import main
 
 
 def test_one_json_row_per_tracker_with_times_ratio_and_a_tracking_check(capsys):
-    assert main(["--trackers", "copy,optical-flow[reference=frame-to-frame]", "--cases", "2", "--frames", "8"]) == 0
+    assert main(["--trackers", "copy,optical-flow[reference=previous-frame]", "--cases", "2", "--frames", "8"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [row["tracker"] for row in rows] == ["copy", "optical-flow[reference=frame-to-frame]"]
+    assert [row["tracker"] for row in rows] == ["copy", "optical-flow[reference=previous-frame]"]
     copy, flow = rows
     assert copy["frames"] == flow["frames"] == 2 * 7  # every frame after the first, of both sequences
     assert 0 < copy["median_ms"] <= copy["p95_ms"] <= copy["max_ms"]

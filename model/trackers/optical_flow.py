@@ -12,7 +12,7 @@ import numpy as np
 from model.pipeline.motion import DenseFlow, pull, to_uint8
 from model.trackers.base import SequenceInfo, Tracker
 
-FLOW_REFERENCES = ("first-frame", "frame-to-frame")
+FLOW_REFERENCES = ("first-frame", "previous-frame")  # the names of XMem's --motion
 FLOW_METHODS = DenseFlow.METHODS
 
 
@@ -20,7 +20,10 @@ FLOW_METHODS = DenseFlow.METHODS
 class OpticalFlowSettings:
     reference: str = field(
         default="first-frame",
-        metadata={"help": "flow from the first frame (warp its mask) or from the previous frame (warp the last mask)"},
+        metadata={
+            "help": "first-frame (flow from the first frame, warp its mask) or previous-frame "
+            "(flow from the previous frame, warp the last mask)"
+        },
     )
     method: str = field(default="dis", metadata={"help": "dense flow: dis (OpenCV DIS) or farneback"})
     refinement: int = field(
@@ -40,7 +43,7 @@ class OpticalFlowSettings:
 class OpticalFlowTracker(Tracker):
     """Dense optical flow from the current frame back to a reference frame; the reference mask
     is pulled along the flow. "first-frame" never accumulates drift but must bridge large
-    motion; "frame-to-frame" sees small steps but accumulates error."""
+    motion; "previous-frame" sees small steps but accumulates error."""
 
     name = "optical-flow"
     Settings = OpticalFlowSettings
@@ -64,7 +67,7 @@ class OpticalFlowTracker(Tracker):
             self._last = mask
         else:
             self._empty += 1
-        if self._settings.reference == "frame-to-frame":
+        if self._settings.reference == "previous-frame":
             self._reference = current
             self._reference_mask = self._last.astype(np.float32)
         return self._last.copy()
