@@ -160,7 +160,7 @@ def test_base_image_is_pinned_to_the_cuda_build_of_the_required_torch():
 
 def test_requirements_pin_exact_versions():
     pins = requirement_pins()
-    assert {"torch", "numpy", "simpleitk", "scikit-image", "opencv-python-headless"} <= pins.keys()
+    assert {"torch", "numpy", "simpleitk", "opencv-python-headless", "pillow"} <= pins.keys()
     assert all(re.fullmatch(r"\d+(\.\d+)+", version) for version in pins.values()), pins
 
 
