@@ -315,13 +315,17 @@ def run_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     runs = []
     for spec in trackers:
-        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            overlay_dir = out / "overlays" if overlays else None
-            runs.append(pool.submit(benchmark_tracker, spec, case_dirs, overlay_dir).result())
+        runs.append(benchmark_in_fresh_process(spec, case_dirs, out / "overlays" if overlays else None))
         print(f"{spec}: {'skipped (' + runs[-1].skipped + ')' if runs[-1].skipped else 'done'}", flush=True)
         # After every row, so a long run that is stopped still leaves the rows it finished.
         rows = write_outputs(runs, out, reference, len(case_dirs))
     return rows
+
+
+def benchmark_in_fresh_process(spec: str, case_dirs: list[Path], overlay_dir: Path | None = None) -> TrackerRun:
+    """`benchmark_tracker` in a fresh spawned process of its own, waited for."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(benchmark_tracker, spec, case_dirs, overlay_dir).result()
 
 
 def write_outputs(runs: list[TrackerRun], out: Path, reference: str | None, n_cases: int) -> list[dict[str, str]]:
