@@ -13,6 +13,10 @@
 #   --weights PATH       a weights file of your own, built in as resources/XMem.pth.
 #   TAG                  the image tag (default trackrad-xmem).
 #
+# resources/pipeline.json, the settings file of `python -m evaluation.calibrate`, goes into the
+# image when it exists (the script says so, and warns when it was calibrated for other weights);
+# without it the image runs the built-in settings.
+#
 # The image is labelled with the weights it runs (file, name, sha256, kind); ./export.sh reads
 # the labels. The Dockerfile's last step runs the example case, so an image whose weights do not
 # load is never built. Needs docker and python3 (standard library only; PYTHON=... picks another
@@ -22,6 +26,7 @@ cd "$(dirname "$0")"
 PYTHON="${PYTHON:-python3}"
 OFFICIAL=resources/XMem.pth
 PROJECT=resources/trackrad-xmem.pth
+SETTINGS=resources/pipeline.json
 
 usage() {
     echo "usage: ./build.sh [--weights official|project|PATH] [--url URL --sha256 HEX --size BYTES] [TAG]" >&2
@@ -108,11 +113,33 @@ echo "build.sh: the image runs $file (sha256 ${sha:0:12}, $kind)"
 if [ "$file" = "$OFFICIAL" ] && [ -f "$PROJECT" ]; then
     echo "build.sh: it also holds $PROJECT (the project's fallback, not used while $OFFICIAL is there)"
 fi
+settings_label=()
+if [ -f "$SETTINGS" ]; then
+    # sha256 of the file, and the weights' sha256 it was calibrated for (- if none)
+    settings=$("$PYTHON" -c '
+import hashlib, json, sys
+data = open(sys.argv[1], "rb").read()
+try:
+    made_for = (json.loads(data.decode("utf-8-sig")).get("provenance") or {}).get("weights_sha256") or "-"
+except Exception as error:
+    sys.exit(f"{type(error).__name__}: {error}")
+print(hashlib.sha256(data).hexdigest(), made_for)
+' "$SETTINGS" 2>"$errors") || fail "$SETTINGS is not a settings file ($(tail -n 1 "$errors")); write it with python -m evaluation.calibrate"
+    read -r settings_sha made_for <<<"$settings"
+    echo "build.sh: the image holds $SETTINGS (sha256 ${settings_sha:0:12}): the pipeline settings it runs"
+    if [ "$made_for" != - ] && [ "$made_for" != "$sha" ]; then
+        echo "build.sh: warning: $SETTINGS was calibrated for weights sha256 ${made_for:0:12}, not for these (${sha:0:12})" >&2
+    fi
+    settings_label=(--label "trackrad-xmem.settings.sha256=$settings_sha")
+else
+    echo "build.sh: no $SETTINGS: the image runs the built-in pipeline settings"
+fi
 
 docker build --platform linux/amd64 --tag "$tag" \
     --label "trackrad-xmem.weights.file=$file" \
     --label "trackrad-xmem.weights.name=$name" \
     --label "trackrad-xmem.weights.sha256=$sha" \
     --label "trackrad-xmem.weights.kind=$kind" \
+    ${settings_label[@]+"${settings_label[@]}"} \
     .
 echo "built $tag with $file ($kind, sha256 ${sha:0:12})"

@@ -8,6 +8,8 @@
 #                                      own name (user): the upload on the algorithm's Models page.
 #                                      grand-challenge extracts it into /opt/ml/model/, which the
 #                                      weight resolution reads before the image's resources/.
+#                                      With them, pipeline.json, the settings file the image
+#                                      holds (when ./build.sh found resources/pipeline.json).
 #
 # The weights are copied out of the image (the file its labels name) and checked against the
 # sha256 in its labels. Both tarballs are written under temporary names first, so a failure never
@@ -54,17 +56,33 @@ if not all(values):
 print("\n".join(values))
 ' "$labels") || fail "image $TAG has no weights labels: build it with ./build.sh"
 { read -r file; read -r name; read -r sha; read -r kind; } <<<"$weights"
+settings_sha=$("$PYTHON" -c '
+import json, sys
+print((json.loads(sys.argv[1]) or {}).get("trackrad-xmem.settings.sha256", ""))
+' "$labels")
 
 container=$(docker create "$TAG")
 docker cp "$container:$APP_DIR/$file" "$work/$name" >/dev/null
+if [ -n "$settings_sha" ]; then
+    docker cp "$container:$APP_DIR/resources/pipeline.json" "$work/pipeline.json" >/dev/null
+fi
 docker rm "$container" >/dev/null
 container=""
 identity=$("$PYTHON" -m tools.download_weights --identify "$work/$name")  # sha256, size, release or -
 [ "${identity%% *}" = "$sha" ] || fail "$file in $TAG has sha256 ${identity%% *}, not $sha as its label says"
 
-tar -czf "$MODEL_OUT.partial" -C "$work" "$name"
+if [ -n "$settings_sha" ]; then
+    identity=$("$PYTHON" -m tools.download_weights --identify "$work/pipeline.json")
+    [ "${identity%% *}" = "$settings_sha" ] \
+        || fail "resources/pipeline.json in $TAG has sha256 ${identity%% *}, not $settings_sha as its label says"
+fi
+
+tar -czf "$MODEL_OUT.partial" -C "$work" "$name" ${settings_sha:+pipeline.json}
 mv "$MODEL_OUT.partial" "$MODEL_OUT"
 docker save "$TAG" | gzip -c >"$IMAGE_OUT.partial"
 mv "$IMAGE_OUT.partial" "$IMAGE_OUT"
 echo "$IMAGE_OUT: the image $TAG"
 echo "$MODEL_OUT: its weights as /opt/ml/model/$name ($kind, sha256 ${sha:0:12})"
+if [ -n "$settings_sha" ]; then
+    echo "$MODEL_OUT: its settings as /opt/ml/model/pipeline.json (sha256 ${settings_sha:0:12})"
+fi

@@ -22,7 +22,7 @@ import pytest
 from conftest import EXAMPLE_CASE, REPO
 from test_dockerfile import dockerignore_keeps, instructions
 
-# The stub keeps an "image" as the labels and the resources/ weights files of its build context,
+# The stub keeps an "image" as the labels and the resources/ weights and settings files of its build context,
 # stored under the path the Dockerfile's WORKDIR gives them, so that `docker cp` can hand them back.
 _STUB = r"""
 import hashlib, json, os, shutil, sys
@@ -47,7 +47,7 @@ if argv[0] == "build":
     shutil.rmtree(image, ignore_errors=True)
     for p in files:
         relative = p.relative_to(context).as_posix()
-        if relative.startswith("resources/") and relative.endswith(".pth"):
+        if relative.startswith("resources/") and (relative.endswith(".pth") or relative.endswith("pipeline.json")):
             target = image / "fs" / os.environ["STUB_APP_DIR"].strip("/") / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(p, target)
@@ -356,3 +356,47 @@ def test_export_refuses_an_image_without_labels_or_with_other_weights(repo, env,
     done = run("export.sh", repo, env, "t")
     assert done.returncode == 1 and "not " + sha(FAKE_OFFICIAL) in done.stderr
     assert not list(repo.glob("*.tar.gz*"))
+
+
+def settings_file(repo: Path, weights_sha256: str) -> bytes:
+    """Write resources/pipeline.json as python -m evaluation.calibrate would; its bytes."""
+    content = {"tracker": "xmem", "settings": {"prior_weight": 0.5}, "provenance": {"weights_sha256": weights_sha256}}
+    path = repo / "resources" / "pipeline.json"
+    path.write_text(json.dumps(content))
+    return path.read_bytes()
+
+
+def test_the_settings_file_goes_into_the_image_and_the_model_tarball(repo, env):
+    settings = settings_file(repo, sha(PROJECT_BYTES))
+    done = run("build.sh", repo, env, "--weights", "project")
+    assert done.returncode == 0, done.stderr
+    labels, context = the_build(env)
+    assert context["resources/pipeline.json"] == sha(settings) and dockerignore_keeps("resources/pipeline.json")
+    assert labels["trackrad-xmem.settings.sha256"] == sha(settings)
+    assert f"build.sh: the image holds resources/pipeline.json (sha256 {sha(settings)[:12]})" in done.stdout
+    assert "warning" not in done.stderr
+    done = run("export.sh", repo, env)
+    assert done.returncode == 0, done.stderr
+    model = next(repo.glob("trackrad-xmem_*_model.tar.gz"))
+    assert read_model_tarball(model) == {"trackrad-xmem.pth": PROJECT_BYTES, "pipeline.json": settings}
+    assert f"its settings as /opt/ml/model/pipeline.json (sha256 {sha(settings)[:12]})" in done.stdout
+
+
+def test_without_a_settings_file_the_build_says_so_and_labels_none(repo, env):
+    done = run("build.sh", repo, env, "--weights", "project")
+    assert done.returncode == 0, done.stderr
+    labels, _ = the_build(env)
+    assert "trackrad-xmem.settings.sha256" not in labels
+    assert "build.sh: no resources/pipeline.json: the image runs the built-in pipeline settings" in done.stdout
+
+
+def test_a_settings_file_for_other_weights_warns_and_a_broken_one_stops_the_build(repo, env):
+    settings_file(repo, "ab" * 32)
+    done = run("build.sh", repo, env, "--weights", "project")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("\n") == 1 and "calibrated for weights sha256 abababababab" in done.stderr
+    (repo / "resources" / "pipeline.json").write_text("{not json")
+    done = run("build.sh", repo, env, "--weights", "project")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("build.sh: resources/pipeline.json is not a settings file (JSONDecodeError")
+    assert len([call for call in docker_calls(env) if call["argv"][0] == "build"]) == 1  # the first build only
