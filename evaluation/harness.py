@@ -35,7 +35,7 @@ import SimpleITK as sitk
 from evaluation.evaluate import score_output
 from evaluation.metrics import METRICS, fit_runtime, mean_over_cases
 from inference import DEFAULT_TRACKER, build_parser, explain_unknown_options
-from model.errors import run_command
+from model.errors import InputError, run_command
 from model.io import (
     FIELD_STRENGTH_JSON,
     FRAME_RATE_JSON,
@@ -137,6 +137,28 @@ def entry_command(input_dir: Path, output_dir: Path, extra: list[str], docker_im
     ]
 
 
+# `docker run`'s own exit codes (the container never ran, or its command could not start): its
+# message comes first, followed by a hint such as "Run 'docker run --help' for more information".
+DOCKER_OWN_EXITS = (125, 126, 127)
+
+
+def failure_line(stderr: str, returncode: int, docker: bool) -> str:
+    """The line that says why a case's process failed: the entry point's last line (its one
+    `error:` line), or Docker's first when Docker itself failed."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()] or ["(no message)"]
+    return lines[0] if docker and returncode in DOCKER_OWN_EXITS else lines[-1]
+
+
+def check_docker() -> None:
+    """Raise InputError, in one line with Docker's own reason, unless a Docker daemon answers."""
+    if shutil.which("docker") is None:
+        raise InputError("docker: not installed (https://docs.docker.com/get-docker/)")
+    answer = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+    if answer.returncode != 0:
+        reason = failure_line(answer.stderr, answer.returncode, docker=False)
+        raise InputError(f"docker: cannot reach the Docker daemon ({reason}); start it, or set DOCKER_HOST")
+
+
 def run_case(case_dir: Path, extra: list[str], docker_image: str | None) -> CaseResult:
     """Stage, run and score one case; every failure is recorded in `error`, never raised."""
     try:
@@ -161,8 +183,8 @@ def run_case(case_dir: Path, extra: list[str], docker_image: str | None) -> Case
             )
             result.wall_seconds = time.perf_counter() - started
             if process.returncode != 0:
-                lines = process.stderr.strip().splitlines() or ["(no message)"]
-                result.error = f"exit {process.returncode}: {name_case_files(lines[-1], sources)}"
+                message = failure_line(process.stderr, process.returncode, docker_image is not None)
+                result.error = f"exit {process.returncode}: {name_case_files(message, sources)}"
             else:
                 _collect(result, case_dir, output_dir)
         finally:
@@ -320,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         cases = find_case_dirs(args.dataset)  # none: one error line, exit 1
+        if args.docker:
+            check_docker()  # once, in one line, rather than a failure per case
         results = []
         for case_dir in cases:
             results.append(run_case(case_dir, extra, args.docker))

@@ -204,3 +204,42 @@ def test_example_case_is_the_shipped_challenge_case():
     case = read_dataset_case(harness.DEFAULT_DATASET / "Z_001")
     assert case.frames.shape == (125, 125, 10)
     assert (harness.DEFAULT_DATASET / "SOURCE.md").is_file()
+
+
+_NO_DAEMON = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+
+
+def _stub_docker(tmp_path: Path, monkeypatch, info_fails: bool) -> None:
+    """A `docker` first on PATH: `info` fails as the client does without a daemon (or answers),
+    `run` fails as `docker run` does when the daemon refuses the container (exit 125)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = bin_dir / "docker"
+    stub.write_text(
+        f"#!/bin/sh\n"
+        f'if [ "$1" = info ]; then {"echo " + repr(_NO_DAEMON) + " >&2; exit 1" if info_fails else "echo 28.2.2; exit 0"}; fi\n'
+        "echo 'docker: Error response from daemon: pull access denied for algo' >&2\n"
+        "echo >&2\n"
+        "echo \"Run 'docker run --help' for more information\" >&2\n"
+        "exit 125\n"
+    )
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_docker_without_a_daemon_is_one_line_before_any_case(tmp_path, monkeypatch, capsys):
+    _stub_docker(tmp_path, monkeypatch, info_fails=True)
+    assert harness.main(["--docker", "algo:1"]) == 1
+    captured = capsys.readouterr()
+    assert (
+        captured.err == f"error: docker: cannot reach the Docker daemon ({_NO_DAEMON}); start it, or set DOCKER_HOST\n"
+    )
+    assert captured.out == ""
+
+
+def test_a_failure_of_docker_itself_keeps_dockers_message(tmp_path, monkeypatch, capsys):
+    _stub_docker(tmp_path, monkeypatch, info_fails=False)
+    assert harness.main(["--docker", "algo:1"]) == 1
+    out = capsys.readouterr().out
+    failed = next(line for line in out.splitlines() if line.startswith("Z_001"))
+    assert "exit 125: docker: Error response from daemon: pull access denied for algo" in failed
