@@ -37,6 +37,17 @@ fail() {
     exit 1
 }
 
+# One line, with Docker's own reason, unless a Docker daemon answers: the client alone prints
+# several lines and fails later in a way that hides the reason.
+check_docker() {
+    command -v docker >/dev/null || fail "docker is not installed (https://docs.docker.com/get-docker/)"
+    local reason
+    if ! reason=$(docker info --format '{{.ServerVersion}}' 2>&1 >/dev/null); then
+        reason=$(printf '%s\n' "$reason" | sed '/^[[:space:]]*$/d' | head -n 1)
+        fail "cannot reach the Docker daemon (${reason:-no answer}); start it, or set DOCKER_HOST"
+    fi
+}
+
 weights=official
 tag=""
 download=()
@@ -56,6 +67,7 @@ fi
 if [ "$weights" != official ] && [ "$weights" != project ] && [ -f "$PROJECT" ] && cmp -s "$weights" "$PROJECT"; then
     weights=project
 fi
+check_docker  # before fetching any weights
 
 # The weights file this script puts into resources/ for the build, removed again on exit.
 placed=""
@@ -141,5 +153,5 @@ docker build --platform linux/amd64 --tag "$tag" \
     --label "trackrad-xmem.weights.sha256=$sha" \
     --label "trackrad-xmem.weights.kind=$kind" \
     ${settings_label[@]+"${settings_label[@]}"} \
-    .
+    . || fail "docker build failed (its output is above); nothing was tagged $tag"
 echo "built $tag with $file ($kind, sha256 ${sha:0:12})"

@@ -36,6 +36,13 @@ call = {"argv": argv}
 def image_dir(tag):
     return state / "images" / tag.replace("/", "_").replace(":", "_")
 
+if argv[0] == "info":
+    if os.environ.get("STUB_NO_DAEMON"):  # the client installed, no daemon: the real message
+        print("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+              "Is the docker daemon running?", file=sys.stderr)
+        sys.exit(1)
+    print("28.2.2")
+    sys.exit(0)
 if argv[0] == "build":
     context = Path(argv[-1])
     tag = argv[argv.index("--tag") + 1]
@@ -228,6 +235,18 @@ def test_a_failed_image_build_still_takes_the_lent_weights_back(repo, env, serve
     _, context = the_build(env)
     assert "resources/XMem.pth" in context and not (repo / "resources" / "XMem.pth").exists()
     assert "built " not in done.stdout
+    assert done.stderr.strip().splitlines()[-1].startswith("build.sh: docker build failed (its output is above)")
+
+
+NO_DAEMON = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?"
+
+
+@pytest.mark.parametrize(("script", "args"), [("build.sh", ("--weights", "project")), ("export.sh", ())])
+def test_without_a_docker_daemon_the_scripts_say_so_in_one_line(repo, env, script, args):
+    done = run(script, repo, {**env, "STUB_NO_DAEMON": "1"}, *args)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == f"{script}: cannot reach the Docker daemon ({NO_DAEMON}); start it, or set DOCKER_HOST\n"
+    assert docker_calls(env) == []
 
 
 def test_an_official_file_already_in_resources_is_checked_used_and_left_there(repo, env, server):
