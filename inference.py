@@ -32,6 +32,7 @@ from model.io import (
     read_labels,
     write_output,
 )
+from model.progress import Progress
 from model.runner import run_tracker, time_summary
 from model.settings_file import SettingsFileError, resolve_settings
 from model.trackers import add_settings_options, available_trackers, build_tracker, tracker_class
@@ -87,7 +88,9 @@ def _track(args: argparse.Namespace, settings: dict[str, Any]) -> int:
         warn(slow)
     loading = time.perf_counter() - started
 
-    result = run_tracker(tracker, case.frames, case.first_mask, case.info)
+    # Live progress on a terminal only: the per-frame line below is the summary.
+    with Progress(args.tracker, case.frames.shape[2] - 1, summary=False) as progress:
+        result = run_tracker(tracker, case.frames, case.first_mask, case.info, on_frame=progress.advance)
     if result.tracker_error:  # one line here; the traceback goes into the report
         where, _, trace = result.tracker_error.partition(": ")
         warn(

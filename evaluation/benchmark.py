@@ -58,6 +58,7 @@ from model.atomic import write_atomically
 from model.errors import run_command
 from model.io import find_case_dirs
 from model.overlay import write_line_chart, write_montage, write_overlay
+from model.progress import Progress
 from model.runner import time_summary
 from model.trackers import available_trackers, build_tracker
 from model.trackers.registry import tracker_class
@@ -187,6 +188,7 @@ def benchmark_tracker(spec: str, case_dirs: list[Path], overlay_dir: Path | None
     except Exception as error:  # any build failure (missing module, weights) is reported, not raised
         run.skipped = f"{type(error).__name__}: {error}"
         return run
+    progress = Progress(spec, len(case_dirs), unit="case")  # stderr: a live line, or one summary
     for case_dir in case_dirs:
         evaluated = evaluate_case(tracker, case_dir)
         case, result, truth = evaluated.case, evaluated.result, evaluated.truth
@@ -205,6 +207,8 @@ def benchmark_tracker(spec: str, case_dirs: list[Path], overlay_dir: Path | None
             stem = re.sub(r"[^A-Za-z0-9.=-]+", "_", spec)
             write_overlay(case.frames, result.masks, folder / f"{stem}.gif", truth, fps=case.info.frame_rate)
             write_montage(case.frames, result.masks, folder / f"{stem}.png", truth)
+        progress.advance()
+    progress.close()
     run.peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():

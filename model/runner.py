@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +23,13 @@ class RunResult:
     tracker_error: str | None = None
 
 
-def run_tracker(tracker: Tracker, frames: np.ndarray, first_mask: np.ndarray, info: SequenceInfo) -> RunResult:
+def run_tracker(
+    tracker: Tracker,
+    frames: np.ndarray,
+    first_mask: np.ndarray,
+    info: SequenceInfo,
+    on_frame: Callable[[], None] | None = None,
+) -> RunResult:
     """Feed `frames[:, :, t]` one at a time (contiguous float32 copies, so a tracker can
     neither see later frames nor alter the sequence) and collect the masks.
 
@@ -34,6 +40,7 @@ def run_tracker(tracker: Tracker, frames: np.ndarray, first_mask: np.ndarray, in
     traceback is returned, because a complete output scores far better than none.
     When more than half of the later frames repeat the first mask exactly, their number is
     counted as `first_mask_repeated`: a tracker that stopped following (or the copy baseline).
+    `on_frame` is called after each tracked frame (progress display).
     """
     n_frames = frames.shape[2]
     masks = np.zeros(frames.shape, dtype=np.uint8)
@@ -57,6 +64,8 @@ def run_tracker(tracker: Tracker, frames: np.ndarray, first_mask: np.ndarray, in
             else:
                 last_good = mask.astype(bool)
             masks[:, :, t] = last_good
+            if on_frame is not None:
+                on_frame()
     except Exception:
         tracker_error = f"frame {t}: {traceback.format_exc()}"
         events["tracker_error"] += 1
