@@ -2,9 +2,12 @@
 imports or opens at run time is copied into the image (and not dropped by .dockerignore)."""
 
 import fnmatch
+import importlib.metadata
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -167,7 +170,77 @@ def test_requirements_pin_exact_versions():
 def test_pip_install_keeps_the_base_torch():
     run = " ".join(args for keyword, args in instructions() if keyword == "RUN")
     assert "grep -v -E '^torch" in run and "-r /tmp/requirements-without-torch.txt" in run
-    assert "--user" in run and "--no-cache-dir" in run
+    assert "--no-cache-dir" in run
+
+
+def test_packages_are_installed_where_every_user_finds_them():
+    """As root into the base image's Python, not with `pip --user` (found only by the user who
+    installed them), and nothing on PATH or in the environment points at one user's home."""
+    steps = instructions()
+    install = next(i for i, (keyword, args) in enumerate(steps) if keyword == "RUN" and "pip install" in args)
+    assert "--user" not in steps[install][1]
+    assert install < min(i for i, (keyword, _) in enumerate(steps) if keyword == "USER")
+    assert not any("/home/" in args for keyword, args in steps if keyword == "ENV")
+
+
+def image_environment() -> dict[str, str]:
+    """The variables the Dockerfile's ENV instructions set (KEY=VALUE form)."""
+    variables = {}
+    for keyword, args in instructions():
+        if keyword == "ENV":
+            variables.update(part.split("=", 1) for part in shlex.split(args))
+    return variables
+
+
+def test_the_entry_points_imports_resolve_with_the_images_environment(tmp_path):
+    """The image's variables, another user's home and no user site-packages: what grand-challenge's
+    user sees. Every module the entry point imports must still be found."""
+    environment = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHONNOUSERSITE": "1",
+        **{key: value for key, value in image_environment().items() if "$" not in value},
+    }
+    assert {"PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"} <= environment.keys()
+    done = subprocess.run(
+        [sys.executable, "-c", "import inference, model.overlay, model.trackers.xmem"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def base_python() -> str:
+    arguments = [args for keyword, args in instructions() if keyword == "ARG" and args.startswith("BASE_PYTHON=")]
+    assert len(arguments) == 1, "the Dockerfile records the base image's Python as ARG BASE_PYTHON"
+    return arguments[0].split("=", 1)[1]
+
+
+def test_the_base_images_python_meets_every_pinned_packages_minimum():
+    from packaging.specifiers import SpecifierSet
+
+    python = base_python()
+    assert re.fullmatch(r"3\.\d+", python), python
+    assert "'${BASE_PYTHON}'" in " ".join(args for keyword, args in instructions() if keyword == "RUN")
+    for name, pin in requirement_pins().items():
+        metadata = importlib.metadata.metadata(name)
+        assert metadata["Version"].split("+")[0] == pin, (name, metadata["Version"], pin)
+        needs = metadata.get("Requires-Python") or ""
+        assert SpecifierSet(needs).contains(f"{python}.0"), (name, pin, needs, python)
+
+
+def test_hadolint_passes_and_every_rule_turned_off_says_why():
+    config = (REPO / ".hadolint.yaml").read_text()
+    ignored = re.findall(r"^  - (DL\d+)$", config, re.M)
+    for rule in ignored:
+        assert re.search(rf"^  # {rule} \"[^\"]+\": \S", config, re.M), f"{rule} is turned off without a reason"
+    if shutil.which("hadolint") is None:  # requirements-test.txt installs it
+        pytest.skip("hadolint is not installed")
+    done = subprocess.run(["hadolint", "Dockerfile"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_non_root_user_workdir_and_entrypoint():
