@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from model.errors import run_command
-from training.synthetic.dataset import write_dataset, write_translation_dataset
-from training.synthetic.generator import REGIONS, Difficulty, MotionRanges
+from training.synthetic.dataset import write_dataset, write_flow_failure_dataset, write_translation_dataset
+from training.synthetic.generator import REGIONS, Difficulty, FlowFailures, MotionRanges
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -29,10 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=_range, default=(50, 500), help="LOW:HIGH frames per case")
     parser.add_argument(
         "--kind",
-        choices=("breathing", "translation"),
+        choices=("breathing", "translation", "flowfail"),
         default="breathing",
         help="breathing: deforming phantoms with respiratory motion (the options below apply); "
-        "translation: the whole scene moves by smooth random shifts (training.synthetic.translation)",
+        "translation: the whole scene moves by smooth random shifts (training.synthetic.translation); "
+        "flowfail: phantoms made to defeat optical flow, one kind per case in turn "
+        "(training.synthetic.dataset.FLOW_FAILURE_KINDS; --frames and the options below do not apply)",
     )
     parser.add_argument("--fields", default="0.35,1.5", help="field strengths to alternate (T)")
     parser.add_argument("--regions", default=",".join(REGIONS), help=f"subset of {','.join(REGIONS)}")
@@ -55,6 +57,18 @@ def main(argv: list[str] | None = None) -> int:
         help="tumour intensity drifts linearly by this fraction over the sequence",
     )
     parser.add_argument(
+        "--contrast-reversal",
+        action="store_true",
+        help="the tumour's contrast to its host reverses over the sequence",
+    )
+    parser.add_argument(
+        "--area-growth", type=float, default=0.0, help="through-plane: the cut's radius grows by this fraction"
+    )
+    parser.add_argument(
+        "--baseline-shift", type=float, default=0.0, help="the patient moves this many mm (SI) at a third of the way"
+    )
+    parser.add_argument("--distractor", action="store_true", help="a structure like the tumour slides past it")
+    parser.add_argument(
         "--frame-rates", default=None, help="comma-separated frame rates to draw from (default: the field strength's)"
     )
     args = parser.parse_args(argv)
@@ -64,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         frames = (int(args.frames[0]), int(args.frames[1]))
         if args.kind == "translation":
             folders = write_translation_dataset(args.out_dir, args.cases, args.seed, frames)
+        elif args.kind == "flowfail":
+            folders = write_flow_failure_dataset(args.out_dir, args.cases, args.seed)
         else:
             folders = write_dataset(
                 args.out_dir,
@@ -79,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                     contrast_drift=args.contrast_drift,
                     frame_rates=tuple(float(r) for r in args.frame_rates.split(",")) if args.frame_rates else None,
                 ),
+                FlowFailures(args.contrast_reversal, args.area_growth, args.baseline_shift, args.distractor),
             )
         print(f"wrote {len(folders)} cases to {args.out_dir} in {time.perf_counter() - started:.1f} s")
 

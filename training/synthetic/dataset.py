@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.synthetic.generator import REGIONS, Difficulty, MotionRanges, generate_sequence
+from training.synthetic.generator import REGIONS, Difficulty, FlowFailures, MotionRanges, generate_sequence
 from training.synthetic.layout import write_case
 from training.synthetic.translation import make_translation_sequence, random_shifts
 
@@ -25,6 +25,7 @@ def write_dataset(
     regions: tuple[str, ...] = REGIONS,
     motion: MotionRanges = MotionRanges(),
     difficulty: Difficulty = Difficulty(),
+    failures: FlowFailures = FlowFailures(),
 ) -> list[Path]:
     """Write `cases` cases named S_001, S_002, ... under out_dir; returns their folders.
 
@@ -43,6 +44,7 @@ def write_dataset(
             regions[(index // len(fields)) % len(regions)],
             motion,
             difficulty=difficulty,
+            failures=failures,
         )
         case_id = f"S_{index + 1:03d}"
         folders.append(write_case(out_dir / case_id, case_id, sequence))
@@ -79,5 +81,42 @@ def write_translation_dataset(
             spacing_mm=(spacing, spacing),
         )
         case_id = f"T_{index + 1:03d}"
+        folders.append(write_case(out_dir / case_id, case_id, sequence))
+    return folders
+
+
+# The kinds of a flow-failure dataset, one per case in this order (docs/benchmark.md, "Where the
+# flow is wrong"): (name, difficulty, failures, frames).
+HARD = Difficulty(snr=(4.0, 8.0), area_swing=(0.25, 0.35), contrast_drift=0.3, frame_rates=(1.0, 8.0))
+FLOW_FAILURE_KINDS: tuple[tuple[str, Difficulty, FlowFailures, tuple[int, int]], ...] = (
+    ("contrast-reversal", Difficulty(), FlowFailures(contrast_reversal=True), (60, 80)),
+    ("through-plane", Difficulty(area_swing=(0.0, 0.02)), FlowFailures(area_growth=1.0), (60, 80)),
+    ("baseline-shift", Difficulty(), FlowFailures(baseline_shift_mm=45.0), (60, 80)),
+    ("low-snr", Difficulty(snr=(2.0, 3.0)), FlowFailures(), (60, 80)),
+    ("slow-drift", Difficulty(contrast_drift=1.0), FlowFailures(), (600, 600)),
+    ("distractor", Difficulty(), FlowFailures(distractor=True), (60, 80)),
+    ("hard", HARD, FlowFailures(), (60, 80)),
+)
+
+
+def write_flow_failure_dataset(out_dir: Path, cases: int, seed: int = 0) -> list[Path]:
+    """Write `cases` cases named F_001, F_002, ... whose kinds cycle through FLOW_FAILURE_KINDS;
+    field strengths alternate (0.35 T, 1.5 T) and regions cycle as in `write_dataset`."""
+    out_dir = Path(out_dir)
+    folders = []
+    for index in range(cases):
+        case = case_seed(seed, index)
+        kind, difficulty, failures, frames = FLOW_FAILURE_KINDS[index % len(FLOW_FAILURE_KINDS)]
+        n_frames = int(np.random.default_rng(case).integers(frames[0], frames[1] + 1))
+        sequence = generate_sequence(
+            case,
+            n_frames,
+            (0.35, 1.5)[index % 2],
+            REGIONS[(index // 2) % len(REGIONS)],
+            difficulty=difficulty,
+            failures=failures,
+        )
+        sequence.metadata["flow_failure_kind"] = kind
+        case_id = f"F_{index + 1:03d}"
         folders.append(write_case(out_dir / case_id, case_id, sequence))
     return folders

@@ -8,7 +8,7 @@ truth is the tumour's hard mask warped with the same displacement field as the i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -61,6 +61,18 @@ class Difficulty:
     frame_rates: tuple[float, ...] | None = None  # drawn from; None: the field look's rates
 
 
+@dataclass(frozen=True)
+class FlowFailures:
+    """Changes that defeat dense optical flow while the labels stay exact (docs/benchmark.md,
+    "Where the flow is wrong"). Each is off by default and draws from its own random stream,
+    so switching one on changes only what it names."""
+
+    contrast_reversal: bool = False  # the tumour's contrast to its host goes from +1 to -1 over the sequence
+    area_growth: float = 0.0  # through-plane: the cut's radius grows by this fraction over the sequence
+    baseline_shift_mm: float = 0.0  # the patient moves by this much (SI) at a third of the sequence
+    distractor: bool = False  # a structure like the tumour slides past it over the sequence
+
+
 def generate_sequence(
     seed: int,
     n_frames: int,
@@ -70,6 +82,7 @@ def generate_sequence(
     frame_rate: float | None = None,
     shape: tuple[int, int] | None = None,
     difficulty: Difficulty = Difficulty(),
+    failures: FlowFailures = FlowFailures(),
 ) -> SyntheticSequence:
     """One labelled sequence. `frame_rate`/`shape` override the field look's random draw."""
     if region not in REGIONS:
@@ -96,6 +109,10 @@ def generate_sequence(
     # Through-plane motion: the cut through the tumour grows and shrinks with breathing.
     area_swing = rng.uniform(*difficulty.area_swing) * rng.choice([-1.0, 1.0])
     scales = 1.0 + area_swing * (trace.inhale - trace.inhale.mean()) + 0.02 * ou_process(n_frames, fps, 8.0, rng)
+    scales = scales * (1.0 + failures.area_growth * np.linspace(0.0, 1.0, n_frames))
+    shift_mm, shift_frame = _baseline_shift(failures.baseline_shift_mm, shape, spacing_mm, centre, radius_mm, trace)
+    if shift_mm:
+        trace = replace(trace, si_mm=trace.si_mm + shift_mm * (np.arange(n_frames) >= shift_frame))
     displacements = _displacement_fields(anatomy.moving, centre, spacing_mm, trace, fps, rng)
 
     shading = coil_shading(shape, look, rng)
@@ -103,6 +120,12 @@ def generate_sequence(
     liver_signal = look.intensities[Tissue.LIVER]
     noise_sigma = liver_signal / rng.uniform(*(difficulty.snr or look.snr))
     contrast = 1.0 + difficulty.contrast_drift * np.linspace(0.0, 1.0, n_frames)
+    # Reversal: the tumour's difference from its host tissue scales from +1 to -1.
+    reversal = np.linspace(1.0, -1.0, n_frames)
+    # The distractor's own shape, drawn from its own stream; it passes 2.3 radii beside the
+    # target's centre, from 4 radii before it to 4 radii after it (numpy axis 0).
+    slider = random_tumour(centre, radius_mm, spacing_mm, tumour.intensity, np.random.default_rng([seed, 1]))
+    radius_px = radius_mm / spacing_mm[0]
     frames = np.empty((*shape, n_frames), np.float32)
     masks = np.empty((*shape, n_frames), np.uint8)
     for t in range(n_frames):
@@ -110,10 +133,23 @@ def generate_sequence(
         reference = base.copy()
         patch = reference[rows, cols]
         texture = anatomy.texture[rows, cols]
-        reference[rows, cols] = patch * (1 - cover) + tumour.intensity * float(contrast[t]) * texture * cover
+        lesion = tumour.intensity * float(contrast[t]) * texture
+        if failures.contrast_reversal:
+            reference[rows, cols] = patch + (lesion - patch) * cover * float(reversal[t])
+        else:
+            reference[rows, cols] = patch * (1 - cover) + lesion * cover
         truth = np.zeros(shape, np.float32)
         truth[rows, cols] = hard
         moved = warp(reference, displacements(t))
+        if failures.distractor:
+            progress = t / max(n_frames - 1, 1)
+            position = (
+                centre[0] + trace.si_mm[t] / spacing_mm[0] + (8.0 * progress - 4.0) * radius_px,
+                centre[1] + trace.ap_mm[t] / spacing_mm[1] + 2.3 * radius_px,
+            )
+            other, _, (other_rows, other_cols) = render(replace(slider, centre_px=position), shape, 1.0)
+            lookalike = slider.intensity * anatomy.texture[other_rows, other_cols]
+            moved[other_rows, other_cols] += (lookalike - moved[other_rows, other_cols]) * other
         masks[:, :, t] = warp(truth, displacements(t)) > 0.5
         frames[:, :, t] = acquire(moved * shading * gains[t], look, noise_sigma, rng)
         if not masks[:, :, t].any():
@@ -145,8 +181,35 @@ def generate_sequence(
         "drift_mm": float(trace.drift_si_mm[-1]),
         "area_ratio_range": [float(scales.min() ** 2), float(scales.max() ** 2)],
         "contrast_drift": difficulty.contrast_drift,
+        "flow_failures": {
+            "contrast_reversal": failures.contrast_reversal,
+            "area_growth": failures.area_growth,
+            "baseline_shift_mm": shift_mm,
+            "baseline_shift_frame": shift_frame,
+            "distractor": failures.distractor,
+        },
     }
     return SyntheticSequence(frames, masks, info, motion_px, metadata)
+
+
+def _baseline_shift(
+    requested_mm: float,
+    shape: tuple[int, int],
+    spacing_mm: tuple[float, float],
+    centre: tuple[float, float],
+    radius_mm: float,
+    trace: RespiratoryTrace,
+) -> tuple[float, int]:
+    """(signed SI shift in mm, the frame it happens at) for a requested baseline shift: towards
+    the side with more room, no farther than keeps the whole tumour in the frame."""
+    shift_frame = len(trace.si_mm) // 3
+    if not requested_mm:
+        return 0.0, shift_frame
+    reach = 1.5 * radius_mm + 3.0 * spacing_mm[0]
+    top = centre[0] * spacing_mm[0] + trace.si_mm.min() - reach
+    bottom = (shape[0] - centre[0]) * spacing_mm[0] - trace.si_mm.max() - reach
+    room, sign = (bottom, 1.0) if bottom >= top else (top, -1.0)
+    return sign * float(min(abs(requested_mm), max(room, 0.0))), shift_frame
 
 
 def _place_tumour(
