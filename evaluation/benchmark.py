@@ -9,9 +9,12 @@ brackets and, for trackers with a `weights` setting, a weights file after `@`:
     xmem[motion=off]                      (XMem alone)
     xmem[motion-prior=confidence,prior-weight=0.5]@path/to/weights.pth
     optical-flow[reference=previous-frame]
+    xmem[network=exact,motion=off]        (a stand-in network alone: evaluation.standins)
 Setting names are the command-line options of inference.py without the dashes in front
-(`--motion-prior` -> `motion-prior`); booleans take on/off. The row's label is the spec as
-written, so every row of an ablation says exactly what ran.
+(`--motion-prior` -> `motion-prior`); booleans take on/off. The one key that is not a setting,
+`network` (XMem only), puts a stand-in network of known quality built from each case's labels
+(exact, jitter, creep, lost) in place of the real one; `xmem` is the real network. The row's
+label is the spec as written, so every row of an ablation says exactly what ran.
 
 Every tracker runs in its own fresh process (spawned one after the other, never in parallel,
 so timings do not compete) over all cases of the dataset, through model.runner.run_tracker.
@@ -54,6 +57,7 @@ import numpy as np
 
 from evaluation.evaluate import evaluate_case
 from evaluation.metrics import METRICS, dice_per_frame, mean_over_cases
+from evaluation.standins import STAND_INS, stand_in_tracker
 from model.atomic import write_atomically
 from model.errors import run_command
 from model.io import find_case_dirs
@@ -66,6 +70,8 @@ from model.trackers.registry import tracker_class
 DEFAULT_TRACKERS = "copy,optical-flow,template,xmem"
 REFERENCE_TRACKER = "xmem"  # time_vs_xmem is relative to the first row of this tracker by default
 _SPEC = re.compile(r"^(?P<name>[a-z0-9-]+)(\[(?P<settings>[^\]]*)\])?(@(?P<weights>.+))?$")
+NETWORK_KEY = "network"
+NETWORKS = ("xmem", *STAND_INS)
 _BOOLEANS = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 COLUMNS = (
     "tracker",
@@ -109,6 +115,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
     for item in filter(None, (part.strip() for part in (match["settings"] or "").split(","))):
         key, equals, value = item.partition("=")
         field_name = key.strip().replace("-", "_")
+        if field_name == NETWORK_KEY and equals and name == "xmem":
+            if value.strip() not in NETWORKS:
+                raise ValueError(f"{spec!r}: network takes one of {', '.join(NETWORKS)}, got {value.strip()!r}")
+            settings[NETWORK_KEY] = value.strip()
+            continue
         if not equals or field_name not in fields:
             raise ValueError(
                 f"{spec!r}: {item!r} is not a setting of {name} (key=value; "
@@ -120,6 +131,13 @@ def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
             raise ValueError(f"{spec!r}: tracker {name} takes no weights file")
         settings["weights"] = match["weights"]
     return name, settings
+
+
+def split_network(settings: dict[str, object]) -> tuple[str | None, dict[str, object]]:
+    """(the stand-in network a spec names, or None for the real one; the tracker's settings)."""
+    rest = dict(settings)
+    network = rest.pop(NETWORK_KEY, "xmem")
+    return (None if network == "xmem" else str(network)), rest
 
 
 def _convert(setting: dataclasses.Field, value: str, spec: str) -> object:
@@ -152,6 +170,7 @@ def check_spec(spec: str) -> None:
     Builds only the Settings, not the tracker, so no weights are loaded here.
     """
     name, settings = parse_spec(spec)
+    settings = split_network(settings)[1]
     settings_cls = tracker_class(name).Settings
     if settings_cls is not None:
         try:
@@ -184,12 +203,15 @@ def benchmark_tracker(spec: str, case_dirs: list[Path], overlay_dir: Path | None
     run = TrackerRun(spec)
     try:
         name, settings = parse_spec(spec)
-        tracker = build_tracker(name, **settings)
+        stand_in, settings = split_network(settings)
+        tracker = None if stand_in else build_tracker(name, **settings)
     except Exception as error:  # any build failure (missing module, weights) is reported, not raised
         run.skipped = f"{type(error).__name__}: {error}"
         return run
     progress = Progress(spec, len(case_dirs), unit="case")  # stderr: a live line, or one summary
     for case_dir in case_dirs:
+        if stand_in:
+            tracker = stand_in_tracker(stand_in, settings, case_dir)
         evaluated = evaluate_case(tracker, case_dir)
         case, result, truth = evaluated.case, evaluated.result, evaluated.truth
         run.cases.append(

@@ -316,6 +316,13 @@ class XMemTracker(Tracker):
         settings = settings if settings is not None else XMemSettings()
         return cls(settings, core=build_core(network, settings))
 
+    @property
+    def window(self) -> CropWindow:
+        """The crop window the network sees this frame through (set by `start`)."""
+        if self._window is None:
+            raise RuntimeError("XMemTracker.window read before start")
+        return self._window
+
     def start(self, first_frame: np.ndarray, first_mask: np.ndarray, info: SequenceInfo) -> None:
         settings = self._settings
         first_mask = np.asarray(first_mask, dtype=bool)
