@@ -215,9 +215,9 @@ def _stub_docker(tmp_path: Path, monkeypatch, info_fails: bool) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stub = bin_dir / "docker"
+    info = f"echo {_NO_DAEMON!r} >&2; exit 1" if info_fails else "echo 28.2.2; exit 0"
     stub.write_text(
-        f"#!/bin/sh\n"
-        f'if [ "$1" = info ]; then {"echo " + repr(_NO_DAEMON) + " >&2; exit 1" if info_fails else "echo 28.2.2; exit 0"}; fi\n'
+        f'#!/bin/sh\nif [ "$1" = info ]; then {info}; fi\n'
         "echo 'docker: Error response from daemon: pull access denied for algo' >&2\n"
         "echo >&2\n"
         "echo \"Run 'docker run --help' for more information\" >&2\n"
