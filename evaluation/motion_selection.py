@@ -32,7 +32,7 @@ from evaluation.benchmark import parse_spec
 from evaluation.metrics import score_sequence
 from model.errors import InputError
 from model.io import dataset_case_id, find_case_dirs, read_dataset_case, read_labels
-from model.pipeline.crop import mask_centroid
+from model.pipeline.masks import mask_centroid
 from model.runner import run_tracker
 from model.trackers.xmem import XMemSettings, XMemTracker, build_core
 from model.weights import load_weights

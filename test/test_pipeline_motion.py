@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.pipeline.crop import mask_centroid
+from model.pipeline.masks import mask_centroid
 from model.pipeline.motion import DenseFlow, MaskFlow, NetworkTrust, align_to_flow, fuse_with_prior, pull
 from training.synthetic import make_translation_sequence
 

@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from model.pipeline.postprocess import PostProcessor, ema_weight_for_frame_rate, select_component
+from model.pipeline.masks import select_component
+from model.pipeline.postprocess import PostProcessor, ema_weight_for_frame_rate
 
 NO_FALLBACKS = dict.fromkeys(PostProcessor(np.ones((2, 2), bool), 1.0, 0.5, 2.0, 3).events(), 0)
 

@@ -9,7 +9,7 @@ import pytest
 
 from evaluation.benchmark import parse_spec, split_network
 from evaluation.standins import CREEP_FRAMES_PER_PX, StandInCore
-from model.pipeline.postprocess import dice
+from model.pipeline.masks import dice
 from model.trackers import SequenceInfo
 from model.trackers.xmem import XMemSettings, XMemTracker
 

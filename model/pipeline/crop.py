@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from model.pipeline.masks import mask_centroid
+
 # Margin (mm) around the first mask's bounding box, per scanned region. Thoracic and abdominal
 # tumours move with breathing by up to about 20-30 mm peak to peak (lung lower lobe, liver,
 # pancreas); at the slowest cine rates (about 1 frame/s) nearly all of that can happen between
@@ -49,13 +51,6 @@ class CropBox:
     @property
     def centre(self) -> tuple[float, float]:
         return (self.origin[0] + self.size[0] / 2, self.origin[1] + self.size[1] / 2)
-
-
-def mask_centroid(mask: np.ndarray) -> tuple[float, float]:
-    """Centre of mass of a non-empty 2-D mask in the box coordinates above (axis 0, axis 1)."""
-    moments = cv2.moments(mask.astype(np.uint8, copy=False), binaryImage=True)
-    # cv2 reports x along numpy axis 1 and y along axis 0, at pixel centres.
-    return (moments["m01"] / moments["m00"] + 0.5, moments["m10"] / moments["m00"] + 0.5)
 
 
 def initial_box(mask: np.ndarray, spacing_mm: tuple[float, float], margin_mm: float) -> CropBox:

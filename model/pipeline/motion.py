@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from model.pipeline.crop import mask_centroid
-from model.pipeline.postprocess import dice, select_component
+from model.pipeline.masks import dice, mask_centroid, select_component
 
 # Forward-backward disagreement (pixels) at which a flow vector's confidence is exp(-1/2).
 FB_SIGMA_PX = 1.0
@@ -30,13 +29,6 @@ def scale_to_uint8(frame: np.ndarray, low: float, high: float) -> np.ndarray:
     """Map [low, high] linearly to 0-255, clipped."""
     scaled = (frame - low) * (255.0 / max(high - low, 1e-6))
     return np.clip(scaled, 0, 255).astype(np.uint8)
-
-
-def shift_mask(mask: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
-    """Translate a bool mask by (axis 0, axis 1) pixels, sub-pixel, threshold 0.5."""
-    matrix = np.float32([[1, 0, shift[1]], [0, 1, shift[0]]])
-    moved = cv2.warpAffine(mask.astype(np.float32), matrix, mask.shape[::-1], flags=cv2.INTER_LINEAR)
-    return moved > 0.5
 
 
 MIN_DIS_SIDE = 16  # smaller images are padded for DIS, which needs 12 px a side (its patch and pyramid)

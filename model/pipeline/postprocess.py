@@ -27,10 +27,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from model.pipeline.crop import mask_centroid
+from model.pipeline.masks import dice, mask_centroid, select_component
 
 
 def ema_weight_for_frame_rate(frame_rate: float, time_constant_s: float) -> float:
@@ -46,20 +45,6 @@ def ema_weight_for_frame_rate(frame_rate: float, time_constant_s: float) -> floa
     return 1.0 - math.exp(-1.0 / (frame_rate * time_constant_s))
 
 
-def select_component(binary: np.ndarray, previous: np.ndarray) -> np.ndarray:
-    """The 8-connected component of `binary` overlapping `previous` most, else the largest."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8, copy=False), connectivity=8)
-    if count <= 2:  # no component, or exactly one: nothing to choose
-        return binary.astype(bool, copy=True)
-    overlap = np.bincount(labels[previous], minlength=count)
-    overlap[0] = 0  # background
-    if overlap.max() > 0:
-        best = int(overlap.argmax())
-    else:
-        best = 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
-    return labels == best
-
-
 @dataclass(frozen=True)
 class SlowFailureGuards:
     """Thresholds of the guards of step 5; 0 switches a guard off."""
@@ -71,11 +56,6 @@ class SlowFailureGuards:
     @property
     def off(self) -> bool:
         return not (self.first_area_factor or self.min_flow_dice or self.max_flow_shift)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(np.count_nonzero(a)) + int(np.count_nonzero(b))
-    return 2.0 * int(np.count_nonzero(a & b)) / total if total else 1.0
 
 
 class PostProcessor:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from model.pipeline.motion import shift_mask
+from model.pipeline.masks import shift_mask
 from model.trackers.base import SequenceInfo, Tracker
 
 
