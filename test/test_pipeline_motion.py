@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from model.pipeline.masks import mask_centroid
-from model.pipeline.motion import DenseFlow, MaskFlow, NetworkTrust, align_to_flow, fuse_with_prior, pull
+from model.pipeline.motion import DenseFlow, MaskFlow, pull
 from training.synthetic import make_translation_sequence
 
 
@@ -74,89 +74,6 @@ def test_pull_samples_the_reference_along_the_flow():
     pulled = pull(values, flow)
     # Pixel (r, c) samples reference (r - 1, c + 2): (5, 7) is pixel (6, 5).
     assert pulled[6, 5] == 1.0 and pulled.sum() == 1.0
-
-
-def _maps(network_p, prior_p, confidence):
-    shape = (4, 4)
-    return (
-        np.full(shape, network_p, np.float32),
-        np.ones(shape, bool),
-        np.full(shape, prior_p, np.float32),
-        np.full(shape, confidence, np.float32),
-    )
-
-
-def test_confident_network_wins_over_an_unreliable_flow_prior():
-    network, covered, prior, confidence = _maps(0.97, 0.0, 0.05)
-    fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.5, rule="confidence")
-    assert np.all(fused > 0.8)
-    # The fixed rule ignores how reliable either side is: an even mix, no foreground.
-    fixed = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.5, rule="fixed")
-    assert np.allclose(fixed, 0.485)
-
-
-def test_reliable_flow_prior_wins_over_an_undecided_network():
-    network, covered, prior, confidence = _maps(0.45, 1.0, 0.95)
-    fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.5, rule="confidence")
-    assert np.all(fused > 0.8)
-    # And a reliable prior saying "background" removes a pixel the network was unsure of.
-    network, covered, prior, confidence = _maps(0.6, 0.0, 0.95)
-    assert np.all(fuse_with_prior(network, covered, prior, confidence, 0.5, "confidence") < 0.2)
-
-
-def test_outside_the_crop_only_the_prior_speaks():
-    network, covered, prior, confidence = _maps(0.0, 1.0, 0.9)
-    covered[:, 2:] = False
-    for rule in ("fixed", "confidence"):
-        fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.3, rule=rule)
-        assert np.allclose(fused[:, 2:], 1.0)
-        assert np.all(fused[:, :2] < 0.5)  # inside, the network's sure "background" counts
-
-
-def test_no_trust_leaves_the_prior_to_decide_even_against_a_confident_network():
-    network, covered, prior, confidence = _maps(0.99, 0.0, 0.5)
-    for rule in ("fixed", "confidence"):
-        trusted = fuse_with_prior(network, covered, prior, confidence, 0.3, rule, network_trust=1.0)
-        assert np.all(trusted > 0.5)
-        distrusted = fuse_with_prior(network, covered, prior, confidence, 0.3, rule, network_trust=0.0)
-        assert np.all(distrusted < 0.05)
-
-
-def test_network_trust_maps_the_mean_agreement_from_the_floor_to_one():
-    flow = np.zeros((20, 20), bool)
-    flow[5:15, 5:15] = True
-    trust = NetworkTrust(floor=0.8)
-    assert trust.trust == 1.0  # nothing seen yet
-    assert trust.update(flow, flow) == 1.0
-    spread = np.zeros_like(flow)
-    spread[3:17, 3:17] = True  # DSC with the flow mask: 200 / 296 = 0.676
-    assert trust.update(spread, np.zeros_like(flow)) == 1.0  # no flow mask: not counted
-    # Mean agreement (1 + 0.676) / 2 = 0.838 -> (0.838 - 0.8) / 0.2 = 0.19.
-    assert trust.update(spread, flow) == pytest.approx((0.5 * (1 + 200 / 296) - 0.8) / 0.2)
-    for _ in range(3):
-        trust.update(spread, flow)
-    assert trust.trust == 0.0  # mean 0.73, below the floor
-    with pytest.raises(ValueError, match="floor"):
-        NetworkTrust(1.0)
-
-
-def _disc_probability(centre, radius=9.0, shape=(64, 64)):
-    rows, cols = np.indices(shape, dtype=np.float32)
-    distance = np.hypot(rows - centre[0], cols - centre[1])
-    return np.clip(radius + 0.5 - distance, 0.0, 1.0).astype(np.float32)  # soft 1-px edge
-
-
-def test_alignment_moves_the_target_onto_the_flow_centre_within_its_limit():
-    probability = _disc_probability((30.0, 34.0))
-    previous = probability > 0.5
-    flow_centre = (31.2, 33.3)
-    aligned, moved = align_to_flow(probability, previous, flow_centre, limit_px=2.0)
-    assert moved
-    assert np.abs(np.subtract(mask_centroid(aligned > 0.5), flow_centre)).max() <= 0.3
-    # A gap beyond the limit is a disagreement for the guards, and no estimate is no move.
-    for centre in ((34.0, 34.0), None):
-        unchanged, moved = align_to_flow(probability, previous, centre, limit_px=2.0)
-        assert not moved and unchanged is probability
 
 
 @pytest.mark.parametrize("side", [3, 8, 11])

@@ -441,11 +441,14 @@ def test_a_slowly_growing_prediction_is_rejected_and_the_output_keeps_the_true_a
     core = GrowingCore()
     tracker = XMemTracker(XMemSettings(**SMALL), core=core)  # the shipped motion defaults
     result = run_tracker(tracker, frames, truth[:, :, 0], info_for(frames))
-    # Caught within a few frames (commits[t - 1] is frame t), and for as long as it grows.
-    assert not any(core.commits[4:]), core.commits
+    # Caught once the leak lasts (commits[t - 1] is frame t): the trust the network earned on
+    # its first frames gives it some leeway, which a lasting disagreement with a credible flow
+    # uses up; from then on, and for as long as it grows, it stays out of the memory.
+    assert not any(core.commits[11:]), core.commits
     true_area = truth[:, :, 0].sum()
     areas = result.masks[:, :, 1:].sum(axis=(0, 1))
-    assert np.all(np.abs(areas / true_area - 1.0) <= 0.10), areas / true_area
+    assert np.all(np.abs(areas / true_area - 1.0) <= 0.25), areas / true_area
+    assert np.all(np.abs(areas[10:] / true_area - 1.0) <= 0.02), areas / true_area
     # Without the motion parts nothing catches it: every frame is memorised and the mask grows.
     alone = GrowingCore()
     grown = run_tracker(

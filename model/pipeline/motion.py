@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from model.pipeline.masks import dice, mask_centroid, select_component
+from model.pipeline.masks import mask_centroid
 
 # Forward-backward disagreement (pixels) at which a flow vector's confidence is exp(-1/2).
 FB_SIGMA_PX = 1.0
@@ -113,6 +113,9 @@ class MotionEstimate:
     mask: np.ndarray  # bool: prior > 0.5 (may be empty when the flow lost the target)
     # The flow's estimate of the target's centroid (axis 0, axis 1); None when it lost it.
     centre: tuple[float, float] | None
+    # float32: |this frame - the reference frame pulled along the flow|, 8-bit scale: where the
+    # flow explains the image, only noise is left.
+    residual: np.ndarray
 
 
 class MaskFlow:
@@ -170,7 +173,8 @@ class MaskFlow:
             if self._centre == "two-way" and centre is not None:
                 centre = self._two_way_centre(centre, backward)
         self._current = current
-        return MotionEstimate(prior, confidence, mask, centre)
+        residual = np.abs(current.astype(np.float32) - pull(self._reference.astype(np.float32), forward))
+        return MotionEstimate(prior, confidence, mask, centre, residual)
 
     def _two_way_centre(self, pulled: tuple[float, float], backward: np.ndarray) -> tuple[float, float]:
         """The mean of two estimates of the target's centroid with partly independent errors:
@@ -190,106 +194,3 @@ class MaskFlow:
         self._reference_mask = mask.astype(np.float32)
         self._reference_target = mask.astype(bool)  # never empty: a first mask or an output
         self._reference_centre = mask_centroid(self._reference_target)
-
-
-FUSION_RULES = ("fixed", "confidence")
-# Added to both weights of the confidence rule, so where neither side is confident the two
-# probabilities are averaged instead of divided by zero.
-FUSION_FLOOR = 1e-3
-
-
-def fuse_with_prior(
-    network: np.ndarray,
-    covered: np.ndarray,
-    prior: np.ndarray,
-    flow_confidence: np.ndarray,
-    prior_weight: float,
-    rule: str,
-    network_trust: float = 1.0,
-) -> np.ndarray:
-    """The network's foreground probability fused with the flow prior, per pixel (float32).
-
-    fused = (wn * p_net + wf * p_prior) / (wn + wf), where
-    - rule "fixed": wn = (1 - prior_weight) * trust, wf = prior_weight;
-    - rule "confidence": wn = (1 - prior_weight) * trust * |2 p_net - 1| (the network's
-      probability margin: 0 where it cannot decide, 1 where it is sure) and wf = prior_weight *
-      the flow's forward-backward confidence (0 where the flow cannot be trusted), each plus a
-      small floor. The prior weight sets which side wins a tie.
-    `network_trust` in [0, 1] scales the network's weight by how far this sequence's network
-    outputs have earned it (NetworkTrust); 1 leaves the rules as they are.
-    `covered` marks the pixels the network saw (its crop window); elsewhere its probability
-    is no evidence, so there it has no weight (the prior decides, or 0 where neither saw).
-    """
-    if rule not in FUSION_RULES:
-        raise ValueError(f"rule must be one of {FUSION_RULES}, got {rule!r}")
-    if rule == "fixed":
-        network_weight = np.full(network.shape, (1.0 - prior_weight) * network_trust, np.float32)
-        prior_weight_map = np.full(network.shape, prior_weight, np.float32)
-    else:
-        network_weight = (1.0 - prior_weight) * network_trust * np.abs(2.0 * network - 1.0) + FUSION_FLOOR
-        prior_weight_map = prior_weight * flow_confidence + FUSION_FLOOR
-    network_weight = np.where(covered, network_weight, 0.0)
-    total = network_weight + prior_weight_map
-    return ((network_weight * network + prior_weight_map * prior) / total).astype(np.float32)
-
-
-class NetworkTrust:
-    """How far the fusion may trust this sequence's network outputs, from their agreement with
-    the flow so far.
-
-    Per frame, the agreement is the DSC between the network's mask (thresholded) and the flow
-    mask; the trust is the running mean of the agreements up to this frame, mapped linearly
-    from [floor, 1] to [0, 1]. A network that has kept to the flow (weights that work on this
-    kind of image) keeps its weight; one that has kept straying from it (weights that do not
-    know these images: their masks creep over neighbouring tissue) loses it, and the fusion
-    becomes the flow prior. A mean over the whole sequence, not the latest frame: one
-    frame's disagreement is the guards' business, a lasting one is the network's.
-    """
-
-    def __init__(self, floor: float) -> None:
-        if not 0.0 <= floor < 1.0:
-            raise ValueError(f"floor must be in [0, 1), got {floor}")
-        self._floor = floor
-        self._total = 0.0
-        self._frames = 0
-        self.untrusted_frames = 0  # frames whose trust was 0: the fusion was the flow prior
-
-    def update(self, network_mask: np.ndarray, flow_mask: np.ndarray) -> float:
-        """Add this frame's agreement (skipped when the flow mask is empty); the trust now."""
-        if flow_mask.any():
-            self._total += dice(network_mask, flow_mask)
-            self._frames += 1
-        trust = self.trust
-        self.untrusted_frames += trust == 0.0
-        return trust
-
-    @property
-    def trust(self) -> float:
-        if not self._frames:
-            return 1.0
-        mean = self._total / self._frames
-        return float(np.clip((mean - self._floor) / (1.0 - self._floor), 0.0, 1.0))
-
-
-def align_to_flow(
-    probability: np.ndarray, previous: np.ndarray, flow_centre: tuple[float, float] | None, limit_px: float
-) -> tuple[np.ndarray, bool]:
-    """Translate the probability map so that its target's centroid is the flow's estimate.
-
-    The target is the 8-connected component of `probability > 0.5` that overlaps the previous
-    output most (as the post-processing will choose it). The flow places the target more
-    precisely than the network does, the network knows its shape (the cross-section changes
-    with through-plane motion, which a pulled first mask does not show): the aligned map has
-    the network's shape at the flow's position. A gap larger than `limit_px` is not a
-    placement error but a disagreement, left to the guards; the map is then returned as it is.
-    Returns the map and whether it was moved.
-    """
-    target = select_component(probability > 0.5, previous)
-    if not target.any() or flow_centre is None:
-        return probability, False
-    gap = np.subtract(flow_centre, mask_centroid(target))
-    if float(np.hypot(*gap)) > limit_px:
-        return probability, False
-    matrix = np.float32([[1, 0, gap[1]], [0, 1, gap[0]]])
-    moved = cv2.warpAffine(probability, matrix, probability.shape[::-1], flags=cv2.INTER_LINEAR)
-    return moved, True

@@ -92,11 +92,15 @@ class PostProcessor:
         self.flow_fallbacks = 0
         self.fell_back = False  # whether the latest frame repeated the last accepted mask
 
-    def __call__(self, probability: np.ndarray, flow_mask: np.ndarray | None = None) -> np.ndarray:
+    def __call__(
+        self, probability: np.ndarray, flow_mask: np.ndarray | None = None, leeway_radii: float = 0.0
+    ) -> np.ndarray:
         """Post-process one frame's foreground probability map (frame shape, float32).
 
         `flow_mask`: the flow-propagated mask of this frame, if any; the guards of step 5 judge
         against it and, with `flow_fallback`, a rejected frame outputs it (step 6).
+        `leeway_radii`: first-mask radii the centroid guard allows this frame beyond its limit
+        (the network's earned trust, model.pipeline.arbitration).
         """
         # In place: ema = w * p + (1 - w) * ema.
         self._ema *= 1.0 - self._weight
@@ -119,7 +123,7 @@ class PostProcessor:
                 return self._fallback(flow_mask)
         else:
             self._streak = 0
-        if self._slow_failure(mask, area, flow_mask):
+        if self._slow_failure(mask, area, flow_mask, leeway_radii):
             return self._fallback(flow_mask)
         self._streak = 0
         self.fell_back = False
@@ -127,16 +131,16 @@ class PostProcessor:
         self._last_area = area
         return mask.copy()
 
-    def _slow_failure(self, mask: np.ndarray, area: int, flow_mask: np.ndarray | None) -> bool:
+    def _slow_failure(self, mask: np.ndarray, area: int, flow_mask: np.ndarray | None, leeway: float) -> bool:
         """Step 5: whether the mask has drifted from the first frame or from the flow (counted)."""
-        reason = self._drift(mask, area, flow_mask)
+        reason = self._drift(mask, area, flow_mask, leeway)
         if reason == "first_area":
             self.first_area += 1
         elif reason == "flow":
             self.flow_disagreed += 1
         return reason is not None
 
-    def _drift(self, mask: np.ndarray, area: int, flow_mask: np.ndarray | None) -> str | None:
+    def _drift(self, mask: np.ndarray, area: int, flow_mask: np.ndarray | None, leeway: float) -> str | None:
         """Which slow-failure guard the mask fails ("first_area", "flow"), or None."""
         guards = self._guards
         if guards.first_area_factor and (
@@ -149,11 +153,11 @@ class PostProcessor:
             return "flow"
         if guards.max_flow_shift:
             gap = np.subtract(mask_centroid(mask), mask_centroid(flow_mask))
-            if float(np.hypot(*gap)) > guards.max_flow_shift * self._first_radius:
+            if float(np.hypot(*gap)) > (guards.max_flow_shift + leeway) * self._first_radius:
                 return "flow"
         return None
 
-    def passes_guards(self, binary: np.ndarray, flow_mask: np.ndarray | None) -> bool:
+    def passes_guards(self, binary: np.ndarray, flow_mask: np.ndarray | None, leeway_radii: float = 0.0) -> bool:
         """Whether another thresholded map of this frame (the network's own, before the fusion
         with the flow prior) passes steps 3-5, judged against this frame's accepted output and
         without smoothing; nothing is counted or kept.
@@ -165,7 +169,7 @@ class PostProcessor:
         area = int(np.count_nonzero(mask))
         if area == 0 or self._jumps(area, self._last_area):
             return False
-        return self._drift(mask, area, flow_mask) is None
+        return self._drift(mask, area, flow_mask, leeway_radii) is None
 
     def _fallback(self, flow_mask: np.ndarray | None) -> np.ndarray:
         """The output of a rejected frame: the flow-propagated mask, else the last accepted."""

@@ -17,14 +17,16 @@ import numpy as np
 import torch
 
 from model.device import describe_device, resolve_device
-from model.pipeline.crop import CropWindow, initial_box, margin_for_region
-from model.pipeline.motion import (
+from model.pipeline.arbitration import (
     FUSION_RULES,
-    MaskFlow,
+    ArbitrationSettings,
     NetworkTrust,
     align_to_flow,
+    flow_is_credible,
     fuse_with_prior,
 )
+from model.pipeline.crop import CropWindow, initial_box, margin_for_region
+from model.pipeline.motion import MaskFlow
 from model.pipeline.postprocess import PostProcessor, SlowFailureGuards, ema_weight_for_frame_rate
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
 from model.trackers import SequenceInfo, Tracker
@@ -140,18 +142,41 @@ class XMemSettings:
     )
     prior_weight: float = field(default=0.3, metadata={"help": "weight of the flow prior in the fusion, in [0, 1]"})
     trust_floor: float = field(
-        default=0.8,
+        default=0.7,
         metadata={
-            "help": "scale the network's weight in the fusion by its agreement with the flow "
-            "so far: the running mean DSC of its mask with the flow mask, mapped from "
-            "[floor, 1] to [0, 1] (0 = off: full weight)"
+            "help": "the network's trust: the running mean agreement of its outline with the "
+            "flow mask's (surface DSC within --agreement-tolerance-px) on the frames where the "
+            "flow is credible, mapped from [floor, 1] to [0, 1]; it scales the network's weight "
+            "in the fusion, how far the alignment defers to the flow and the centroid guard's "
+            "leeway (0 = off: full weight, full alignment, no leeway)"
         },
+    )
+    agreement_tolerance_px: float = field(
+        default=1.0, metadata={"help": "outlines of the network's and the flow's masks closer than this agree"}
+    )
+    flow_credible: float = field(
+        default=0.9,
+        metadata={
+            "help": "the flow judges a frame (trust, guards, fallback, crop) only when its forward-"
+            "backward consistency around the flow mask's outline reaches this (0 = always)"
+        },
+    )
+    flow_max_residual: float = field(
+        default=1.5,
+        metadata={
+            "help": "... and when the image residual it leaves around that outline is at most this "
+            "many times the residual a few pixels farther out (0 = no residual test)"
+        },
+    )
+    guard_leeway: float = field(
+        default=0.3,
+        metadata={"help": "first-mask radii added to --max-flow-shift at full trust"},
     )
     align_max_px: float = field(
         default=2.0,
         metadata={
-            "help": "move XMem's probability map so that its target's centroid is the "
-            "flow mask's, when they are at most this many pixels apart (and "
+            "help": "move XMem's probability map towards the flow's centre of the target by "
+            "(1 - trust) of the gap, when they are at most this many pixels apart (and "
             "within --max-flow-shift when that guard is on; 0 = off)"
         },
     )
@@ -230,6 +255,14 @@ class XMemSettings:
             raise ValueError(f"prior_weight must be in [0, 1], got {self.prior_weight}")
         if not 0.0 <= self.trust_floor < 1.0:
             raise ValueError(f"trust_floor must be in [0, 1), got {self.trust_floor}")
+        if self.agreement_tolerance_px <= 0:
+            raise ValueError(f"agreement_tolerance_px must be > 0, got {self.agreement_tolerance_px}")
+        if not 0.0 <= self.flow_credible <= 1.0:
+            raise ValueError(f"flow_credible must be in [0, 1], got {self.flow_credible}")
+        if self.flow_max_residual < 0:
+            raise ValueError(f"flow_max_residual must be >= 0, got {self.flow_max_residual}")
+        if self.guard_leeway < 0:
+            raise ValueError(f"guard_leeway must be >= 0, got {self.guard_leeway}")
         if self.first_area_factor and self.first_area_factor <= 1.0:
             raise ValueError(f"first_area_factor must be 0 (off) or > 1, got {self.first_area_factor}")
         if self.align_max_px < 0:
@@ -256,7 +289,7 @@ class XMemSettings:
         parts = {
             "crop": self.motion_crop,
             "prior": self.motion_prior != "off",
-            "trust": self.motion_prior != "off" and self.trust_floor > 0,
+            "trust": self.trust_floor > 0,
             "align": self.align_max_px > 0,
             "guards": not self.guards().off,
             "fallback": self.flow_fallback,
@@ -268,6 +301,16 @@ class XMemSettings:
         if self.motion == "off":
             return SlowFailureGuards()
         return SlowFailureGuards(self.first_area_factor, self.min_flow_dice, self.max_flow_shift)
+
+    def arbitration(self) -> ArbitrationSettings:
+        """The arbitration's thresholds (model.pipeline.arbitration)."""
+        return ArbitrationSettings(
+            self.trust_floor,
+            self.agreement_tolerance_px,
+            self.flow_credible,
+            self.flow_max_residual,
+            self.guard_leeway,
+        )
 
     def margin_for(self, info: SequenceInfo) -> float:
         margin = _auto_or_float(self.margin_mm, "margin_mm")
@@ -361,11 +404,14 @@ class XMemTracker(Tracker):
         normalised = normalise_frame(first_frame)
         self._flow: MaskFlow | None = None
         self._trust = None
+        self._flow_unjudged = 0
         if "trust" in self._parts:
-            self._trust = NetworkTrust(settings.trust_floor)
+            self._trust = NetworkTrust(settings.trust_floor, settings.agreement_tolerance_px)
         if self._parts:
             self._flow = MaskFlow(
-                settings.motion, backward_check=settings.motion_prior == "confidence", centre=settings.flow_centre
+                settings.motion,
+                backward_check=settings.motion_prior == "confidence" or settings.flow_credible > 0,
+                centre=settings.flow_centre,
             )
             self._flow.start(first_frame, first_mask)
         network_mask = torch.from_numpy(self._window.crop_mask(first_mask).astype(np.float32))
@@ -374,9 +420,15 @@ class XMemTracker(Tracker):
     def track(self, frame: np.ndarray) -> np.ndarray:
         if self._window is None or self._post is None:
             raise RuntimeError("XMemTracker.track called before start")
+        settings = self._settings
         normalised = normalise_frame(frame)
         motion = self._flow.estimate(frame) if self._flow is not None else None
-        if motion is not None and "crop" in self._parts:
+        # The flow judges this frame (trust, crop, alignment) only when it is credible by its
+        # own evidence.
+        credible = motion is not None and flow_is_credible(motion, settings.flow_credible, settings.flow_max_residual)
+        self._flow_unjudged += motion is not None and not credible
+        window_with_flow = credible and "crop" in self._parts
+        if window_with_flow:
             # Box-level propagation: the window goes to where the flow puts the target now,
             # before the network sees this frame.
             self._follow(motion.mask)
@@ -384,40 +436,43 @@ class XMemTracker(Tracker):
         foreground = probabilities[1].float().cpu().numpy()
         self._probability.fill(0.0)
         self._window.paste(foreground, self._probability)
+        # The network's own mask: the trust and the memory decision below judge it.
+        network_mask = self._probability > settings.threshold
+        trust = 1.0
+        if self._trust is not None and motion is not None:
+            trust = self._trust.update(network_mask, motion.mask, credible)
+        fused = self._probability
         if motion is not None and "prior" in self._parts:
-            # The network's own mask: the trust and the memory decision below judge it.
-            network_mask = self._probability > self._settings.threshold
             covered = np.zeros(self._probability.shape, bool)
             covered[self._window.frame_slices] = True
-            trust = self._trust.update(network_mask, motion.mask) if self._trust is not None else 1.0
             fused = fuse_with_prior(
-                self._probability,
-                covered,
-                motion.prior,
-                motion.confidence,
-                self._settings.prior_weight,
-                self._settings.motion_prior,
-                trust,
+                fused, covered, motion.prior, motion.confidence, settings.prior_weight, settings.motion_prior, trust
             )
-        else:
-            fused = self._probability
-        if motion is not None and "align" in self._parts:
-            fused, moved = align_to_flow(fused, self._post.last_mask, motion.centre, self._align_limit)
+        if credible and "align" in self._parts:
+            # A trusted network keeps its own placement; an untrusted one takes the flow's.
+            fraction = 1.0 - trust if self._trust is not None else 1.0
+            fused, moved = align_to_flow(fused, self._post.last_mask, motion.centre, self._align_limit, fraction)
             self._aligned += moved
+        # The guards always see the flow mask: a jump of the network's target far from where the
+        # flow puts it is implausible whatever the flow's credibility. The leeway is what the
+        # network has earned, in full on frames the flow cannot judge.
         judge = motion is not None and ("guards" in self._parts or "fallback" in self._parts)
         flow_mask = motion.mask if judge else None
-        mask = self._post(fused, flow_mask)
+        leeway = 0.0
+        if self._trust is not None:
+            leeway = settings.guard_leeway * (trust if credible else 1.0)
+        mask = self._post(fused, flow_mask, leeway)
         # A prediction the post-processing rejected must not become memory: it would teach
         # XMem the wrong target for every later frame. The memory is written from the
         # network's own prediction, so with the fused prior that one is judged too (the fusion
         # can pull a creeping map back into line while the network keeps creeping).
         accept = not self._post.fell_back
         if accept and "prior" in self._parts:
-            accept = self._post.passes_guards(network_mask, flow_mask)
+            accept = self._post.passes_guards(network_mask, flow_mask, leeway)
         self._core.commit(accept=accept)
         if self._flow is not None:
             self._flow.advance(mask)
-        if "crop" not in self._parts:
+        if not window_with_flow:
             # The window moves for the next frame only: this frame's crop is already used.
             self._follow(mask)
         return mask
@@ -457,4 +512,5 @@ class XMemTracker(Tracker):
             "crop_recentred": self._recentred,
             "aligned_to_flow": self._aligned,
             "network_untrusted": self._trust.untrusted_frames if self._trust is not None else 0,
+            "flow_not_credible": self._flow_unjudged,
         }

@@ -1,0 +1,169 @@
+"""Arbitration between XMem's map and the flow, each judged on its own evidence, frame by frame.
+
+The flow is a judge only on frames where it is credible by its own evidence: its forward and
+backward fields agree along the target's outline and it explains the image there
+(`flow_is_credible`). The network earns trust
+on those frames by how closely its outline follows the flow's (`NetworkTrust`: the surface
+agreement at a pixel's tolerance, which a right network keeps whatever the flow's sub-pixel
+error, and a creeping or lost one does not). Frames where the flow is not credible (contrast
+change, through-plane change, a lookalike passing, noise) neither cost nor earn the network
+anything. The trust then decides how far each motion part defers to the flow: the fusion's
+weights, how much of the gap to the flow's centre the alignment closes, and how far the
+centroid guard lets the output stray from the flow mask. docs/pipeline.md, "Arbitration".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from model.pipeline.masks import mask_centroid, select_component, surface_agreement
+from model.pipeline.motion import MotionEstimate
+
+FUSION_RULES = ("fixed", "confidence")
+# Added to both weights of the confidence rule, so where neither side is confident the two
+# probabilities are averaged instead of divided by zero.
+FUSION_FLOOR = 1e-3
+# Half-width (pixels) of the band around the flow mask's outline whose forward-backward
+# consistency says whether the flow is credible this frame.
+CREDIBILITY_BAND_PX = 2
+# The ring 4-10 px outside the outline whose residual is the flow's own level of error there.
+_RING_INNER = np.ones((9, 9), np.uint8)
+_RING_OUTER = np.ones((21, 21), np.uint8)
+# A residual floor (8-bit grey levels) so that a noiseless ring does not make every outline suspect.
+RESIDUAL_FLOOR = 1.0
+
+
+@dataclass(frozen=True)
+class ArbitrationSettings:
+    """The arbitration's thresholds (validated by model.trackers.xmem.XMemSettings)."""
+
+    trust_floor: float = 0.7  # surface agreement mapped from [floor, 1] to trust [0, 1]; 0 = trust off
+    agreement_tolerance_px: float = 1.0  # outlines closer than this agree
+    flow_credible: float = 0.9  # the flow judges when its outline's FB consistency reaches this
+    flow_max_residual: float = 1.5  # ... and its outline's residual is at most this times its surroundings'
+    guard_leeway: float = 0.3  # extra first-mask radii the centroid guard allows at full trust
+
+
+def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residual_ratio: float) -> bool:
+    """Whether the flow may judge this frame, from its own evidence around its mask's outline,
+    where it must be right for the mask to be: its forward and backward fields agree there
+    (mean consistency at least `min_consistency`), and it explains the image there about as
+    well as a little farther out (the mean residual on the outline at most `max_residual_ratio`
+    times that of a ring 4-10 px outside it: a cut that grows or a contrast that changes leaves
+    its trace on the outline, texture the flow follows does not). 0 switches a test off."""
+    if not motion.mask.any():
+        return False
+    mask = motion.mask.astype(np.uint8)
+    band_kernel = np.ones((2 * CREDIBILITY_BAND_PX + 1,) * 2, np.uint8)
+    band = cv2.dilate(mask, band_kernel).astype(bool) & ~cv2.erode(mask, band_kernel).astype(bool)
+    if min_consistency and motion.confidence[band].mean() < min_consistency:
+        return False
+    if max_residual_ratio:
+        ring = cv2.dilate(mask, _RING_OUTER).astype(bool) & ~cv2.dilate(mask, _RING_INNER).astype(bool)
+        if ring.any():
+            outside = float(motion.residual[ring].mean())
+            if float(motion.residual[band].mean()) > max_residual_ratio * max(outside, RESIDUAL_FLOOR):
+                return False
+    return True
+
+
+class NetworkTrust:
+    """How far this sequence's network outputs have earned the output, from their outline's
+    agreement with the flow's on the frames where the flow was credible.
+
+    The trust is the running mean of the surface agreements so far, mapped linearly from
+    [floor, 1] to [0, 1]; 1 until the flow has judged a frame. A mean over the sequence, not
+    the latest frame: one frame's disagreement is the guards' business, a lasting one is the
+    network's.
+    """
+
+    def __init__(self, floor: float, tolerance_px: float) -> None:
+        if not 0.0 <= floor < 1.0:
+            raise ValueError(f"floor must be in [0, 1), got {floor}")
+        self._floor = floor
+        self._tolerance = tolerance_px
+        self._total = 0.0
+        self._frames = 0
+        self.untrusted_frames = 0  # frames whose trust was 0: the flow decided them
+        self.unjudged_frames = 0  # frames where the flow was not credible enough to judge
+
+    def update(self, network_mask: np.ndarray, flow_mask: np.ndarray, flow_credible: bool) -> float:
+        """Add this frame's agreement when the flow is credible; the trust now."""
+        if flow_credible:
+            self._total += surface_agreement(network_mask, flow_mask, self._tolerance)
+            self._frames += 1
+        else:
+            self.unjudged_frames += 1
+        trust = self.trust
+        self.untrusted_frames += trust == 0.0
+        return trust
+
+    @property
+    def trust(self) -> float:
+        if not self._frames:
+            return 1.0
+        mean = self._total / self._frames
+        return float(np.clip((mean - self._floor) / (1.0 - self._floor), 0.0, 1.0))
+
+
+def fuse_with_prior(
+    network: np.ndarray,
+    covered: np.ndarray,
+    prior: np.ndarray,
+    flow_confidence: np.ndarray,
+    prior_weight: float,
+    rule: str,
+    network_trust: float = 1.0,
+) -> np.ndarray:
+    """The network's foreground probability fused with the flow prior, per pixel (float32).
+
+    fused = (wn * p_net + wf * p_prior) / (wn + wf), where
+    - rule "fixed": wn = (1 - prior_weight) * trust, wf = prior_weight;
+    - rule "confidence": wn = (1 - prior_weight) * trust * |2 p_net - 1| (the network's
+      probability margin) and wf = prior_weight * the flow's forward-backward confidence, each
+      plus a small floor. The prior weight sets which side wins a tie.
+    `covered` marks the pixels the network saw (its crop window); elsewhere it has no weight.
+    """
+    if rule not in FUSION_RULES:
+        raise ValueError(f"rule must be one of {FUSION_RULES}, got {rule!r}")
+    if rule == "fixed":
+        network_weight = np.full(network.shape, (1.0 - prior_weight) * network_trust, np.float32)
+        prior_weight_map = np.full(network.shape, prior_weight, np.float32)
+    else:
+        network_weight = (1.0 - prior_weight) * network_trust * np.abs(2.0 * network - 1.0) + FUSION_FLOOR
+        prior_weight_map = prior_weight * flow_confidence + FUSION_FLOOR
+    network_weight = np.where(covered, network_weight, 0.0)
+    total = network_weight + prior_weight_map
+    return ((network_weight * network + prior_weight_map * prior) / total).astype(np.float32)
+
+
+def align_to_flow(
+    probability: np.ndarray,
+    previous: np.ndarray,
+    flow_centre: tuple[float, float] | None,
+    limit_px: float,
+    fraction: float = 1.0,
+) -> tuple[np.ndarray, bool]:
+    """Translate the probability map by `fraction` of the gap between its target's centroid
+    and the flow's estimate of it.
+
+    The target is the 8-connected component of `probability > 0.5` that overlaps the previous
+    output most (as the post-processing will choose it). A gap larger than `limit_px` is a
+    disagreement, not a placement error, left to the guards; the map is then returned as it
+    is, as it is when the fraction is 0. Returns the map and whether it was moved.
+    """
+    if fraction <= 0.0 or flow_centre is None:
+        return probability, False
+    target = select_component(probability > 0.5, previous)
+    if not target.any():
+        return probability, False
+    gap = np.subtract(flow_centre, mask_centroid(target))
+    if float(np.hypot(*gap)) > limit_px:
+        return probability, False
+    gap *= fraction
+    matrix = np.float32([[1, 0, gap[1]], [0, 1, gap[0]]])
+    moved = cv2.warpAffine(probability, matrix, probability.shape[::-1], flags=cv2.INTER_LINEAR)
+    return moved, True

@@ -1,0 +1,200 @@
+"""The arbitration between the network and the flow: the flow's own evidence, the network's
+earned trust, the fusion and the alignment they steer, and the tracker with both sides right
+and wrong in turn (stand-in networks on hand-made sequences)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from evaluation.standins import StandInCore
+from model.pipeline.arbitration import NetworkTrust, align_to_flow, flow_is_credible, fuse_with_prior
+from model.pipeline.masks import dice, mask_centroid
+from model.pipeline.motion import MotionEstimate
+from model.runner import run_tracker
+from model.trackers import SequenceInfo, build_tracker
+from model.trackers.xmem import XMemSettings, XMemTracker
+
+
+def _maps(network_p, prior_p, confidence):
+    shape = (4, 4)
+    return (
+        np.full(shape, network_p, np.float32),
+        np.ones(shape, bool),
+        np.full(shape, prior_p, np.float32),
+        np.full(shape, confidence, np.float32),
+    )
+
+
+def test_confident_network_wins_over_an_unreliable_flow_prior():
+    network, covered, prior, confidence = _maps(0.97, 0.0, 0.05)
+    fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.5, rule="confidence")
+    assert np.all(fused > 0.8)
+    # The fixed rule ignores how reliable either side is: an even mix, no foreground.
+    fixed = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.5, rule="fixed")
+    assert np.allclose(fixed, 0.485)
+
+
+def test_reliable_flow_prior_wins_over_an_undecided_network():
+    network, covered, prior, confidence = _maps(0.45, 1.0, 0.95)
+    fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.5, rule="confidence")
+    assert np.all(fused > 0.8)
+    # And a reliable prior saying "background" removes a pixel the network was unsure of.
+    network, covered, prior, confidence = _maps(0.6, 0.0, 0.95)
+    assert np.all(fuse_with_prior(network, covered, prior, confidence, 0.5, "confidence") < 0.2)
+
+
+def test_outside_the_crop_only_the_prior_speaks():
+    network, covered, prior, confidence = _maps(0.0, 1.0, 0.9)
+    covered[:, 2:] = False
+    for rule in ("fixed", "confidence"):
+        fused = fuse_with_prior(network, covered, prior, confidence, prior_weight=0.3, rule=rule)
+        assert np.allclose(fused[:, 2:], 1.0)
+        assert np.all(fused[:, :2] < 0.5)  # inside, the network's sure "background" counts
+
+
+def test_no_trust_leaves_the_prior_to_decide_even_against_a_confident_network():
+    network, covered, prior, confidence = _maps(0.99, 0.0, 0.5)
+    for rule in ("fixed", "confidence"):
+        trusted = fuse_with_prior(network, covered, prior, confidence, 0.3, rule, network_trust=1.0)
+        assert np.all(trusted > 0.5)
+        distrusted = fuse_with_prior(network, covered, prior, confidence, 0.3, rule, network_trust=0.0)
+        assert np.all(distrusted < 0.05)
+
+
+def test_network_trust_maps_the_mean_outline_agreement_of_judged_frames_from_the_floor():
+    flow = np.zeros((20, 20), bool)
+    flow[5:15, 5:15] = True
+    trust = NetworkTrust(floor=0.7, tolerance_px=1.0)
+    assert trust.trust == 1.0  # nothing judged yet
+    nudged = np.zeros_like(flow)
+    nudged[6:16, 5:15] = True  # one pixel down: the outlines agree within the tolerance
+    assert trust.update(nudged, flow, flow_credible=True) == 1.0
+    spread = np.zeros_like(flow)
+    spread[2:18, 2:18] = True  # three pixels out all round: no outline pixel agrees
+    assert trust.update(spread, flow, flow_credible=False) == 1.0  # the flow cannot judge: not counted
+    assert trust.unjudged_frames == 1
+    # Mean agreement (1 + 0) / 2 = 0.5, below the floor.
+    assert trust.update(spread, flow, flow_credible=True) == 0.0
+    assert trust.untrusted_frames == 1
+    with pytest.raises(ValueError, match="floor"):
+        NetworkTrust(1.0, 1.0)
+
+
+def _disc_probability(centre, radius=9.0, shape=(64, 64)):
+    rows, cols = np.indices(shape, dtype=np.float32)
+    distance = np.hypot(rows - centre[0], cols - centre[1])
+    return np.clip(radius + 0.5 - distance, 0.0, 1.0).astype(np.float32)  # soft 1-px edge
+
+
+def test_alignment_moves_the_target_onto_the_flow_centre_within_its_limit():
+    probability = _disc_probability((30.0, 34.0))
+    previous = probability > 0.5
+    flow_centre = (31.2, 33.3)
+    aligned, moved = align_to_flow(probability, previous, flow_centre, limit_px=2.0)
+    assert moved
+    assert np.abs(np.subtract(mask_centroid(aligned > 0.5), flow_centre)).max() <= 0.3
+    # A gap beyond the limit is a disagreement for the guards, and no estimate is no move.
+    for centre in ((34.0, 34.0), None):
+        unchanged, moved = align_to_flow(probability, previous, centre, limit_px=2.0)
+        assert not moved and unchanged is probability
+
+
+def test_alignment_closes_the_given_fraction_of_the_gap():
+    probability = _disc_probability((30.0, 34.0))
+    before = mask_centroid(probability > 0.5)
+    flow_centre = (before[0] + 1.5, before[1])
+    aligned, moved = align_to_flow(probability, probability > 0.5, flow_centre, limit_px=3.0, fraction=0.5)
+    assert moved and mask_centroid(aligned > 0.5)[0] == pytest.approx(before[0] + 0.75, abs=0.2)
+    same, moved = align_to_flow(probability, probability > 0.5, flow_centre, limit_px=3.0, fraction=0.0)
+    assert not moved and same is probability
+
+
+def _estimate(confidence_on_outline=1.0, residual_on_outline=1.0, residual_around=1.0):
+    """A flow estimate of a disc with the given FB consistency and residual on its outline."""
+    mask = _disc_probability((32.0, 32.0)) > 0.5
+    kernel = np.ones((5, 5), np.uint8)
+    outline = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~cv2.erode(mask.astype(np.uint8), kernel).astype(
+        bool
+    )
+    confidence = np.where(outline, confidence_on_outline, 1.0).astype(np.float32)
+    residual = np.where(outline, residual_on_outline, residual_around).astype(np.float32)
+    return MotionEstimate(mask.astype(np.float32), confidence, mask, mask_centroid(mask), residual)
+
+
+def test_the_flow_is_credible_only_where_its_outline_holds():
+    assert flow_is_credible(_estimate(), min_consistency=0.9, max_residual_ratio=1.5)
+    # Forward and backward disagree along the outline (occlusion, noise, a lookalike passing).
+    assert not flow_is_credible(_estimate(confidence_on_outline=0.5), 0.9, 1.5)
+    # The outline leaves a residual the surroundings do not (a growing cut, a contrast change).
+    assert not flow_is_credible(_estimate(residual_on_outline=8.0, residual_around=2.0), 0.9, 1.5)
+    assert flow_is_credible(_estimate(residual_on_outline=8.0, residual_around=2.0), 0.9, 0.0)  # test off
+    lost = _estimate()
+    lost.mask[:] = False
+    assert not flow_is_credible(lost, 0.9, 1.5)
+
+
+def _info(frames):
+    return SequenceInfo(frames.shape[:2], frames.shape[2], (1.0, 1.0), 4.0, 1.5, "abdomen")
+
+
+def _texture(shape, base, amplitude, seed):
+    noise = cv2.GaussianBlur(np.random.default_rng(seed).normal(size=shape).astype(np.float32), (0, 0), 1.5)
+    return base + amplitude * noise / noise.std()
+
+
+def translating_scene(n_frames=18, step=(2, 1), radius=8, shape=(112, 96)):
+    """A textured scene with a bright textured disc, all moving `step` px a frame: the flow is right."""
+    frame = _texture(shape, 100.0, 15.0, 0)
+    rows, cols = np.indices(shape)
+    disc = np.hypot(rows - 40, cols - 40) <= radius
+    frame = np.where(disc, _texture(shape, 300.0, 40.0, 1), frame)
+    moves = [(t * step[0], t * step[1]) for t in range(n_frames)]
+    frames = np.stack([np.roll(frame, m, axis=(0, 1)) for m in moves], axis=2).astype(np.float32)
+    return frames, np.stack([np.roll(disc, m, axis=(0, 1)) for m in moves], axis=2)
+
+
+def growing_cut(n_frames=18, shape=(96, 96)):
+    """A disc cut through a rigid textured tumour that grows from radius 6 to 14 px while nothing
+    moves (through-plane change): the flow sees no motion and keeps the first, small mask."""
+    background, tumour = _texture(shape, 100.0, 15.0, 2), _texture(shape, 300.0, 40.0, 3)
+    rows, cols = np.indices(shape)
+    distance = np.hypot(rows - 48, cols - 48)
+    masks = np.stack([distance <= 6 + 8 * t / (n_frames - 1) for t in range(n_frames)], axis=2)
+    frames = np.where(masks, tumour[:, :, None], background[:, :, None]).astype(np.float32)
+    return frames, masks
+
+
+def run_stand_in(kind, frames, masks, **settings):
+    core = StandInCore(kind, masks, frames)
+    tracker = XMemTracker(XMemSettings(crop_size=64, margin_mm="12", ema_weight="1", **settings), core=core)
+    core.see_through(tracker)
+    result = run_tracker(tracker, frames, masks[:, :, 0], _info(frames))
+    scores = [dice(result.masks[:, :, t] > 0, masks[:, :, t]) for t in range(1, frames.shape[2])]
+    return np.array(scores), tracker.events()
+
+
+def test_a_right_network_against_a_wrong_flow_goes_through():
+    frames, masks = growing_cut()
+    scores, events = run_stand_in("exact", frames, masks)
+    assert scores.min() > 0.9 and events["flow_not_credible"] > 0
+    # The flow's own answer stays near the first, small mask.
+    flow = run_tracker(build_tracker("optical-flow"), frames, masks[:, :, 0], _info(frames)).masks
+    assert dice(flow[:, :, -1] > 0, masks[:, :, -1]) < min(0.85, scores[-1] - 0.1)
+
+
+def test_a_wrong_network_against_a_right_flow_is_kept_out():
+    frames, masks = translating_scene()
+    scores, events = run_stand_in("lost", frames, masks)
+    assert scores.min() > 0.85, scores  # it never follows the wrong region
+    assert events["fallback_flow_disagreed"] > 0
+    alone, _ = run_stand_in("lost", frames, masks, motion="off")
+    assert alone[-1] < 0.2
+
+
+def test_both_right_the_network_keeps_its_own_outline():
+    frames, masks = translating_scene()
+    scores, events = run_stand_in("exact", frames, masks)
+    assert scores.min() > 0.95
+    assert events["network_untrusted"] == 0 and events["fallback_flow_disagreed"] == 0
