@@ -12,6 +12,17 @@ set, from the per-case scores of the four rows named by the options:
 - time: the default's median time per frame at most --max-time-ratio times XMem alone's, both
   from the same benchmark command (its table.csv).
 Means are over the cases, of the values as the CSV holds them, printed to four places.
+
+With --arbitration, the bar of the arbitration between the network and the flow on the output
+of scripts/arbitration_matrix.sh, per set and per network whose rows it holds (the stand-ins'
+rows `xmem[network=K]` and `xmem[network=K,motion=off]`, the real network's --default and --alone):
+- exact: mean DSC at least 0.97 and mean centre distance at most 0.30 px; on no case more than
+  0.03 DSC below the better of optical flow and the stand-in alone;
+- jitter: mean DSC and centre distance at least as good as the better of the stand-in alone and
+  optical flow, within 0.003 DSC and 0.02 px;
+- creep, lost and the real network: mean DSC at least optical flow's minus 0.005; no case below
+  copy; with --before CSV (a cases CSV whose name ends in -SET.csv, such as
+  docs/results/bar-val10.csv), the real network's default within 0.003 DSC and 0.02 px of it.
 Exit 0 when every check passes on every set, 1 when one fails (or a file cannot be read).
 """
 
@@ -111,6 +122,85 @@ def check_set(source: Path, default: str, peer: str, alone: str, copy: str, max_
     return checks
 
 
+STAND_INS = ("exact", "jitter", "creep", "lost")
+DSC_SLACK, CD_SLACK_PX = 0.003, 0.02  # "within" for jitter and for the real network's earlier table
+FLOW_SLACK = 0.005  # a network that fails may cost at most this much DSC against optical flow
+
+
+def check_arbitration(source: Path, default: str, alone: str, peer: str, copy: str, before: Path | None) -> list[Check]:
+    """The arbitration bar (module docstring) for every network with rows in one set's result."""
+    cases_path = source / CASES_FILE if source.is_dir() else source
+    rows = read_rows(cases_path)
+    present = {row["tracker"] for row in rows}
+    flow, nothing = case_scores(rows, peer, cases_path), case_scores(rows, copy, cases_path)
+    networks = [(k, f"xmem[network={k}]", f"xmem[network={k},motion=off]") for k in STAND_INS]
+    networks.append(("real network", default, alone))
+    checks = []
+    for kind, default_row, alone_row in networks:
+        if default_row not in present:
+            continue
+        ours = case_scores(rows, default_row, cases_path)
+        mean, flow_mean = _means(ours), _means(flow)
+        if kind in ("exact", "jitter"):
+            own = case_scores(rows, alone_row, cases_path)
+            own_mean = _means(own)
+        if kind == "exact":
+            checks.append(Check("exact: mean DSC >= 0.97", mean["dsc"] >= 0.97, f"{mean['dsc']:.4f}"))
+            checks.append(Check("exact: mean centre distance <= 0.30 px", mean["cd"] <= 0.30, f"{mean['cd']:.4f}"))
+            short = [c for c in ours if ours[c]["dsc"] < max(flow[c]["dsc"], own[c]["dsc"]) - 0.03]
+            checks.append(
+                Check("exact: no case 0.03 DSC below the better source", not short, ", ".join(short) or "none")
+            )
+        elif kind == "jitter":
+            best_dsc, best_cd = max(own_mean["dsc"], flow_mean["dsc"]), min(own_mean["cd"], flow_mean["cd"])
+            checks.append(
+                Check(
+                    "jitter: mean DSC as the better source's",
+                    mean["dsc"] >= best_dsc - DSC_SLACK,
+                    f"{mean['dsc']:.4f} against {best_dsc:.4f}",
+                )
+            )
+            checks.append(
+                Check(
+                    "jitter: mean centre distance as the better source's",
+                    mean["cd"] <= best_cd + CD_SLACK_PX,
+                    f"{mean['cd']:.4f} against {best_cd:.4f}",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    f"{kind}: mean DSC at least optical flow's - {FLOW_SLACK}",
+                    mean["dsc"] >= flow_mean["dsc"] - FLOW_SLACK,
+                    f"{mean['dsc']:.4f} against {flow_mean['dsc']:.4f}",
+                )
+            )
+            below = [c for c in ours if ours[c]["dsc"] < nothing[c]["dsc"]]
+            checks.append(Check(f"{kind}: never below copy", not below, ", ".join(below) or f"{len(ours)} cases"))
+        if kind == "real network" and before is not None:
+            was = _means(case_scores(read_rows(before), default, before))
+            checks.append(
+                Check(
+                    f"real network: as {before.name} within {DSC_SLACK} DSC, {CD_SLACK_PX} px",
+                    mean["dsc"] >= was["dsc"] - DSC_SLACK and mean["cd"] <= was["cd"] + CD_SLACK_PX,
+                    f"{mean['dsc']:.4f} / {mean['cd']:.4f} against {was['dsc']:.4f} / {was['cd']:.4f}",
+                )
+            )
+    if not checks:
+        raise InputError(f"{cases_path}: no default row of any network (run scripts/arbitration_matrix.sh)")
+    return checks
+
+
+def _means(by_case: dict[str, dict[str, float]]) -> dict[str, float]:
+    return mean_over_cases(list(by_case.values())).means
+
+
+def before_for(source: Path, before: list[Path]) -> Path | None:
+    """The earlier cases CSV of the same set: the one whose name ends in -SET.csv."""
+    name = source.name if source.is_dir() else source.stem
+    return next((path for path in before if path.stem.endswith(f"-{name}") or path.stem == name), None)
+
+
 def format_checks(source: Path, checks: list[Check]) -> str:
     verdicts = {True: "pass", False: "FAIL", None: "-"}
     width = max(len(check.name) for check in checks)
@@ -132,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-time-ratio", type=float, default=1.15, help="largest allowed default / alone median time"
     )
+    parser.add_argument(
+        "--arbitration", action="store_true", help="check the arbitration bar (scripts/arbitration_matrix.sh output)"
+    )
+    parser.add_argument(
+        "--before", type=Path, nargs="*", default=[], help="with --arbitration: earlier cases CSVs, -SET.csv"
+    )
     args = parser.parse_args(argv)
     if not args.max_time_ratio > 0:
         parser.error(f"--max-time-ratio must be positive, got {args.max_time_ratio}")
@@ -139,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         failed = False
         for source in args.results:
-            checks = check_set(source, args.default, args.peer, args.alone, args.copy, args.max_time_ratio)
+            if args.arbitration:
+                earlier = before_for(source, args.before)
+                checks = check_arbitration(source, args.default, args.alone, args.peer, args.copy, earlier)
+            else:
+                checks = check_set(source, args.default, args.peer, args.alone, args.copy, args.max_time_ratio)
             print(format_checks(source, checks))
             failed |= any(check.passed is False for check in checks)
         print("all checks pass" if not failed else "some checks fail")

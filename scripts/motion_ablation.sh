@@ -20,7 +20,7 @@ rows=(
     "xmem[motion=off]$weights"
     "xmem[motion-crop=on,motion-prior=off,align-max-px=0,max-flow-shift=0,flow-fallback=off]$weights"
     "xmem[motion-crop=off,motion-prior=confidence,trust-floor=0,align-max-px=0,max-flow-shift=0,flow-fallback=off]$weights"
-    "xmem[motion-crop=off,motion-prior=confidence,trust-floor=0.8,align-max-px=0,max-flow-shift=0,flow-fallback=off]$weights"
+    "xmem[motion-crop=off,motion-prior=confidence,align-max-px=0,max-flow-shift=0,flow-fallback=off]$weights"
     "xmem[motion-crop=off,motion-prior=off,align-max-px=2,max-flow-shift=0,flow-fallback=off]$weights"
     "xmem[motion-crop=off,motion-prior=off,align-max-px=0,max-flow-shift=0.1,flow-fallback=on]$weights"
     "xmem$weights"

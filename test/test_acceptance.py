@@ -81,3 +81,44 @@ def test_a_missing_tracker_row_is_one_error_line(tmp_path, capsys):
     assert main([str(partial)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cases.csv" in err[0] and "xmem[motion=off]" in err[0]
+
+
+EXACT, EXACT_ALONE = "xmem[network=exact]", "xmem[network=exact,motion=off]"
+JITTER, JITTER_ALONE = "xmem[network=jitter]", "xmem[network=jitter,motion=off]"
+# The arbitration bar met: exact near the stand-in, jitter better than both sources, the real
+# network above the flow's DSC minus the slack and above copy.
+ARBITRATION = {
+    PEER: [(0.90, 0.60), (0.88, 0.70)],
+    COPY: [(0.70, 3.00), (0.60, 4.00)],
+    EXACT: [(0.99, 0.10), (0.97, 0.20)],
+    EXACT_ALONE: [(1.00, 0.00), (0.99, 0.01)],
+    JITTER: [(0.95, 0.40), (0.94, 0.45)],
+    JITTER_ALONE: [(0.93, 0.60), (0.92, 0.70)],
+    DEFAULT: [(0.898, 0.62), (0.875, 0.72)],
+}
+
+
+def test_the_arbitration_bar_passes_and_compares_with_the_earlier_table(tmp_path, capsys):
+    results = _write_results(tmp_path / "val10", ARBITRATION)
+    before = _write_results(tmp_path / "old", {DEFAULT: [(0.89, 0.61), (0.88, 0.70)]}) / "cases.csv"
+    renamed = before.with_name("bar-val10.csv")
+    before.rename(renamed)
+    assert main(["--arbitration", str(results), "--before", str(renamed)]) == 0
+    out = capsys.readouterr().out
+    assert "FAIL" not in out and "as bar-val10.csv" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "failing"),
+    [
+        ({EXACT: [(0.99, 0.10), (0.94, 0.20)]}, "exact: no case 0.03 DSC below"),
+        ({EXACT: [(0.99, 0.35), (0.97, 0.30)]}, "exact: mean centre distance"),
+        ({JITTER: [(0.92, 0.40), (0.92, 0.45)]}, "jitter: mean DSC"),
+        ({DEFAULT: [(0.89, 0.62), (0.87, 0.72)]}, "real network: mean DSC"),
+        ({DEFAULT: [(0.69, 0.62), (0.99, 0.72)]}, "real network: never below copy"),
+    ],
+)
+def test_each_unmet_arbitration_check_fails(tmp_path, capsys, change, failing):
+    assert main(["--arbitration", str(_write_results(tmp_path / "set", {**ARBITRATION, **change}))]) == 1
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines() if failing in line] == ["FAIL"]

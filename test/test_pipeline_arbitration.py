@@ -198,3 +198,27 @@ def test_both_right_the_network_keeps_its_own_outline():
     scores, events = run_stand_in("exact", frames, masks)
     assert scores.min() > 0.95
     assert events["network_untrusted"] == 0 and events["fallback_flow_disagreed"] == 0
+
+
+def jumping_target(n_frames=24, jump_at=8, jump=(0, 36), radius=7, shape=(96, 112)):
+    """A bright textured disc moving 1 px a frame over a static textured background, that jumps
+    `jump` px at `jump_at` (beyond the crop window); the flow, following the background, loses it."""
+    background, tumour = _texture(shape, 100.0, 15.0, 4), _texture(shape, 300.0, 40.0, 5)
+    rows, cols = np.indices(shape)
+    masks, frames = [], []
+    for t in range(n_frames):
+        centre = (40 + t, 30 + (jump[1] if t >= jump_at else 0))
+        centre = (centre[0] + (jump[0] if t >= jump_at else 0), centre[1])
+        disc = np.hypot(rows - centre[0], cols - centre[1]) <= radius
+        masks.append(disc)
+        frames.append(np.where(disc, np.roll(tumour, (t, centre[1] - 30), axis=(0, 1)), background))
+    return np.stack(frames, axis=2).astype(np.float32), np.stack(masks, axis=2)
+
+
+def test_a_target_that_left_the_window_is_found_again_within_a_few_frames():
+    frames, masks = jumping_target()
+    scores, events = run_stand_in("exact", frames, masks)
+    assert events["target_searched"] >= 1
+    jump_at = 8
+    assert scores[: jump_at - 1].min() > 0.9  # scores[t - 1] is frame t
+    assert scores[jump_at - 1 + 5 :].min() > 0.9, scores  # back within 5 frames, and kept

@@ -167,3 +167,42 @@ def align_to_flow(
     matrix = np.float32([[1, 0, gap[1]], [0, 1, gap[0]]])
     moved = cv2.warpAffine(probability, matrix, probability.shape[::-1], flags=cv2.INTER_LINEAR)
     return moved, True
+
+
+class WindowSearch:
+    """Where the network looks while the target is lost (re-detection).
+
+    When the network sees no target in its window and the flow cannot say where it went, the
+    window visits, one frame each, the positions around where the target was last seen: the
+    8 neighbours at half the box's size, then the 8 at the box's size, and round again. The
+    network's memory, not the flow, recognises the target when the window covers it.
+    """
+
+    RINGS = (0.5, 1.0)  # distances from the last position, in box sides
+    _DIRECTIONS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+
+    def __init__(self, box_size: tuple[int, int]) -> None:
+        self._box = box_size
+        self._centre: tuple[float, float] | None = None
+        self._visited = 0
+        self.searches = 0  # how many times the target was lost and searched for
+
+    @property
+    def active(self) -> bool:
+        return self._centre is not None
+
+    def start(self, last_seen: tuple[float, float]) -> None:
+        self._centre, self._visited = last_seen, 0
+        self.searches += 1
+
+    def stop(self) -> None:
+        self._centre = None
+
+    def next_centre(self) -> tuple[float, float]:
+        """The window's centre for this frame's look."""
+        if self._centre is None:
+            raise RuntimeError("WindowSearch.next_centre called while not searching")
+        ring = self.RINGS[(self._visited // len(self._DIRECTIONS)) % len(self.RINGS)]
+        rows, cols = self._DIRECTIONS[self._visited % len(self._DIRECTIONS)]
+        self._visited += 1
+        return (self._centre[0] + rows * ring * self._box[0], self._centre[1] + cols * ring * self._box[1])

@@ -152,7 +152,12 @@ class CropWindow:
         off = any(abs(centroid[axis] - centre[axis]) > recentre_fraction * self._size[axis] / 2 for axis in (0, 1))
         if not off:
             return None
+        return self.centre_on(centroid)
+
+    def centre_on(self, centre: tuple[float, float]) -> tuple[float, float]:
+        """Move the box so that its centre is `centre` (frame pixels); returns how far the
+        content moved on the network grid (rows, columns; see `follow`)."""
         before = self._origin
-        self._place(tuple(round(centroid[axis] - self._size[axis] / 2) for axis in (0, 1)))
+        self._place(tuple(round(centre[axis] - self._size[axis] / 2) for axis in (0, 1)))
         rows, cols = ((before[axis] - self._origin[axis]) * self._out_size / self._size[axis] for axis in (0, 1))
         return rows, cols

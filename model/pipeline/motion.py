@@ -184,6 +184,13 @@ class MaskFlow:
         pushed = np.add(self._reference_centre, backward[self._reference_target].mean(axis=0)[::-1])
         return (float((pulled[0] + pushed[0]) / 2), float((pulled[1] + pushed[1]) / 2))
 
+    def search_from(self, found_mask: np.ndarray) -> None:
+        """The target was found away from where the flow put it (re-detection): the next
+        first-frame search starts from its displacement there."""
+        if self._reference_kind == "first-frame" and found_mask.any():
+            moved = np.subtract(mask_centroid(found_mask), self._reference_centre)
+            self._displacement = -moved[::-1].astype(np.float32)  # current -> reference, (x, y)
+
     def advance(self, output_mask: np.ndarray) -> None:
         """After a frame's output is final: the previous-frame reference moves on to it."""
         if self._reference_kind == "previous-frame":

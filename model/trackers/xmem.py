@@ -21,11 +21,13 @@ from model.pipeline.arbitration import (
     FUSION_RULES,
     ArbitrationSettings,
     NetworkTrust,
+    WindowSearch,
     align_to_flow,
     flow_is_credible,
     fuse_with_prior,
 )
 from model.pipeline.crop import CropWindow, initial_box, margin_for_region
+from model.pipeline.masks import mask_centroid
 from model.pipeline.motion import MaskFlow
 from model.pipeline.postprocess import PostProcessor, SlowFailureGuards, ema_weight_for_frame_rate
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
@@ -405,6 +407,8 @@ class XMemTracker(Tracker):
         self._flow: MaskFlow | None = None
         self._trust = None
         self._flow_unjudged = 0
+        self._search = WindowSearch(box.size)
+        self._redetected = False  # found by the search: the flow must find it again before it judges
         if "trust" in self._parts:
             self._trust = NetworkTrust(settings.trust_floor, settings.agreement_tolerance_px)
         if self._parts:
@@ -427,8 +431,12 @@ class XMemTracker(Tracker):
         # own evidence.
         credible = motion is not None and flow_is_credible(motion, settings.flow_credible, settings.flow_max_residual)
         self._flow_unjudged += motion is not None and not credible
-        window_with_flow = credible and "crop" in self._parts
-        if window_with_flow:
+        self._redetected &= not credible
+        searching = self._search.active
+        window_with_flow = credible and "crop" in self._parts and not searching
+        if searching:
+            self._move_window(self._window.centre_on(self._search.next_centre()))
+        elif window_with_flow:
             # Box-level propagation: the window goes to where the flow puts the target now,
             # before the network sees this frame.
             self._follow(motion.mask)
@@ -438,6 +446,7 @@ class XMemTracker(Tracker):
         self._window.paste(foreground, self._probability)
         # The network's own mask: the trust and the memory decision below judge it.
         network_mask = self._probability > settings.threshold
+        found = self._look_for_lost_target(network_mask, credible) if motion is not None else False
         trust = 1.0
         if self._trust is not None and motion is not None:
             trust = self._trust.update(network_mask, motion.mask, credible)
@@ -456,7 +465,7 @@ class XMemTracker(Tracker):
         # The guards always see the flow mask: a jump of the network's target far from where the
         # flow puts it is implausible whatever the flow's credibility. The leeway is what the
         # network has earned, in full on frames the flow cannot judge.
-        judge = motion is not None and ("guards" in self._parts or "fallback" in self._parts)
+        judge = motion is not None and not self._redetected and ("guards" in self._parts or "fallback" in self._parts)
         flow_mask = motion.mask if judge else None
         leeway = 0.0
         if self._trust is not None:
@@ -472,13 +481,32 @@ class XMemTracker(Tracker):
         self._core.commit(accept=accept)
         if self._flow is not None:
             self._flow.advance(mask)
-        if not window_with_flow:
-            # The window moves for the next frame only: this frame's crop is already used.
+        # The window moves for the next frame only: this frame's crop is already used.
+        if found:
+            self._move_window(self._window.centre_on(mask_centroid(network_mask)))
+        elif not window_with_flow and not self._search.active:
             self._follow(mask)
         return mask
 
+    def _look_for_lost_target(self, network_mask: np.ndarray, flow_credible: bool) -> bool:
+        """Re-detection: start searching when the network sees nothing and the flow cannot say
+        where the target went; stop when the network sees it again, and let the flow search
+        from there (it is not a judge until it is credible again). Whether it was found now."""
+        if self._search.active:
+            if not network_mask.any():
+                return False
+            self._search.stop()
+            self._redetected = not flow_credible
+            self._flow.search_from(network_mask)
+            return True
+        if not network_mask.any() and not flow_credible:
+            self._search.start(mask_centroid(self._post.last_mask))
+        return False
+
     def _follow(self, mask: np.ndarray) -> None:
-        moved = self._window.follow(mask, self._settings.recentre_fraction)
+        self._move_window(self._window.follow(mask, self._settings.recentre_fraction))
+
+    def _move_window(self, moved: tuple[float, float] | None) -> None:
         if moved is not None:
             self._recentred += 1
             self._core.shift_sensory(*moved)
@@ -513,4 +541,5 @@ class XMemTracker(Tracker):
             "aligned_to_flow": self._aligned,
             "network_untrusted": self._trust.untrusted_frames if self._trust is not None else 0,
             "flow_not_credible": self._flow_unjudged,
+            "target_searched": self._search.searches if self._window is not None else 0,
         }
