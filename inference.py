@@ -214,6 +214,11 @@ def explain_unknown_options(unknown: list[str], tracker: str) -> str:
     tracker's setting says which tracker it belongs to (`--weights` is XMem's)."""
     for argument in unknown:
         option = argument.split("=", 1)[0]
+        if option == "--network":
+            return (
+                "--network: stand-in networks are built from a case's labels, so they exist only in "
+                'the benchmark (python -m evaluation.benchmark DATASET --trackers "xmem[network=exact]")'
+            )
         owners = [
             name
             for name in available_trackers()

@@ -475,6 +475,15 @@ def test_weights_without_the_xmem_tracker_explains_itself(make_input, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_stand_in_network_outside_the_benchmark_is_a_usage_error(make_input, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        inference.main(["--input", str(make_input()), "--output", str(tmp_path / "out"), "--network", "exact"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "stand-in networks are built from a case's labels, so they exist only in the benchmark" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_help_says_how_to_see_each_trackers_settings(capsys):
     with pytest.raises(SystemExit):
         inference.main(["--tracker", "copy", "--help"])
