@@ -7,7 +7,8 @@
 # Usage: scripts/arbitration_matrix.sh OUT [WEIGHTS]
 #   NETWORKS (default "exact jitter creep lost xmem"; xmem is the real network, with WEIGHTS
 #   or the default weights) and SETS (default "val10 hard12 realval flowfail", folders under
-#   data/ made as docs/benchmark.md says) choose the rows and the sets.
+#   data/ made as docs/benchmark.md says) choose the rows and the sets; PARTS=short keeps only
+#   each network alone and the default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: $0 OUT [WEIGHTS]" >&2; exit 2; }
@@ -25,6 +26,7 @@ parts=(
     "flow-credible=0,flow-max-residual=0"
     ""
 )
+[ "${PARTS:-all}" = short ] && parts=("motion=off" "")
 rows=(copy optical-flow)
 for network in $networks; do
     for part in "${parts[@]}"; do
