@@ -31,6 +31,7 @@ from model.pipeline.masks import mask_centroid
 from model.pipeline.motion import MaskFlow
 from model.pipeline.postprocess import PostProcessor, SlowFailureGuards, ema_weight_for_frame_rate
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
+from model.settings import AUTO, AutoFloat, auto_or_float
 from model.trackers import SequenceInfo, Tracker
 from model.weights import ResolvedWeights, load_weights
 from model.xmem.inference.config import InferenceConfig
@@ -58,24 +59,14 @@ class VideoCore(Protocol):
     def shift_sensory(self, rows: float, cols: float) -> None: ...
 
 
-def _auto_or_float(value: str, name: str) -> float | None:
-    """None for "auto", else the number; a clear error for anything else."""
-    if value.strip().lower() == "auto":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"{name} must be 'auto' or a number, got {value!r}") from None
-
-
 @dataclass(frozen=True)
 class XMemSettings:
     crop_size: int = field(
         default=384,
         metadata={"help": "side of the square network input in pixels (multiple of 16); 256 is the faster CPU setting"},
     )
-    margin_mm: str = field(
-        default="auto",
+    margin_mm: AutoFloat = field(
+        default=AUTO,
         metadata={
             "help": "margin around the first mask's bounding box in mm, or 'auto' "
             "(by scanned region: pelvis/prostate 20, otherwise 30)"
@@ -88,8 +79,8 @@ class XMemSettings:
             "crop centre by more than this fraction of the crop's half-size"
         },
     )
-    ema_weight: str = field(
-        default="auto",
+    ema_weight: AutoFloat = field(
+        default=AUTO,
         metadata={
             "help": "weight of the newest frame in the moving average of probabilities, "
             "in (0, 1] (1 = no smoothing), or 'auto' = "
@@ -231,12 +222,15 @@ class XMemSettings:
     def __post_init__(self) -> None:
         if self.crop_size < STRIDE or self.crop_size % STRIDE:
             raise ValueError(f"crop_size must be a positive multiple of {STRIDE}, got {self.crop_size}")
-        margin = _auto_or_float(self.margin_mm, "margin_mm")
-        if margin is not None and margin < 0:
-            raise ValueError(f"margin_mm must be >= 0, got {margin}")
-        weight = _auto_or_float(self.ema_weight, "ema_weight")
-        if weight is not None and not 0.0 < weight <= 1.0:
-            raise ValueError(f"ema_weight must be in (0, 1], got {weight}")
+        for name in ("margin_mm", "ema_weight"):  # "12" (a settings file, a test) becomes 12.0
+            try:
+                object.__setattr__(self, name, auto_or_float(getattr(self, name)))
+            except ValueError as error:
+                raise ValueError(f"{name}: {error}") from None
+        if self.margin_mm != AUTO and self.margin_mm < 0:
+            raise ValueError(f"margin_mm must be >= 0, got {self.margin_mm}")
+        if self.ema_weight != AUTO and not 0.0 < self.ema_weight <= 1.0:
+            raise ValueError(f"ema_weight must be in (0, 1], got {self.ema_weight}")
         if self.ema_time_constant_s < 0:
             raise ValueError(f"ema_time_constant_s must be >= 0, got {self.ema_time_constant_s}")
         if not 0.0 < self.recentre_fraction <= 1.0:
@@ -315,14 +309,12 @@ class XMemSettings:
         )
 
     def margin_for(self, info: SequenceInfo) -> float:
-        margin = _auto_or_float(self.margin_mm, "margin_mm")
-        return margin_for_region(info.scanned_region) if margin is None else margin
+        return margin_for_region(info.scanned_region) if self.margin_mm == AUTO else self.margin_mm
 
     def ema_weight_for(self, info: SequenceInfo) -> float:
-        weight = _auto_or_float(self.ema_weight, "ema_weight")
-        if weight is None:
+        if self.ema_weight == AUTO:
             return ema_weight_for_frame_rate(info.frame_rate, self.ema_time_constant_s)
-        return weight
+        return self.ema_weight
 
 
 def build_core(network: torch.nn.Module, settings: XMemSettings) -> VideoCore:
@@ -348,12 +340,21 @@ class XMemTracker(Tracker):
             self._weights, state_dict = load_weights(self._settings.weights or None)
             core = build_core(load_network(state_dict, device=self._settings.torch_device()), self._settings)
         self._core = core
+        # Per-sequence state, set by `start`.
         self._window: CropWindow | None = None
         self._post: PostProcessor | None = None
+        self._parts: list[str] = []
+        self._probability = np.zeros((0, 0), np.float32)  # the network's map pasted into the frame
+        self._align_limit = 0.0
         self._resolved: dict[str, Any] = {}
+        self._flow: MaskFlow | None = None
+        self._trust: NetworkTrust | None = None
+        self._search = WindowSearch((1, 1))
+        self._redetected = False  # found by the search: the flow must find it again before it judges
+        # Event counters.
         self._recentred = 0
         self._aligned = 0
-        self._trust: NetworkTrust | None = None
+        self._flow_unjudged = 0
 
     @classmethod
     def from_network(cls, network: torch.nn.Module, settings: XMemSettings | None = None) -> XMemTracker:
@@ -404,11 +405,11 @@ class XMemTracker(Tracker):
         # No expected frame count: the memory must not depend on how long the sequence is.
         self._core.reset()
         normalised = normalise_frame(first_frame)
-        self._flow: MaskFlow | None = None
+        self._flow = None
         self._trust = None
         self._flow_unjudged = 0
         self._search = WindowSearch(box.size)
-        self._redetected = False  # found by the search: the flow must find it again before it judges
+        self._redetected = False
         if "trust" in self._parts:
             self._trust = NetworkTrust(settings.trust_floor, settings.agreement_tolerance_px)
         if self._parts:
@@ -541,5 +542,5 @@ class XMemTracker(Tracker):
             "aligned_to_flow": self._aligned,
             "network_untrusted": self._trust.untrusted_frames if self._trust is not None else 0,
             "flow_not_credible": self._flow_unjudged,
-            "target_searched": self._search.searches if self._window is not None else 0,
+            "target_searched": self._search.searches,
         }
