@@ -34,8 +34,9 @@ from model.io import (
 )
 from model.progress import Progress
 from model.runner import run_tracker, time_summary
+from model.settings import add_settings_options
 from model.settings_file import SettingsFileError, resolve_settings
-from model.trackers import add_settings_options, available_trackers, build_tracker, tracker_class
+from model.trackers import available_trackers, build_tracker, tracker_class
 from model.weights import PROJECT_WEIGHTS_WARNING
 
 DEFAULT_TRACKER = "xmem"

@@ -64,6 +64,7 @@ from model.io import find_case_dirs
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.progress import Progress
 from model.runner import time_summary
+from model.settings import value_kind, value_parser
 from model.trackers import available_trackers, build_tracker
 from model.trackers.registry import tracker_class
 
@@ -72,7 +73,6 @@ REFERENCE_TRACKER = "xmem"  # time_vs_xmem is relative to the first row of this 
 _SPEC = re.compile(r"^(?P<name>[a-z0-9-]+)(\[(?P<settings>[^\]]*)\])?(@(?P<weights>.+))?$")
 NETWORK_KEY = "network"
 NETWORKS = ("xmem", *STAND_INS)
-_BOOLEANS = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 COLUMNS = (
     "tracker",
     "cases",
@@ -141,12 +141,10 @@ def split_network(settings: dict[str, object]) -> tuple[str | None, dict[str, ob
 
 
 def _convert(setting: dataclasses.Field, value: str, spec: str) -> object:
-    kind = setting.type if isinstance(setting.type, str) else setting.type.__name__
     try:
-        if kind == "bool":
-            return _BOOLEANS[value.lower()]
-        return {"int": int, "float": float, "str": str}[kind](value)
-    except (KeyError, ValueError):
+        return value_parser(setting)(value)
+    except ValueError:
+        kind = value_kind(setting)
         raise ValueError(f"{spec!r}: {setting.name.replace('_', '-')} takes a {kind}, got {value!r}") from None
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from model.atomic import write_atomically
 from model.errors import InputError
 from model.releases import file_digest
+from model.settings import value_kind
 from model.trackers.registry import tracker_class
 from model.weights import MODEL_DIR, RESOURCES_DIR
 
@@ -41,7 +42,8 @@ ENV_VAR = "TRACKRAD_SETTINGS"
 FILE_NAME = "pipeline.json"
 BUILT_IN = "built-in defaults"
 _KEYS = {"tracker", "settings", "provenance"}
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+# JSON value types by value kind (model.settings.value_kind); the Settings check the values.
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "AutoFloat": (int, float, str)}
 
 
 class SettingsFileError(InputError):
@@ -149,8 +151,8 @@ def check_settings(settings_cls: type, tracker: str, values: Mapping[str, Any], 
         name = key.replace("-", "_")
         if name not in fields:
             raise SettingsFileError(f"{path}: {key!r} is not a setting of the {tracker} tracker")
-        kind = fields[name].type if isinstance(fields[name].type, str) else fields[name].type.__name__
-        allowed = _TYPES[kind.removesuffix(" | None")]
+        kind = value_kind(fields[name])
+        allowed = _TYPES[kind]
         if not isinstance(value, allowed) or (bool not in allowed and isinstance(value, bool)):
             raise SettingsFileError(f"{path}: {key} takes a {kind}, got {json.dumps(value)}")
         settings[name] = value

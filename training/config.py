@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 
-from model.trackers.registry import add_settings_options
+from model.settings import add_settings_options
 
 
 def _opt(default, help: str, **argparse_kwargs):

@@ -21,7 +21,7 @@ from evaluation.evaluate import evaluate_case
 from evaluation.metrics import CaseMeans, mean_over_cases
 from model.errors import run_command
 from model.io import find_case_dirs
-from model.trackers import add_settings_options
+from model.settings import add_settings_options
 from model.trackers.xmem import XMemSettings, XMemTracker
 from model.xmem.network.checkpoint import load_network
 from model.xmem.network.network import XMem

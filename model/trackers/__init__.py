@@ -6,12 +6,11 @@ around the XMem network.
 """
 
 from model.trackers.base import SequenceInfo, Tracker
-from model.trackers.registry import add_settings_options, available_trackers, build_tracker, tracker_class
+from model.trackers.registry import available_trackers, build_tracker, tracker_class
 
 __all__ = [
     "SequenceInfo",
     "Tracker",
-    "add_settings_options",
     "available_trackers",
     "build_tracker",
     "tracker_class",

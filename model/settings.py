@@ -1,0 +1,90 @@
+"""Settings dataclasses as command-line options, and the one parser of a setting's value from text.
+
+A field's annotation names its value type: `int`, `float`, `str`, `bool` (each optionally
+`| None`) or `AutoFloat` ("auto" or a number). The same parser reads a value from the command
+line (`add_settings_options`) and from a benchmark spec such as `xmem[margin-mm=auto,guard=off]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+AUTO = "auto"
+AutoFloat = float | Literal["auto"]
+_BOOLEANS = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+
+
+def parse_bool(text: str) -> bool:
+    """on/off, true/false, yes/no, 1/0 (any case)."""
+    try:
+        return _BOOLEANS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"expected on or off, got {text!r}") from None
+
+
+def auto_or_float(value: str | float) -> AutoFloat:
+    """ "auto", or the number `value` is or spells."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected 'auto' or a number, got {value!r}") from None
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": parse_bool,
+    "AutoFloat": auto_or_float,
+}
+
+
+def value_kind(field: dataclasses.Field) -> str:
+    """The field's value type by name: int, float, str, bool or AutoFloat."""
+    annotation = field.type if isinstance(field.type, str) else field.type.__name__
+    return annotation.removesuffix(" | None")
+
+
+def value_parser(field: dataclasses.Field) -> Callable[[str], Any]:
+    """The field's value from text; ValueError when the text is not one."""
+    if "type" in field.metadata:
+        return field.metadata["type"]
+    return _PARSERS[value_kind(field)]
+
+
+def add_settings_options(
+    group: argparse._ActionsContainer,
+    settings_cls: type,
+    skip: tuple[str, ...] = (),
+    defaults: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Add one --field-name option per field of a settings dataclass; return the field names.
+
+    The one way a dataclass becomes command-line options (tracker Settings, the training
+    config). A field's metadata gives its help text under "help"; any other metadata entries
+    (e.g. `nargs`, `type` for tuple fields) go to `add_argument` as they are. bool fields
+    become --name/--no-name. Fields named in `skip` get no option (a caller that sets them
+    another way). `defaults` replaces fields' own defaults (a settings file's values).
+    """
+    names = []
+    for field in dataclasses.fields(settings_cls):
+        if field.name in skip:
+            continue
+        option = "--" + field.name.replace("_", "-")
+        extra = {key: value for key, value in field.metadata.items() if key != "help"}
+        default = (defaults or {}).get(field.name, field.default)
+        help_text = f"{field.metadata.get('help', '')} (default {default})".strip()
+        if value_kind(field) == "bool":
+            group.add_argument(
+                option, dest=field.name, action=argparse.BooleanOptionalAction, default=default, help=help_text
+            )
+        else:
+            extra["type"] = value_parser(field)
+            group.add_argument(option, dest=field.name, default=default, help=help_text, **extra)
+        names.append(field.name)
+    return names

@@ -1,0 +1,45 @@
+"""One parser of a setting's value: the command line and the benchmark's specs read it alike."""
+
+import argparse
+
+import pytest
+
+from evaluation.benchmark import parse_spec
+from model.settings import AUTO, add_settings_options, auto_or_float, parse_bool
+from model.trackers.xmem import XMemSettings
+
+
+def test_auto_or_a_number():
+    assert auto_or_float("auto") == AUTO and auto_or_float(" Auto ") == AUTO
+    assert auto_or_float("20") == 20.0 and auto_or_float(0.5) == 0.5
+    with pytest.raises(ValueError, match="'auto' or a number"):
+        auto_or_float("wide")
+
+
+def test_booleans_spelled_on_off():
+    assert [parse_bool(text) for text in ("on", "Yes", "1", "true")] == [True] * 4
+    assert [parse_bool(text) for text in ("off", "no", "0", "False")] == [False] * 4
+    with pytest.raises(ValueError):
+        parse_bool("maybe")
+
+
+def test_command_line_and_spec_give_the_same_settings():
+    parser = argparse.ArgumentParser()
+    add_settings_options(parser, XMemSettings)
+    options = vars(parser.parse_args(["--margin-mm", "20", "--ema-weight", "auto", "--no-flow-fallback"]))
+    _, spec = parse_spec("xmem[margin-mm=20,ema-weight=auto,flow-fallback=off]")
+    assert (
+        {name: options[name] for name in spec}
+        == spec
+        == {
+            "margin_mm": 20.0,
+            "ema_weight": AUTO,
+            "flow_fallback": False,
+        }
+    )
+    assert XMemSettings(**spec).margin_mm == 20.0
+    assert XMemSettings(margin_mm="12").margin_mm == 12.0
+    with pytest.raises(ValueError, match="margin-mm"):
+        parse_spec("xmem[margin-mm=wide]")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--margin-mm", "wide"])
