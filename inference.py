@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from model.atomic import write_atomically
+from model.cli import DEFAULT_TRACKER, build_parser, explain_unknown_options
 from model.device import emulated_bf16_warning
 from model.errors import printed_warnings, run_command, warn
 from model.io import (
@@ -34,14 +35,10 @@ from model.io import (
 )
 from model.progress import Progress
 from model.runner import run_tracker, time_summary
-from model.settings import add_settings_options
 from model.settings_file import SettingsFileError, resolve_settings
 from model.trackers import available_trackers, build_tracker, tracker_class
 from model.weights import PROJECT_WEIGHTS_WARNING
 
-DEFAULT_TRACKER = "xmem"
-DEFAULT_INPUT = Path("/input")
-DEFAULT_OUTPUT = Path("/output")
 OVERLAY_SUFFIXES = (".gif", ".mp4")
 
 
@@ -165,72 +162,6 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
         parser.error(f"--overlay {args.overlay}: the file must end in .gif or .mp4")
     settings = {name: getattr(args, name) for name in names}
     return args, settings
-
-
-def build_parser(tracker: str, defaults: dict[str, Any] | None = None) -> tuple[argparse.ArgumentParser, list[str]]:
-    """The entry point's options with those of `tracker`'s settings (their defaults from
-    `defaults` where it has them: a settings file's), and the settings' names."""
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0],
-        epilog=f"Each tracker has its own settings: `inference.py --tracker NAME --help` lists "
-        f"them (NAME: {', '.join(available_trackers())}).",
-    )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--input", type=Path, default=DEFAULT_INPUT, help="grand-challenge input folder (default /input)"
-    )
-    source.add_argument("--case", type=Path, help="a case folder in the dataset layout (images/, targets/, *.json)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="output folder (default /output)")
-    parser.add_argument(
-        "--tracker",
-        default=DEFAULT_TRACKER,
-        choices=available_trackers(),
-        help=f"tracker to run (default {DEFAULT_TRACKER}; copy = no tracking)",
-    )
-    parser.add_argument("--report", type=Path, help="write timings, settings and events as JSON")
-    parser.add_argument(
-        "--settings",
-        type=Path,
-        help="a settings file (python -m evaluation.calibrate) whose settings become the defaults; "
-        "else $TRACKRAD_SETTINGS, /opt/ml/model/pipeline.json, resources/pipeline.json, the built-in ones",
-    )
-    parser.add_argument(
-        "--overlay",
-        type=Path,
-        help="write the sequence with the predicted contour (and, with --case, "
-        "the ground truth) as an animated .gif or .mp4, plus a .png montage",
-    )
-    settings_cls = tracker_class(tracker).Settings
-    names = []
-    if settings_cls is not None:
-        group = parser.add_argument_group(f"{tracker} settings")
-        names = add_settings_options(group, settings_cls, defaults=defaults)
-    else:
-        parser.add_argument_group(f"{tracker} settings", f"none: the {tracker} tracker has no settings")
-    return parser, names
-
-
-def explain_unknown_options(unknown: list[str], tracker: str) -> str:
-    """The usage error for arguments `tracker`'s parser does not know: an option that is another
-    tracker's setting says which tracker it belongs to (`--weights` is XMem's)."""
-    for argument in unknown:
-        option = argument.split("=", 1)[0]
-        if option == "--network":
-            return (
-                "--network: stand-in networks are built from a case's labels, so they exist only in "
-                'the benchmark (python -m evaluation.benchmark DATASET --trackers "xmem[network=exact]")'
-            )
-        owners = [
-            name
-            for name in available_trackers()
-            if name != tracker and option in build_parser(name)[0]._option_string_actions
-        ]
-        if owners:
-            return (
-                f"{option} is a setting of the {' and '.join(owners)} tracker, not of {tracker}: "
-                f"add --tracker {owners[0]} (see `--tracker {owners[0]} --help`)"
-            )
-    return f"unrecognized arguments: {' '.join(unknown)}"
 
 
 def _settings_dict(tracker_name: str, settings: dict[str, Any]) -> dict[str, Any]:

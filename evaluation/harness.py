@@ -34,7 +34,7 @@ import SimpleITK as sitk
 
 from evaluation.evaluate import score_output
 from evaluation.metrics import METRICS, fit_runtime, mean_over_cases
-from inference import DEFAULT_TRACKER, build_parser, explain_unknown_options
+from model.cli import DEFAULT_TRACKER, build_parser, explain_unknown_options
 from model.errors import InputError, run_command
 from model.io import (
     FIELD_STRENGTH_JSON,
