@@ -1,34 +1,10 @@
 """Reading and validating a TrackRAD case, and writing the algorithm's output.
 
-Two input layouts are understood:
-- grand-challenge (`read_case`): images/mri-linacs/<any>.mha, images/mri-linac-target/<any>.mha
-  and the three bare-JSON files at the top of the folder;
-- the downloaded dataset (`read_dataset_case`): images/<id>_frames.mha,
-  targets/<id>_first_label.mha (+ targets/<id>_labels.mha for scoring) and the same JSON files.
-
-Arrays follow SimpleITK's `GetArrayFromImage`: shape (W, H, T), time on the last numpy axis,
-which is ITK's first axis. Every problem raises `CaseError` with a message that names the
-file and the problem; inputs are only ever read.
-
-Documented input decisions:
-- a missing JSON file falls back to `DEFAULT_FRAME_RATE`, `DEFAULT_FIELD_STRENGTH` and
-  `DEFAULT_SCANNED_REGION` (a warning is recorded); a JSON file of the wrong type is an error;
-  a UTF-8 byte-order mark is allowed;
-- a frame rate or field strength outside `FRAME_RATE_RANGE` / `FIELD_STRENGTH_RANGE` is clamped
-  into it (a warning is recorded): 1e6 frames/s would make the temporal smoothing keep the first
-  mask for ever;
-- frames with no signal (one value everywhere) are counted and recorded as a warning;
-- image suffixes are matched case-insensitively (IMAGE.MHA is a MetaImage); zero pixel spacing is
-  an error (ITK cannot hold it), negative spacing is read as positive with the axis reversed,
-  which the output then carries (a warning is recorded); a compressed MetaImage whose data
-  decompresses to fewer bytes than its header describes is an error (ITK would fill the rest
-  with whatever was in memory);
-- NaN/Inf pixels in the sequence are sanitised (NaN -> 0, +/-Inf -> the finite max/min of the
-  sequence) and counted, because an error would score the whole case as lost;
-- a first mask with values other than 0/1 is binarised as `value > 0` (a warning is recorded);
-  a first mask whose in-plane spacing, origin or direction differs from the sequence's is taken
-  pixel for pixel on the sequence's grid (a warning names the differences);
-  NaN/Inf in the mask, or a mask that is empty after binarising, is an error.
+Two input layouts: grand-challenge's (`read_case`) and the downloaded dataset's
+(`read_dataset_case`). Arrays follow SimpleITK's `GetArrayFromImage`: shape (W, H, T), time on
+the last numpy axis. Every problem raises `CaseError` naming the file and the problem; inputs
+are only ever read. What each kind of bad input gives (error, warning, repair) is in
+docs/bad-input.md.
 """
 
 from __future__ import annotations

@@ -71,13 +71,9 @@ def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residua
 
 
 class NetworkTrust:
-    """How far this sequence's network outputs have earned the output, from their outline's
-    agreement with the flow's on the frames where the flow was credible.
-
-    The trust is the running mean of the surface agreements so far, mapped linearly from
-    [floor, 1] to [0, 1]; 1 until the flow has judged a frame. A mean over the sequence, not
-    the latest frame: one frame's disagreement is the guards' business, a lasting one is the
-    network's.
+    """How far this sequence's network outputs have earned the output: the running mean of their
+    outlines' agreement with the flow's on credible frames, mapped from [floor, 1] to [0, 1]; 1
+    until the flow has judged a frame (docs/pipeline.md, "Network trust").
     """
 
     def __init__(self, floor: float, tolerance_px: float) -> None:

@@ -119,18 +119,10 @@ class MotionEstimate:
 
 
 class MaskFlow:
-    """Carries a reference mask to each new frame by dense flow, once per frame.
-
-    reference "first-frame": the flow goes from frame t to frame 0 and pulls the first mask
-    (no accumulated drift, but must bridge the whole displacement); "previous-frame": from t
-    to t-1, pulling the previous output (small steps, drift accumulates). The flow covers the
-    whole frame and each frame is scaled to 8 bits by its own percentiles (`to_uint8`), exactly
-    as the optical-flow tracker does: a cine frame costs DIS a few milliseconds, and flow
-    computed on a window around the target placed it less precisely (docs/pipeline.md).
-    With the first-frame reference the search starts from the target's last displacement
-    (one vector for the whole frame): DIS alone does not find a displacement much larger than
-    its coarsest pyramid level, a target that has moved far from frame 0 is reached step by
-    step, and a single vector carries no last-frame noise into the new flow.
+    """Carries a reference mask to each new frame by dense flow, once per frame: from frame t to
+    frame 0 ("first-frame", searched from the last displacement) or to t-1 ("previous-frame"),
+    over the whole frame as the optical-flow tracker does (flow on a window around the target
+    placed it less precisely). Why: docs/pipeline.md, "One flow per frame".
     """
 
     REFERENCES = ("first-frame", "previous-frame")
