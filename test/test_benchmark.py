@@ -180,8 +180,8 @@ def test_motion_ablation_script_switches_on_one_part_per_row(tmp_path):
         ["crop"],
         ["prior"],
         ["prior", "trust"],
-        ["align"],
-        ["guards", "fallback"],
+        ["trust", "align"],  # the trust steers the alignment and the guards as in the default
+        ["trust", "guards", "fallback"],
         XMemSettings().motion_parts(),
         XMemSettings().motion_parts(),
     ]

@@ -285,7 +285,9 @@ class XMemSettings:
         parts = {
             "crop": self.motion_crop,
             "prior": self.motion_prior != "off",
-            "trust": self.trust_floor > 0,
+            # The trust steers the fusion, the alignment and the guards: alone it does nothing.
+            "trust": self.trust_floor > 0
+            and (self.motion_prior != "off" or self.align_max_px > 0 or not self.guards().off),
             "align": self.align_max_px > 0,
             "guards": not self.guards().off,
             "fallback": self.flow_fallback,
