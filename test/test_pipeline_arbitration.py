@@ -101,16 +101,6 @@ def test_alignment_moves_the_target_onto_the_flow_centre_within_its_limit():
         assert not moved and unchanged is probability
 
 
-def test_alignment_closes_the_given_fraction_of_the_gap():
-    probability = _disc_probability((30.0, 34.0))
-    before = mask_centroid(probability > 0.5)
-    flow_centre = (before[0] + 1.5, before[1])
-    aligned, moved = align_to_flow(probability, probability > 0.5, flow_centre, limit_px=3.0, fraction=0.5)
-    assert moved and mask_centroid(aligned > 0.5)[0] == pytest.approx(before[0] + 0.75, abs=0.2)
-    same, moved = align_to_flow(probability, probability > 0.5, flow_centre, limit_px=3.0, fraction=0.0)
-    assert not moved and same is probability
-
-
 def _estimate(confidence_on_outline=1.0, residual_on_outline=1.0, residual_around=1.0):
     """A flow estimate of a disc with the given FB consistency and residual on its outline."""
     mask = _disc_probability((32.0, 32.0)) > 0.5

@@ -7,9 +7,8 @@ on those frames by how closely its outline follows the flow's (`NetworkTrust`: t
 agreement at a pixel's tolerance, which a right network keeps whatever the flow's sub-pixel
 error, and a creeping or lost one does not). Frames where the flow is not credible (contrast
 change, through-plane change, a lookalike passing, noise) neither cost nor earn the network
-anything. The trust then decides how far each motion part defers to the flow: the fusion's
-weights, how much of the gap to the flow's centre the alignment closes, and how far the
-centroid guard lets the output stray from the flow mask. docs/pipeline.md, "Arbitration".
+anything. The trust then decides how far the fusion and the centroid guard defer to the flow:
+the fusion's weights, and how far the guard lets the output stray from the flow mask. docs/pipeline.md, "Arbitration".
 """
 
 from __future__ import annotations
@@ -137,29 +136,21 @@ def fuse_with_prior(
 
 
 def align_to_flow(
-    probability: np.ndarray,
-    previous: np.ndarray,
-    flow_centre: tuple[float, float] | None,
-    limit_px: float,
-    fraction: float = 1.0,
+    probability: np.ndarray, previous: np.ndarray, flow_centre: tuple[float, float] | None, limit_px: float
 ) -> tuple[np.ndarray, bool]:
-    """Translate the probability map by `fraction` of the gap between its target's centroid
-    and the flow's estimate of it.
+    """Translate the probability map so that its target's centroid is the flow's estimate of it.
 
     The target is the 8-connected component of `probability > 0.5` that overlaps the previous
     output most (as the post-processing will choose it). A gap larger than `limit_px` is a
     disagreement, not a placement error, left to the guards; the map is then returned as it
-    is, as it is when the fraction is 0. Returns the map and whether it was moved.
+    is. Returns the map and whether it was moved.
     """
-    if fraction <= 0.0 or flow_centre is None:
-        return probability, False
     target = select_component(probability > 0.5, previous)
-    if not target.any():
+    if not target.any() or flow_centre is None:
         return probability, False
     gap = np.subtract(flow_centre, mask_centroid(target))
     if float(np.hypot(*gap)) > limit_px:
         return probability, False
-    gap *= fraction
     matrix = np.float32([[1, 0, gap[1]], [0, 1, gap[0]]])
     moved = cv2.warpAffine(probability, matrix, probability.shape[::-1], flags=cv2.INTER_LINEAR)
     return moved, True

@@ -168,9 +168,9 @@ class XMemSettings:
     align_max_px: float = field(
         default=2.0,
         metadata={
-            "help": "move XMem's probability map towards the flow's centre of the target by "
-            "(1 - trust) of the gap, when they are at most this many pixels apart (and "
-            "within --max-flow-shift when that guard is on; 0 = off)"
+            "help": "on frames the flow can judge, move XMem's probability map so that its target's "
+            "centroid is the flow's centre of the target, when they are at most this many pixels "
+            "apart (and within --max-flow-shift when that guard is on; 0 = off)"
         },
     )
     flow_centre: str = field(
@@ -461,9 +461,9 @@ class XMemTracker(Tracker):
                 fused, covered, motion.prior, motion.confidence, settings.prior_weight, settings.motion_prior, trust
             )
         if credible and "align" in self._parts:
-            # A trusted network keeps its own placement; an untrusted one takes the flow's.
-            fraction = 1.0 - trust if self._trust is not None else 1.0
-            fused, moved = align_to_flow(fused, self._post.last_mask, motion.centre, self._align_limit, fraction)
+            # On a frame the flow can judge, its two-way centre places the target more precisely
+            # than the project's weights do, and costs a right network little (docs/pipeline.md).
+            fused, moved = align_to_flow(fused, self._post.last_mask, motion.centre, self._align_limit)
             self._aligned += moved
         # The guards always see the flow mask: a jump of the network's target far from where the
         # flow puts it is implausible whatever the flow's credibility. The leeway is what the
