@@ -55,16 +55,24 @@ def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residua
     its trace on the outline, texture the flow follows does not). 0 switches a test off."""
     if not motion.mask.any():
         return False
-    mask = motion.mask.astype(np.uint8)
+    # Only the neighbourhood of the outline matters: work in the mask's box widened by the ring.
+    rows, cols = np.nonzero(motion.mask)
+    reach = _RING_OUTER.shape[0] // 2 + 1
+    box = (
+        slice(max(rows.min() - reach, 0), rows.max() + reach + 1),
+        slice(max(cols.min() - reach, 0), cols.max() + reach + 1),
+    )
+    mask = motion.mask[box].astype(np.uint8)
+    confidence, residual = motion.confidence[box], motion.residual[box]
     band_kernel = np.ones((2 * CREDIBILITY_BAND_PX + 1,) * 2, np.uint8)
     band = cv2.dilate(mask, band_kernel).astype(bool) & ~cv2.erode(mask, band_kernel).astype(bool)
-    if min_consistency and motion.confidence[band].mean() < min_consistency:
+    if min_consistency and confidence[band].mean() < min_consistency:
         return False
     if max_residual_ratio:
         ring = cv2.dilate(mask, _RING_OUTER).astype(bool) & ~cv2.dilate(mask, _RING_INNER).astype(bool)
         if ring.any():
-            outside = float(motion.residual[ring].mean())
-            if float(motion.residual[band].mean()) > max_residual_ratio * max(outside, RESIDUAL_FLOOR):
+            outside = float(residual[ring].mean())
+            if float(residual[band].mean()) > max_residual_ratio * max(outside, RESIDUAL_FLOOR):
                 return False
     return True
 
