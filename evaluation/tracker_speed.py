@@ -27,7 +27,7 @@ from evaluation.metrics import dice_per_frame
 from model.errors import run_command
 from model.runner import run_tracker, time_summary
 from model.trackers import build_tracker
-from training.synthetic import SyntheticSequence, generate_sequence
+from sequences.synthetic import SyntheticSequence, generate_sequence
 
 
 def time_tracker(spec: str, sequences: Sequence[SyntheticSequence]) -> dict:

@@ -19,10 +19,10 @@ stages=("$@")
 [ ${#stages[@]} -gt 0 ] || stages=(A B C)
 
 make_data() {
-    [ -d data/train40 ] || python -m training.synthetic data/train40 --cases 40 --seed 11 --frames 50:120
-    [ -d data/trans40 ] || python -m training.synthetic data/trans40 --kind translation --cases 40 --seed 31 --frames 40:80
-    [ -d data/val3 ] || python -m training.synthetic data/val3 --cases 3 --seed 12 --frames 50:60
-    [ -d data/transval2 ] || python -m training.synthetic data/transval2 --kind translation --cases 2 --seed 32 --frames 30:40
+    [ -d data/train40 ] || python -m sequences.synthetic data/train40 --cases 40 --seed 11 --frames 50:120
+    [ -d data/trans40 ] || python -m sequences.synthetic data/trans40 --kind translation --cases 40 --seed 31 --frames 40:80
+    [ -d data/val3 ] || python -m sequences.synthetic data/val3 --cases 3 --seed 12 --frames 50:60
+    [ -d data/transval2 ] || python -m sequences.synthetic data/transval2 --kind translation --cases 2 --seed 32 --frames 30:40
     if [ ! -d data/valmix ]; then
         mkdir -p data/valmix && ln -s ../val3/S_00{1,2,3} ../transval2/T_00{1,2} data/valmix/
     fi

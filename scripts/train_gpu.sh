@@ -25,12 +25,12 @@ train_cases=${TRAIN_CASES:-120}
 val_cases=${VAL_CASES:-6}
 mkdir -p "$work" "$OUT"
 
-[ -d "$work/train" ] || python -m training.synthetic "$work/train" --cases "$train_cases" --seed 21 --frames 60:150
-[ -d "$work/train-t" ] || python -m training.synthetic "$work/train-t" --kind translation \
+[ -d "$work/train" ] || python -m sequences.synthetic "$work/train" --cases "$train_cases" --seed 21 --frames 60:150
+[ -d "$work/train-t" ] || python -m sequences.synthetic "$work/train-t" --kind translation \
     --cases $((train_cases / 2)) --seed 23 --frames 40:100
 if [ ! -d "$work/val" ]; then
-    python -m training.synthetic "$work/val" --cases "$val_cases" --seed 22 --frames 50:70
-    python -m training.synthetic "$work/val" --kind translation --cases 2 --seed 24 --frames 30:40
+    python -m sequences.synthetic "$work/val" --cases "$val_cases" --seed 22 --frames 50:70
+    python -m sequences.synthetic "$work/val" --kind translation --cases 2 --seed 24 --frames 30:40
 fi
 
 # Each call is a new run from START: a run folder left by an earlier call on the same machine

@@ -19,7 +19,7 @@ from model.overlay import write_line_chart, write_montage, write_overlay
 from model.trackers.xmem import XMemSettings
 from model.weights import ENV_VAR
 from model.xmem.network.network import XMem
-from training.synthetic import MotionRanges, generate_sequence, write_case
+from sequences.synthetic import MotionRanges, generate_sequence, write_case
 
 TRACKERS = ["copy", "optical-flow", "template", "xmem"]
 FRAMES = 8  # per case: 2 s at 4 frames/s, enough motion for tracking to beat copying

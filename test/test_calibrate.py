@@ -28,7 +28,7 @@ from evaluation.calibrate import (
 from model.errors import InputError
 from model.releases import file_digest
 from model.settings_file import read_settings_file
-from training.synthetic import write_dataset
+from sequences.synthetic import write_dataset
 
 FLOW_GRID = ["optical-flow", "optical-flow[refinement=0]", "optical-flow[reference=previous-frame]"]
 

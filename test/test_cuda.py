@@ -21,10 +21,10 @@ from model.runner import RunResult, run_tracker
 from model.trackers import build_tracker
 from model.weights import PROJECT_NAME, RESOURCES_DIR
 from model.xmem.network.network import XMem
+from sequences.synthetic import SyntheticSequence, generate_sequence
 from training.config import TrainConfig
 from training.data import ClipSampler
 from training.loop import Trainer
-from training.synthetic import SyntheticSequence, generate_sequence
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -27,7 +27,7 @@ SINCE = "\n## Since"
 NOT_KEPT = {"data", "runs", "results"}
 # Made on the user's machine by a command the docs give next to them.
 MADE_BY_COMMANDS = {"resources/XMem.pth", "resources/pipeline.json"}
-FIRST_PARTY = {"model", "evaluation", "training", "tools", "inference"}
+FIRST_PARTY = {"model", "evaluation", "training", "sequences", "tools", "inference"}
 
 _FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 _SPAN = re.compile(r"`([^`]+)`")

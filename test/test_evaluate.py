@@ -7,7 +7,7 @@ from evaluation.evaluate import evaluate_case, score_output
 from evaluation.metrics import score_sequence
 from model.io import CaseError, read_labels
 from model.trackers import build_tracker
-from training.synthetic import write_translation_case
+from sequences.synthetic import write_translation_case
 
 
 @pytest.fixture(scope="module")

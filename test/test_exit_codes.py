@@ -39,7 +39,7 @@ COMMANDS = {
         lambda tmp: [str(tmp / "missing.pth"), str(tmp / "out.pth")],
         "missing.pth: no such file",
     ),
-    "training.synthetic.__main__": (
+    "sequences.synthetic.__main__": (
         lambda tmp: [str(tmp / "file" / "data"), "--cases", "1", "--frames", "3"],
         "file/data/S_001/images: Not a directory",
     ),

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from training.synthetic.__main__ import main as synthetic_main
-from training.synthetic.dataset import FLOW_FAILURE_KINDS
-from training.synthetic.generator import FlowFailures, generate_sequence
+from sequences.synthetic.__main__ import main as synthetic_main
+from sequences.synthetic.dataset import FLOW_FAILURE_KINDS
+from sequences.synthetic.generator import FlowFailures, generate_sequence
 
 SHAPE = (128, 128)
 FRAMES = 12

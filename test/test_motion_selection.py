@@ -9,8 +9,8 @@ from test_pipeline_tracker import ThresholdCore, info_for, moving_scene
 from evaluation import motion_selection
 from model.runner import run_tracker
 from model.trackers.xmem import XMemSettings, XMemTracker
-from training.synthetic.generator import SyntheticSequence
-from training.synthetic.layout import write_case
+from sequences.synthetic.generator import SyntheticSequence
+from sequences.synthetic.layout import write_case
 
 SMALL = dict(crop_size=64, margin_mm="10", device="cpu")
 

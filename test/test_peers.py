@@ -8,7 +8,7 @@ import pytest
 from model.errors import InputError
 from model.runner import run_tracker
 from model.trackers import build_tracker
-from training.synthetic import make_translation_sequence
+from sequences.synthetic import make_translation_sequence
 
 PEERS = [
     ("optical-flow", {}),

@@ -7,7 +7,7 @@ import pytest
 
 from model.pipeline.masks import mask_centroid
 from model.pipeline.motion import DenseFlow, MaskFlow, pull
-from training.synthetic import make_translation_sequence
+from sequences.synthetic import make_translation_sequence
 
 
 def _soft_centroid(values):

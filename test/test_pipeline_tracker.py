@@ -12,7 +12,7 @@ from model.trackers import SequenceInfo, build_tracker
 from model.trackers.xmem import XMemSettings, XMemTracker, build_core
 from model.weights import PROJECT_NAME, RESOURCES_DIR, WeightsError
 from model.xmem.network.network import NetworkDims, XMem
-from training.synthetic.translation import make_translation_sequence
+from sequences.synthetic.translation import make_translation_sequence
 
 SMALL = dict(crop_size=64, margin_mm="10", device="cpu")
 

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 
 from model.io import read_dataset_case, read_labels
-from training.config import TrainConfig
-from training.data import ClipSampler
-from training.real_texture.__main__ import main as real_texture_main
-from training.real_texture.cine import RealTextureSettings, make_real_sequence
-from training.real_texture.dataset import write_quick_case
-from training.real_texture.sources import (
+from sequences.real_texture.__main__ import main as real_texture_main
+from sequences.real_texture.cine import RealTextureSettings, make_real_sequence
+from sequences.real_texture.dataset import write_quick_case
+from sequences.real_texture.sources import (
     SOURCES,
     RealTextureError,
     load_slice,
     require_sources,
     slices_of,
 )
-from training.real_texture.static import real_static_frames
+from training.config import TrainConfig
+from training.data import ClipSampler
+from training.real_static import real_static_frames
 
 SMALL = [ref for ref in slices_of("train") if ref.source.name == "pydicom-mr"][0]  # a 64 x 64 MR slice
 

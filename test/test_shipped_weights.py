@@ -10,7 +10,7 @@ from model.weights import PROJECT_NAME, RESOURCES_DIR
 from model.xmem.network.checkpoint import load_network
 from model.xmem.network.compact import is_compact
 from model.xmem.network.network import XMem
-from training.real_texture.dataset import write_quick_case
+from sequences.real_texture.dataset import write_quick_case
 
 SHIPPED = RESOURCES_DIR / PROJECT_NAME
 

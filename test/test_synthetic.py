@@ -9,11 +9,11 @@ import pytest
 import SimpleITK as sitk
 
 from model.io import find_case_dirs, read_dataset_case, read_labels
-from training.synthetic import MotionRanges, generate_sequence, make_translation_sequence
-from training.synthetic.__main__ import main as synthetic_main
-from training.synthetic.generator import Difficulty
-from training.synthetic.motion import respiratory_trace
-from training.synthetic.translation import random_shifts
+from sequences.synthetic import MotionRanges, generate_sequence, make_translation_sequence
+from sequences.synthetic.__main__ import main as synthetic_main
+from sequences.synthetic.generator import Difficulty
+from sequences.synthetic.motion import respiratory_trace
+from sequences.synthetic.translation import random_shifts
 
 SMALL = (96, 96)
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from model.io import dataset_case_id
 from model.xmem.network.checkpoint import load_network
 from model.xmem.network.network import XMem
+from sequences.synthetic.translation import write_translation_case
 from training.__main__ import main
 from training.augment import glide_offsets
 from training.config import TrainConfig, parse_config
@@ -18,7 +19,6 @@ from training.data import ClipSampler, load_sequences, max_skip_at, patch_slices
 from training.forward import reference_frames
 from training.loop import CHECKPOINT, Trainer, build_trainer, train
 from training.losses import bootstrapped_ce, dice_loss, top_fraction
-from training.synthetic.translation import write_translation_case
 from training.validate import main as validate_main
 
 TINY = dict(crop_size=64, num_frames=3, num_ref_frames=2, batch_size=1, margin_mm=(8.0, 12.0))

@@ -26,7 +26,7 @@ class TrainConfig:
     )
     real_data: tuple[str, ...] = _opt(
         (),
-        "real-texture cine cases (python -m training.real_texture OUT --split train), "
+        "real-texture cine cases (python -m sequences.real_texture OUT --split train), "
         "drawn from with real_cine_fraction",
         nargs="*",
         type=str,
@@ -34,7 +34,7 @@ class TrainConfig:
     real_cine_fraction: float = _opt(0.0, "share of clips from the real_data cases")
     real_static_fraction: float = _opt(
         0.0,
-        "share of clips made from deformed real slices (training.real_texture, "
+        "share of clips made from deformed real slices (sequences.real_texture, "
         "train split; needs dipy, nibabel, pydicom: requirements-train.txt)",
     )
     real_structure_probability: float = _opt(
@@ -138,7 +138,7 @@ class TrainConfig:
         if not self.data and self.phantom_fraction > 0.0:
             raise ValueError("no --data folders given: pass some or let the *_fraction options add up to 1")
         if not self.real_data and self.real_cine_fraction > 0.0:
-            raise ValueError("--real-cine-fraction needs --real-data folders (python -m training.real_texture)")
+            raise ValueError("--real-cine-fraction needs --real-data folders (python -m sequences.real_texture)")
         if self.weights and self.scratch:
             raise ValueError("--weights and --scratch exclude each other")
         if self.max_minutes < 0:

@@ -24,10 +24,10 @@ import torch
 from model.io import CaseError, find_case_dirs, read_dataset_case, read_labels
 from model.pipeline.crop import CropBox, CropWindow, initial_box
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
+from sequences.real_texture.sources import require_sources
 from training.augment import add_noise, glide_offsets, random_affine, random_gamma, warp_affine
 from training.config import TrainConfig
-from training.real_texture.sources import require_sources
-from training.real_texture.static import real_static_frames
+from training.real_static import real_static_frames
 from training.static import static_frames
 
 # XMem's max-skip schedule (docs/training.md, "The recipe"): (fraction of training done, max skip).

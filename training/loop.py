@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluation.metrics import METRICS
+from evaluation import METRICS
 from model.atomic import write_atomically
 from model.device import resolve_device
 from model.io import find_case_dirs

@@ -3,7 +3,7 @@
 The images are real photographs/micrographs that ship inside scikit-image (`skimage.data`,
 no download). `skimage.data.brain()` would be the natural MR choice but needs the optional
 `pooch` download, so only bundled images are used. Each clip gets a synthetic target: the
-project's lesion shape (training.synthetic.tumour) whose intensity is shifted a little from its
+project's lesion shape (sequences.synthetic.tumour) whose intensity is shifted a little from its
 surroundings.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 import skimage.color
 import skimage.data
 
+from sequences.synthetic.tumour import random_tumour, tumour_mask
 from training.augment import elastic_warp, random_affine, warp_affine
-from training.synthetic.tumour import random_tumour, tumour_mask
 
 # Bundled with the scikit-image wheel (checked for 0.26); greyscale or converted to grey.
 STATIC_IMAGES = (

@@ -7,7 +7,7 @@ case by case at any crop size:
         [--threshold 0.4] [--mem-every 3] ...  (every XMemSettings option of inference.py)
 
 prints one line per case (dsc, cd in pixels) and the means over the cases
-(evaluation.metrics.mean_over_cases). Tune pipeline settings on a selection set, never on the
+(evaluation.mean_over_cases). Tune pipeline settings on a selection set, never on the
 cases that decide the bar (docs/training.md, "Choosing and shipping weights").
 """
 
@@ -17,8 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from evaluation.evaluate import evaluate_case
-from evaluation.metrics import CaseMeans, mean_over_cases
+from evaluation import CaseMeans, evaluate_case, mean_over_cases
 from model.errors import run_command
 from model.io import find_case_dirs
 from model.settings import add_settings_options

@@ -7,9 +7,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from training.real_texture.cine import pick_slice
-from training.real_texture.sources import load_slice
-from training.real_texture.targets import lesion_contrast, paint, place_target
+from sequences.real_texture.cine import pick_slice
+from sequences.real_texture.sources import load_slice
+from sequences.real_texture.targets import lesion_contrast, paint, place_target
 from training.static import RADIUS_PX, deformed_copies
 
 SIDE_PX = (192, 320)  # the slice's shorter side is scaled to a draw from this range

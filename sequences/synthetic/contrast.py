@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from training.synthetic.anatomy import Tissue
+from sequences.synthetic.anatomy import Tissue
 
 
 @dataclass(frozen=True)

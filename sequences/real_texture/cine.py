@@ -1,12 +1,12 @@
 """Cine-like labelled sequences on real slices (the issue's clips of kind b).
 
 One real slice, fitted to a field look's frame (spacing, field of view), gets a target (a real
-structure or a painted lesion, training.real_texture.targets) and is moved by the project's
-breathing model (training.synthetic.motion): the target and the tissue around it follow the
+structure or a painted lesion, sequences.real_texture.targets) and is moved by the project's
+breathing model (sequences.synthetic.motion): the target and the tissue around it follow the
 breathing trace, fading towards the frame's edge, plus a smooth non-rigid wander. Through-plane
 change is a local zoom about the target (its cut grows and shrinks with breathing) and a slow
 change of its contrast; the acquisition adds coil shading, a drifting receiver gain, blur and
-Rician noise (training.synthetic.contrast). Image and mask are warped with the same field.
+Rician noise (sequences.synthetic.contrast). Image and mask are warped with the same field.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 
 from model.trackers import SequenceInfo
-from training.real_texture.sources import SliceRef, load_slice, slices_of, tissue_mask
-from training.real_texture.targets import Target, lesion_contrast, paint, place_target
-from training.synthetic.contrast import LOOKS, acquire, coil_shading, gain_drift
-from training.synthetic.generator import REGIONS, MotionRanges, SyntheticSequence
-from training.synthetic.motion import (
+from sequences.real_texture.sources import SliceRef, load_slice, slices_of, tissue_mask
+from sequences.real_texture.targets import Target, lesion_contrast, paint, place_target
+from sequences.synthetic.contrast import LOOKS, acquire, coil_shading, gain_drift
+from sequences.synthetic.generator import REGIONS, MotionRanges, SyntheticSequence
+from sequences.synthetic.motion import (
     RespiratoryTrace,
     ou_process,
     respiratory_trace,

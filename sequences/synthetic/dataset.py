@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from training.synthetic.generator import REGIONS, Difficulty, FlowFailures, MotionRanges, generate_sequence
-from training.synthetic.layout import write_case
-from training.synthetic.translation import make_translation_sequence, random_shifts
+from sequences.synthetic.generator import REGIONS, Difficulty, FlowFailures, MotionRanges, generate_sequence
+from sequences.synthetic.layout import write_case
+from sequences.synthetic.translation import make_translation_sequence, random_shifts
 
 
 def case_seed(seed: int, index: int) -> int:

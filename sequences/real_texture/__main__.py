@@ -1,4 +1,4 @@
-"""python -m training.real_texture OUT_DIR --cases 10 --seed 0 --split train|val [--frames 40:60]
+"""python -m sequences.real_texture OUT_DIR --cases 10 --seed 0 --split train|val [--frames 40:60]
 [--frame-rates 1,2,4,8] ...: write real-texture cine sequences (real slices from installed
 packages, moved by the breathing model) in the TrackRAD dataset layout."""
 
@@ -9,15 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-from training.real_texture.cine import RealTextureSettings
-from training.real_texture.dataset import write_real_dataset
-from training.real_texture.sources import SPLITS, RealTextureError
-from training.synthetic.__main__ import _range
-from training.synthetic.generator import MotionRanges
+from sequences.real_texture.cine import RealTextureSettings
+from sequences.real_texture.dataset import write_real_dataset
+from sequences.real_texture.sources import SPLITS, RealTextureError
+from sequences.synthetic.__main__ import _range
+from sequences.synthetic.generator import MotionRanges
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.real_texture", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sequences.real_texture", description=__doc__)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)

@@ -23,11 +23,11 @@ import cv2
 import numpy as np
 
 from model.trackers import SequenceInfo
-from training.synthetic.anatomy import Tissue, make_anatomy
-from training.synthetic.contrast import LOOKS, tissue_image
-from training.synthetic.generator import SyntheticSequence
-from training.synthetic.layout import write_case
-from training.synthetic.tumour import round_tumour, tumour_mask
+from sequences.synthetic.anatomy import Tissue, make_anatomy
+from sequences.synthetic.contrast import LOOKS, tissue_image
+from sequences.synthetic.generator import SyntheticSequence
+from sequences.synthetic.layout import write_case
+from sequences.synthetic.tumour import round_tumour, tumour_mask
 
 
 def default_shifts(n_frames: int) -> np.ndarray:

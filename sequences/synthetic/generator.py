@@ -15,16 +15,16 @@ import cv2
 import numpy as np
 
 from model.trackers import SequenceInfo
-from training.synthetic.anatomy import Tissue, make_anatomy
-from training.synthetic.contrast import LOOKS, FieldLook, acquire, coil_shading, gain_drift, tissue_image
-from training.synthetic.motion import (
+from sequences.synthetic.anatomy import Tissue, make_anatomy
+from sequences.synthetic.contrast import LOOKS, FieldLook, acquire, coil_shading, gain_drift, tissue_image
+from sequences.synthetic.motion import (
     RespiratoryTrace,
     ou_process,
     respiratory_trace,
     smooth_random_fields,
     warp,
 )
-from training.synthetic.tumour import random_tumour, render
+from sequences.synthetic.tumour import random_tumour, render
 
 REGIONS = ("lung", "thorax", "abdomen")
 # Which tissue hosts the tumour, and where the field of view is centred (SI body coordinate,

@@ -1,6 +1,6 @@
 """The target on a real slice: a real structure found in the picture, or a painted lesion.
 
-A painted lesion is the project's one lesion shape (training.synthetic.tumour) whose signal is
+A painted lesion is the project's one lesion shape (sequences.synthetic.tumour) whose signal is
 the slice's own signal scaled by 1 + contrast, so it keeps the texture around it; weak contrast
 (10-25 %) is hard to see, strong (40-80 %) is plain. A real structure is a region of similar
 grey level grown from a seed inside the tissue (ventricle, vessel, organ part), kept only when
@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import skimage.segmentation
 
-from training.real_texture.sources import tissue_mask
-from training.synthetic.tumour import random_tumour, render
+from sequences.real_texture.sources import tissue_mask
+from sequences.synthetic.tumour import random_tumour, render
 
 CONTRASTS = {"weak": (0.1, 0.25), "strong": (0.4, 0.8)}
 STRUCTURE_TRIES = 30

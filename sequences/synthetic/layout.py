@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from training.synthetic.generator import SyntheticSequence
+from sequences.synthetic.generator import SyntheticSequence
 
 # The example case carries 5.0 on the time axis (not a frame interval: it runs at 8 fps);
 # nothing reads it, so the synthetic cases copy it.

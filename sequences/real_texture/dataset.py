@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.real_texture.cine import RealTextureSettings, make_real_sequence
-from training.real_texture.sources import require_sources, slices_of
-from training.synthetic.dataset import case_seed
-from training.synthetic.layout import write_case
+from sequences.real_texture.cine import RealTextureSettings, make_real_sequence
+from sequences.real_texture.sources import require_sources, slices_of
+from sequences.synthetic.dataset import case_seed
+from sequences.synthetic.layout import write_case
 
 CONTRAST_STRENGTHS = ("weak", "strong")
 FIELD_STRENGTHS = (0.35, 1.5)

@@ -1,4 +1,4 @@
-"""python -m training.synthetic OUT_DIR --cases 10 --seed 0 [--frames 50:500] [--kind breathing|translation]
+"""python -m sequences.synthetic OUT_DIR --cases 10 --seed 0 [--frames 50:500] [--kind breathing|translation]
 ...: write a dataset of generated cine-MRI cases (breathing phantoms, or whole-scene translations)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from model.errors import run_command
-from training.synthetic.dataset import write_dataset, write_flow_failure_dataset, write_translation_dataset
-from training.synthetic.generator import REGIONS, Difficulty, FlowFailures, MotionRanges
+from sequences.synthetic.dataset import write_dataset, write_flow_failure_dataset, write_translation_dataset
+from sequences.synthetic.generator import REGIONS, Difficulty, FlowFailures, MotionRanges
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -22,7 +22,7 @@ def _range(text: str) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.synthetic", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sequences.synthetic", description=__doc__)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=("breathing", "translation", "flowfail"),
         default="breathing",
         help="breathing: deforming phantoms with respiratory motion (the options below apply); "
-        "translation: the whole scene moves by smooth random shifts (training.synthetic.translation); "
+        "translation: the whole scene moves by smooth random shifts (sequences.synthetic.translation); "
         "flowfail: phantoms made to defeat optical flow, one kind per case in turn "
-        "(training.synthetic.dataset.FLOW_FAILURE_KINDS; --frames and the options below do not apply)",
+        "(sequences.synthetic.dataset.FLOW_FAILURE_KINDS; --frames and the options below do not apply)",
     )
     parser.add_argument("--fields", default="0.35,1.5", help="field strengths to alternate (T)")
     parser.add_argument("--regions", default=",".join(REGIONS), help=f"subset of {','.join(REGIONS)}")
