@@ -2,8 +2,8 @@
 one case through a tracker (evaluate.py), the benchmark, the calibration, the harness, timings.
 
 The names below are the package's interface for the other packages (training imports only
-these). They load on first use (PEP 562), so importing one submodule, e.g.
-`python -m evaluation.network_speed`, does not import the others.
+these, test/test_import_graph.py checks it). They load on first use (PEP 562), so importing one
+submodule, e.g. `python -m evaluation.network_speed`, does not import the others.
 """
 
 from __future__ import annotations
