@@ -103,6 +103,10 @@ def _track(args: argparse.Namespace, settings: dict[str, Any]) -> int:
     frame_stats = time_summary(result.frame_seconds)
     width, height, n_frames = case.frames.shape
     print(f"loading: {loading:.3f} s ({case.image_path.name}, {width}x{height}, {n_frames} frames)")
+    resolved = tracker.settings().get("resolved", {})
+    if "grid_px" in resolved:  # the network's share of the time goes with its grid's area
+        box = "x".join(str(side) for side in resolved["crop_box_size_px"])
+        print(f"network grid: {resolved['grid_px']} px a side (crop window {box} frame pixels)")
     print(
         f"per frame ({args.tracker}): median {frame_stats['median'] * 1e3:.3f} ms, "
         f"p95 {frame_stats['p95'] * 1e3:.3f} ms, max {frame_stats['max'] * 1e3:.3f} ms"

@@ -3,7 +3,7 @@
     python -m evaluation.tracker_speed --trackers "xmem[device=cuda],xmem[device=cpu]" --cases 3 --frames 100
 
 Each tracker spec (as in evaluation.benchmark, e.g. `xmem[motion=off,device=cuda]`) runs over
-the same seeded phantom sequences (training.synthetic, 1.5 T abdomen look), one after the
+the same seeded phantom sequences (sequences.synthetic, 1.5 T abdomen look), one after the
 other in this process, through model.runner.run_tracker: the whole per-frame pipeline with
 no file reading or writing. Unlike the benchmark, it needs no dataset on disk, so it suits a
 machine that is only there to be timed. Prints one JSON line per tracker: median, p95 and max
@@ -38,6 +38,7 @@ def time_tracker(spec: str, sequences: Sequence[SyntheticSequence]) -> dict:
     seconds: list[float] = []
     scores: list[float] = []
     described: dict[str, str] = {}
+    grids: set[int] = set()
     for sequence in sequences:
         tracker = build_tracker(name, **settings)
         result = run_tracker(tracker, sequence.frames, sequence.masks[:, :, 0], sequence.info)
@@ -46,6 +47,9 @@ def time_tracker(spec: str, sequences: Sequence[SyntheticSequence]) -> dict:
         seconds += result.frame_seconds
         scores.append(float(np.nanmean(dice_per_frame(result.masks, sequence.masks)[1:])))
         described = tracker.describe()
+        grid = tracker.settings().get("resolved", {}).get("grid_px")
+        if grid is not None:
+            grids.add(grid)
     summary = time_summary(seconds)
     row = {
         "tracker": spec,
@@ -56,6 +60,8 @@ def time_tracker(spec: str, sequences: Sequence[SyntheticSequence]) -> dict:
         "mean_dsc": round(float(np.mean(scores)), 4),
         **{key: described[key] for key in ("device", "precision", "torch", "cuda") if key in described},
     }
+    if grids:  # the network grid each sequence ran at (--crop-size auto: chosen per sequence)
+        row["grid_px"] = sorted(grids)
     if described.get("device", "").startswith("cuda"):
         row["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20)
     return row

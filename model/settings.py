@@ -1,8 +1,9 @@
 """Settings dataclasses as command-line options, and the one parser of a setting's value from text.
 
 A field's annotation names its value type: `int`, `float`, `str`, `bool` (each optionally
-`| None`) or `AutoFloat` ("auto" or a number). The same parser reads a value from the command
-line (`add_settings_options`) and from a benchmark spec such as `xmem[margin-mm=auto,guard=off]`.
+`| None`), `AutoFloat` ("auto" or a number) or `AutoInt` ("auto" or a whole number). The same
+parser reads a value from the command line (`add_settings_options`) and from a benchmark spec
+such as `xmem[margin-mm=auto,guard=off]`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 AUTO = "auto"
 AutoFloat = float | Literal["auto"]
+AutoInt = int | Literal["auto"]
 _BOOLEANS = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
 
 
@@ -35,17 +37,30 @@ def auto_or_float(value: str | float) -> AutoFloat:
         raise ValueError(f"expected 'auto' or a number, got {value!r}") from None
 
 
+def auto_or_int(value: str | int) -> AutoInt:
+    """ "auto", or the whole number `value` is or spells."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"expected 'auto' or a whole number, got {value!r}")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected 'auto' or a whole number, got {value!r}") from None
+
+
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "int": int,
     "float": float,
     "str": str,
     "bool": parse_bool,
     "AutoFloat": auto_or_float,
+    "AutoInt": auto_or_int,
 }
 
 
 def value_kind(field: dataclasses.Field) -> str:
-    """The field's value type by name: int, float, str, bool or AutoFloat."""
+    """The field's value type by name: int, float, str, bool, AutoFloat or AutoInt."""
     annotation = field.type if isinstance(field.type, str) else field.type.__name__
     return annotation.removesuffix(" | None")
 

@@ -43,7 +43,14 @@ FILE_NAME = "pipeline.json"
 BUILT_IN = "built-in defaults"
 _KEYS = {"tracker", "settings", "provenance"}
 # JSON value types by value kind (model.settings.value_kind); the Settings check the values.
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "AutoFloat": (int, float, str)}
+_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "AutoFloat": (int, float, str),
+    "AutoInt": (int, str),
+}
 
 
 class SettingsFileError(InputError):

@@ -147,6 +147,10 @@ def test_settings_follow_the_cli_contract_and_reach_the_core():
     "bad",
     [
         {"crop_size": 100},
+        {"crop_size": "big"},
+        {"grid_min": 100},
+        {"grid_min": 400},
+        {"grid_scale": 0.0},
         {"margin_mm": "wide"},
         {"margin_mm": "-1"},
         {"ema_weight": "0"},
@@ -185,6 +189,26 @@ def test_auto_settings_resolve_from_metadata():
     assert reports["lung"]["crop_box_size_px"][0] > reports["pelvis"]["crop_box_size_px"][0]
     assert reports["lung"]["ema_weight"] == pytest.approx(1 - np.exp(-1.25))
     assert reports["pelvis"]["ema_weight"] > 0.9999
+
+
+@pytest.mark.parametrize(
+    ("settings", "grid"),
+    [
+        ({"grid_scale": 4.0, "grid_min": 64}, 112),  # 4 x the 27-px window = 108 -> 112
+        ({"grid_scale": 4.0, "grid_min": 160}, 160),  # the floor
+        ({"grid_scale": 40.0, "grid_min": 64}, 384),  # the ceiling: the training scale
+        ({"crop_size": 96, "grid_scale": 4.0}, 96),  # a fixed grid wins
+    ],
+)
+def test_the_network_grid_follows_the_window_at_frame_0(settings, grid):
+    frames, masks = moving_blob(n_frames=6)  # a 17-px disk in a 5-px margin: a 27-px window
+    core = ThresholdCore()
+    tracker = XMemTracker(XMemSettings(margin_mm="5", device="cpu", motion="off", **settings), core=core)
+    result = run_tracker(tracker, frames, masks[:, :, 0], info_for(frames))
+    assert tracker.settings()["resolved"]["crop_box_size_px"] == [27, 27]
+    assert tracker.settings()["resolved"]["grid_px"] == grid
+    assert {tuple(image.shape[-2:]) for image in core.images} == {(grid, grid)}  # one grid all along
+    assert np.mean([dice(result.masks[:, :, t] > 0, masks[:, :, t]) for t in range(1, 6)]) > 0.9
 
 
 # --- the pipeline around a core that tracks ----------------------------------------------

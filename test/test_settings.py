@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from evaluation.benchmark import parse_spec
-from model.settings import AUTO, add_settings_options, auto_or_float, parse_bool
+from model.settings import AUTO, add_settings_options, auto_or_float, auto_or_int, parse_bool
 from model.trackers.xmem import XMemSettings
 
 
@@ -14,6 +14,15 @@ def test_auto_or_a_number():
     assert auto_or_float("20") == 20.0 and auto_or_float(0.5) == 0.5
     with pytest.raises(ValueError, match="'auto' or a number"):
         auto_or_float("wide")
+
+
+def test_auto_or_a_whole_number():
+    assert auto_or_int("AUTO") == AUTO and auto_or_int("256") == 256 and auto_or_int(192) == 192
+    for text in ("wide", "25.5", 25.5, True):
+        with pytest.raises(ValueError, match="'auto' or a whole number"):
+            auto_or_int(text)
+    assert parse_spec("xmem[crop-size=auto]")[1] == {"crop_size": AUTO}
+    assert parse_spec("xmem[crop-size=256]")[1] == {"crop_size": 256}
 
 
 def test_booleans_spelled_on_off():

@@ -1,7 +1,7 @@
 """XMemTracker: the XMem inference core inside the causal, never-empty cine-MRI pipeline.
 
 Per frame: normalise the whole frame (model.pipeline.preprocess.normalise_frame), crop the window and
-resize it to crop_size x crop_size (model.pipeline.crop), replicate grey into three channels,
+resize it to the network grid (crop_size, or chosen from the window at frame 0), replicate grey into three channels,
 one InferenceCore step, paste the foreground probability back into the frame, post-process
 (model.pipeline.postprocess), then let the window follow the new mask. docs/pipeline.md has the
 recipes and the reasons.
@@ -26,12 +26,12 @@ from model.pipeline.arbitration import (
     flow_is_credible,
     fuse_with_prior,
 )
-from model.pipeline.crop import CropWindow, initial_box, margin_for_region
+from model.pipeline.crop import CropBox, CropWindow, initial_box, margin_for_region
 from model.pipeline.masks import mask_centroid
 from model.pipeline.motion import MaskFlow
 from model.pipeline.postprocess import PostProcessor, SlowFailureGuards, ema_weight_for_frame_rate
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
-from model.settings import AUTO, AutoFloat, auto_or_float
+from model.settings import AUTO, AutoFloat, AutoInt, auto_or_float, auto_or_int
 from model.trackers import SequenceInfo, Tracker
 from model.weights import ResolvedWeights, load_weights
 from model.xmem.inference.config import InferenceConfig
@@ -39,6 +39,8 @@ from model.xmem.inference.inference_core import STRIDE, InferenceCore, resolve_p
 from model.xmem.network.checkpoint import load_network
 
 MOTION_REFERENCES = ("off", *MaskFlow.REFERENCES)
+# The largest grid --crop-size auto picks: the scale the network was trained at.
+MAX_AUTO_GRID = 384
 MOTION_PRIOR_RULES = ("off", *FUSION_RULES)
 
 
@@ -61,9 +63,21 @@ class VideoCore(Protocol):
 
 @dataclass(frozen=True)
 class XMemSettings:
-    crop_size: int = field(
-        default=384,
-        metadata={"help": "side of the square network input in pixels (multiple of 16); 256 is the faster CPU setting"},
+    crop_size: AutoInt = field(
+        default=AUTO,
+        metadata={
+            "help": "side of the square network input in pixels (a multiple of 16), or 'auto': "
+            "grid_scale network pixels per pixel of the window at frame 0, between grid_min and "
+            f"{MAX_AUTO_GRID}"
+        },
+    )
+    grid_scale: float = field(
+        default=2.0,
+        metadata={"help": "--crop-size auto: network pixels per frame pixel of the crop window's longer side"},
+    )
+    grid_min: int = field(
+        default=224,
+        metadata={"help": f"--crop-size auto: the smallest grid (a multiple of 16, at most {MAX_AUTO_GRID})"},
     )
     margin_mm: AutoFloat = field(
         default=AUTO,
@@ -220,13 +234,19 @@ class XMemSettings:
     )
 
     def __post_init__(self) -> None:
-        if self.crop_size < STRIDE or self.crop_size % STRIDE:
-            raise ValueError(f"crop_size must be a positive multiple of {STRIDE}, got {self.crop_size}")
-        for name in ("margin_mm", "ema_weight"):  # "12" (a settings file, a test) becomes 12.0
-            try:
-                object.__setattr__(self, name, auto_or_float(getattr(self, name)))
+        for name, parse in (("crop_size", auto_or_int), ("margin_mm", auto_or_float), ("ema_weight", auto_or_float)):
+            try:  # "12" (a settings file, a test) becomes 12
+                object.__setattr__(self, name, parse(getattr(self, name)))
             except ValueError as error:
                 raise ValueError(f"{name}: {error}") from None
+        if self.crop_size != AUTO and (self.crop_size < STRIDE or self.crop_size % STRIDE):
+            raise ValueError(f"crop_size must be 'auto' or a positive multiple of {STRIDE}, got {self.crop_size}")
+        if self.grid_scale <= 0:
+            raise ValueError(f"grid_scale must be > 0, got {self.grid_scale}")
+        if self.grid_min < STRIDE or self.grid_min % STRIDE or self.grid_min > MAX_AUTO_GRID:
+            raise ValueError(
+                f"grid_min must be a multiple of {STRIDE} in [{STRIDE}, {MAX_AUTO_GRID}], got {self.grid_min}"
+            )
         if self.margin_mm != AUTO and self.margin_mm < 0:
             raise ValueError(f"margin_mm must be >= 0, got {self.margin_mm}")
         if self.ema_weight != AUTO and not 0.0 < self.ema_weight <= 1.0:
@@ -310,6 +330,15 @@ class XMemSettings:
             self.guard_leeway,
         )
 
+    def grid_for(self, box: CropBox) -> int:
+        """The network grid's side for a sequence whose window is `box`: crop_size, or with
+        'auto' grid_scale x the box's longer side rounded up to a multiple of the stride, between
+        grid_min and MAX_AUTO_GRID. One grid per sequence: keys at two scales do not match."""
+        if self.crop_size != AUTO:
+            return self.crop_size
+        side = math.ceil(self.grid_scale * max(box.size) / STRIDE) * STRIDE
+        return max(self.grid_min, min(MAX_AUTO_GRID, side))
+
     def margin_for(self, info: SequenceInfo) -> float:
         return margin_for_region(info.scanned_region) if self.margin_mm == AUTO else self.margin_mm
 
@@ -377,7 +406,8 @@ class XMemTracker(Tracker):
         margin_mm = settings.margin_for(info)
         ema_weight = settings.ema_weight_for(info)
         box = initial_box(first_mask, info.pixel_spacing_mm, margin_mm)
-        self._window = CropWindow(box, first_mask.shape, settings.crop_size)
+        grid = settings.grid_for(box)
+        self._window = CropWindow(box, first_mask.shape, grid)
         self._parts = settings.motion_parts()
         self._post = PostProcessor(
             first_mask,
@@ -401,6 +431,7 @@ class XMemTracker(Tracker):
             "margin_mm": margin_mm,
             "ema_weight": ema_weight,
             "crop_box_size_px": list(box.size),
+            "grid_px": grid,
             "motion_parts": list(self._parts),
             "align_limit_px": self._align_limit if "align" in self._parts else 0.0,
         }
