@@ -1,29 +1,12 @@
-"""Check the default tracker against its peers on benchmark results: the project's acceptance bar.
+"""The project's acceptance bar: the default tracker against its peers on benchmark results.
 
     python -m evaluation.acceptance RESULTS [RESULTS ...] [--default xmem] [--peer optical-flow]
         [--alone "xmem[motion=off]"] [--copy copy] [--max-time-ratio 1.15]
+    python -m evaluation.acceptance --arbitration RESULTS [RESULTS ...] [--before CSV ...]
 
-RESULTS is a benchmark output folder (its cases.csv, and table.csv for the times) or a cases CSV
-file (`docs/results/bar-*.csv`; without a table.csv beside it the time check is not made). Per
-set, from the per-case scores of the four rows named by the options:
-- never below no tracking: the default's DSC is at least copy's on every case;
-- beats the peer: a higher mean DSC and a lower mean centre distance than optical flow;
-- beats XMem alone: a higher mean DSC and a lower mean centre distance;
-- time: the default's median time per frame at most --max-time-ratio times XMem alone's, both
-  from the same benchmark command (its table.csv).
-Means are over the cases, of the values as the CSV holds them, printed to four places.
-
-With --arbitration, the bar of the arbitration between the network and the flow on the output
-of scripts/arbitration_matrix.sh, per set and per network whose rows it holds (the stand-ins'
-rows `xmem[network=K]` and `xmem[network=K,motion=off]`, the real network's --default and --alone):
-- exact: mean DSC at least 0.97 and mean centre distance at most 0.30 px; on no case more than
-  0.03 DSC below the better of optical flow and the stand-in alone;
-- jitter: mean DSC and centre distance at least as good as the better of the stand-in alone and
-  optical flow, within 0.003 DSC and 0.02 px;
-- creep, lost and the real network: mean DSC at least optical flow's minus 0.005; no case below
-  copy; with --before CSV (a cases CSV whose name ends in -SET.csv, such as
-  docs/results/bar-val10.csv), the real network's default within 0.003 DSC and 0.02 px of it.
-Exit 0 when every check passes on every set, 1 when one fails (or a file cannot be read).
+RESULTS: benchmark output folders or cases CSV files (docs/results/bar-*.csv). Exit 0 when every
+check passes on every set, 1 when one fails or a file cannot be read. From Python: check_set,
+check_arbitration. See docs/benchmark.md, "Acceptance checks" and "Arbitration matrix".
 """
 
 from __future__ import annotations

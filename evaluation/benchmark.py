@@ -1,42 +1,12 @@
-"""Benchmark trackers against each other on a labelled dataset folder.
+"""Benchmark trackers against each other on a labelled dataset folder: each tracker in its own
+fresh process, one after the other, scored with the challenge's metrics and timed per frame.
 
     python -m evaluation.benchmark DATASET_DIR --trackers copy,optical-flow,template,xmem --out DIR
         [--overlays] [--reference SPEC]
 
-Each entry of --trackers is a tracker spec: a registry name, optionally with settings in
-brackets and, for trackers with a `weights` setting, a weights file after `@`:
-    xmem@resources/trackrad-xmem.pth
-    xmem[motion=off]                      (XMem alone)
-    xmem[motion-prior=confidence,prior-weight=0.5]@path/to/weights.pth
-    optical-flow[reference=previous-frame]
-    xmem[network=exact,motion=off]        (a stand-in network alone: evaluation.standins)
-Setting names are the command-line options of inference.py without the dashes in front
-(`--motion-prior` -> `motion-prior`); booleans take on/off. The one key that is not a setting,
-`network` (XMem only), puts a stand-in network of known quality built from each case's labels
-(exact, jitter, creep, lost) in place of the real one; `xmem` is the real network. The row's
-label is the spec as written, so every row of an ablation says exactly what ran.
-
-Every tracker runs in its own fresh process (spawned one after the other, never in parallel,
-so timings do not compete) over all cases of the dataset, through model.runner.run_tracker.
-The outputs are rewritten after every row, so a run stopped part-way keeps its finished rows.
-Printed and written (DIR/table.csv, DIR/table.md), one row per tracker:
-- dsc, hd95_px, masd_px, cd_px, rel_d98: per-case challenge means (evaluation.metrics.score_sequence,
-  first frame excluded), averaged over the cases by evaluation.metrics.mean_over_cases (a case
-  whose metric is undefined is left out and counted in `note` as undefined_<metric>=N);
-- median_ms, p95_ms: the median and 95th percentile of the time of one `track` call, over all
-  frames of all cases (loading and `start` excluded);
-- peak_rss_mib: peak resident memory (ru_maxrss) of that tracker's worker process, which
-  holds the interpreter, the imported libraries, one case at a time and the tracker. The copy
-  row is the floor, so a tracker's own footprint is about its peak minus copy's;
-- peak_gpu_mib: torch.cuda.max_memory_allocated in the worker, when torch ran on CUDA;
-- time_vs_xmem: median_ms divided by the reference row's median_ms (--reference, default the
-  first XMem row; that row = 1.0).
-A tracker that cannot be built (e.g. XMem without weights) gets a row with the reason in `note`.
-DIR/cases.csv has the same metrics per tracker and case (CASE_COLUMNS), to see which cases
-decide a mean.
-DIR/dsc_over_time.png plots the DSC of each frame against its time in the sequence, averaged
-over the cases in one-second bins (wider for long sequences). With --overlays, every tracker
-writes DIR/overlays/<case>/<tracker>.gif and .png (prediction amber, ground truth green).
+A tracker spec is NAME[setting=value,...]@WEIGHTS, brackets and weights optional
+(xmem[motion=off], xmem@resources/trackrad-xmem.pth). Writes DIR/table.csv, table.md, cases.csv,
+dsc_over_time.png. From Python: run_benchmark, benchmark_tracker, parse_spec. See docs/benchmark.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,12 @@
-"""Choose the pipeline's settings for one's weights on one's labelled cases, and write them as a
-settings file (model.settings_file) that the entry point and the submission read.
+"""Choose the pipeline's settings for one's weights on one's labelled cases, by cross-validation
+over the cases, and write them as a settings file (model.settings_file) for the entry point.
 
     python -m evaluation.calibrate DATASET --weights W --out resources/pipeline.json
         [--grid FILE] [--folds 5] [--seed 0] [--tolerance 0.001] [--set KEY=VALUE ...] [--work DIR]
 
-The grid (default evaluation/calibration_grid.json) is a JSON object whose "cells" are tracker
-specs of one tracker, as the benchmark writes them (`xmem[prior-weight=0.5]`, no `@weights`).
-Every cell, the tracker's built-in default and optical flow run once over every case, each in a
-fresh process through the benchmark's worker, and are scored with the official metrics. `--set
-KEY=VALUE` adds a spec key to every cell and to the default (a stand-in `network=exact`, a
-`device`): any key the benchmark's spec parser accepts. A finished cell is kept in
-WORK/cells/<cell>.json, so a run stopped part-way resumes without redoing it.
-
-Selection rule: the highest mean DSC over the cases; among the cells within --tolerance of it,
-the lowest mean centre distance; then the earlier cell of the grid. Cross-validation: the cases
-are shuffled (--seed) and dealt into --folds folds; for each fold the rule picks a cell on the
-other folds and the table shows that cell's score on the fold against the default's and optical
-flow's, so no case both chooses and judges. Finally the rule picks on all cases, and that cell's
-settings (without `--set` keys and weights) go to --out with their provenance: the weights'
-sha256, the case ids, the scores per fold and overall, the command and the date.
-Progress and a time estimate go to stderr; the table to stdout and WORK/table.md.
+The grid (default evaluation/calibration_grid.json) holds tracker specs as the benchmark writes
+them; finished runs are kept under WORK/cells, so a stopped run resumes. From Python:
+calibrate, choose. See docs/calibration.md.
 """
 
 from __future__ import annotations

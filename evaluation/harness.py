@@ -1,17 +1,9 @@
 """Local TrackRAD harness (behind test/run.sh): runs the entry point on every case of a
 dataset as grand-challenge would, scores the outputs and checks the runtime limit.
 
-Each case is laid out in a temporary /input-like folder (read-only), the entry point runs as a
-separate process (or as the built Docker image with the challenge's mounts), and its output is
-scored against targets/<id>_labels.mha (evaluation.evaluate.score_output) and averaged over the
-cases (evaluation.metrics.mean_over_cases). Cases without labels are run and checked (exit
-code, empty frames, time) but not scored.
-
-Options: the harness's own (--tracker, --max-seconds-per-frame, --docker) are read first; every
-other option, with its value, goes to the entry point, in any order and with or without
-DATASET_DIR (`test/run.sh --tracker xmem --weights W` runs the example case with weights W).
-The entry point's parser for the chosen tracker says which options take a value; an option it
-does not know is a usage error before any case runs.
+The harness's own options (--tracker, --max-seconds-per-frame, --docker) are read first; every
+other option goes to the entry point with its value. From Python: run_case, summarise.
+See docs/benchmark.md, "The harness", and docs/bad-input.md, "The harness's options".
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
-"""The TrackRAD2025 metrics, as the challenge's evaluation computes them.
+"""The TrackRAD2025 metrics, as the challenge's evaluation computes them: per frame DSC, HD95,
+MASD and centre distance (pixels, frame 0 excluded), per sequence the relative D98, over cases
+one averaging rule (a case whose metric is undefined is left out and counted), and the runtime.
 
-Arrays are (W, H, T) with time last, 0/1 valued. Per frame (pixel units, unit spacing):
-- DSC; HD95 = max of the two directed 95th percentiles of edge-to-edge distances;
-  MASD = mean distance from the predicted edge to the true edge (directed, as the challenge);
-  CD = distance between the centres of mass. Edges are mask XOR its erosion (cross structure).
-- Frames with an empty ground truth are dropped; an empty prediction scores DSC 0 and
-  HD95 = MASD = CD = max(H, W).
-- Frame 0 is excluded from the DSC/HD95/MASD/CD means.
-Per sequence, the relative D98 dose metric (see `relative_d98`), computed over every frame with
-a non-empty ground truth, frame 0 included, as the challenge does; an empty prediction adds a
-zero dose to the average.
-Over cases, `mean_over_cases` is the one averaging rule of every table: a case whose metric is
-undefined (NaN) is left out of the mean and counted. `METRICS` names and formats the metrics.
-docs/contract.md states all of these rules.
+Arrays are (W, H, T), time last, 0/1 valued. Entry points: frame_scores, score_sequence,
+relative_d98, mean_over_cases, fit_runtime, METRICS (names and formats).
+See docs/contract.md, "The metrics".
 """
 
 from __future__ import annotations

@@ -1,23 +1,12 @@
-"""Choose XMem's post-network motion settings on a selection set without rerunning the network.
+"""Choose XMem's post-network settings on a selection set without rerunning the network: record
+the network's probabilities once, then replay settings specs on them at milliseconds a frame.
 
     python -m evaluation.motion_selection record DATASET --out DIR [--cases N] [--weights W.pth]
     python -m evaluation.motion_selection replay DATASET --recorded DIR SPEC [SPEC ...]
 
-`record` runs the XMem tracker (its defaults) over the first N cases with the window placed
-from the first-frame flow, which does not depend on the network's output, and stores the network's
-probabilities of every frame (DIR/<case>.npz). `replay` runs the real XMemTracker once per
-settings spec (the benchmark's syntax, e.g. `xmem[align-max-px=1,max-flow-shift=0.15]`) with a
-core that returns the recorded probabilities, and prints each case's DSC, centre distance and
-lag (the centroid error along the target's motion: negative = behind it), and their means.
-A network pass costs seconds on a loaded CPU; a replay costs milliseconds per frame, so a
-grid of post-network settings (fusion, alignment, guards, fallback, smoothing) can be
-compared on the same network outputs.
-
-What a replay cannot show: a frame the guards reject is kept out of XMem's memory, which
-changes the network's later outputs; the recorded memory took every frame the recording run
-accepted. A spec must keep the recording's crop placement (`motion=first-frame`, motion crop
-on, same crop size, margin and recentre fraction); the replay checks every network input
-against the recording and stops otherwise.
+A replay cannot show how a rejected frame, kept out of the memory, changes the network's later
+outputs, and a spec must keep the recording's crop placement. From Python: record, replay.
+See docs/benchmark.md, "Replaying post-network settings".
 """
 
 from __future__ import annotations

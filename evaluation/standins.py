@@ -1,17 +1,10 @@
-"""Stand-in networks: the XMem tracker's pipeline around a network of known quality.
+"""Stand-in networks: the XMem tracker's pipeline around a network of known quality (exact,
+jitter, creep, lost) that predicts from a case's labels, seen through the tracker's own crop
+window and network grid. For evaluation only (the benchmark's `xmem[network=KIND]`): a real
+run has no labels.
 
-A stand-in takes the place of XMem's inference core and predicts from a case's labels instead
-of its pixels, seen through the tracker's own crop window and resized to its network grid, so
-that it knows only what a network would see. For evaluation only (the benchmark's
-`xmem[network=KIND]`): it needs the labels, which a real run does not have.
-
-- `exact`: the frame's label;
-- `jitter`: the label's boundary moved by a smooth random field, new each frame (white noise
-  smoothed with sigma 3 px, scaled to 1 px standard deviation), with a soft edge (logistic, 0.5 px);
-- `creep`: the label grown every 10 frames by the half of the one-pixel ring around it whose
-  intensity is closest to the target's on frame 0 (as weights that do not know the images do);
-- `lost`: exact for the first third of the frames, then the label shifted by two equivalent
-  radii (the wrong region, of the right size).
+Entry points: stand_in_tracker, StandInCore, STAND_INS. See docs/benchmark.md, "Where the
+flow is wrong: flowfail, and stand-in networks".
 """
 
 from __future__ import annotations

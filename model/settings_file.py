@@ -1,24 +1,10 @@
 """Where a run's tracker settings come from: the one place the entry point resolves them.
 
 A settings file (JSON, written by `python -m evaluation.calibrate`) holds one tracker's settings
-and where they came from:
-
-    {"tracker": "xmem",
-     "settings": {"prior_weight": 0.5, "mem_every": 5, ...},
-     "provenance": {"weights_sha256": "...", "case_ids": [...], "scores": {...},
-                    "command": "...", "date": "..."}}
-
-Setting names are the tracker's (`prior_weight`, or `prior-weight` as on the command line).
-Order (the first that applies wins):
-1. `--settings FILE` on the command line;
-2. the environment variable TRACKRAD_SETTINGS;
-3. grand-challenge's model folder: /opt/ml/model/pipeline.json (from an uploaded model tarball);
-4. resources/pipeline.json (baked into the image by build.sh);
-5. the tracker's built-in defaults.
-A file holds the settings of one tracker and applies to runs of that tracker only: at levels 2-4
-a file of another tracker is passed over. Command-line options override single settings. A file
-that cannot be read, is not such JSON, names a key that is not a setting of its tracker or a
-value the tracker rejects is a SettingsFileError: one line naming the file.
+and their provenance. The first that applies wins: --settings FILE, $TRACKRAD_SETTINGS,
+/opt/ml/model/pipeline.json, resources/pipeline.json, the tracker's built-in defaults.
+Entry points: resolve_settings, read_settings_file, write_settings_file, SettingsFileError.
+See docs/calibration.md, "The settings file".
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """The crop window: which part of the frame the network sees, and the way back to the frame.
+A box of fixed size in frame pixels, square in millimetres, placed around the first-frame mask
+and afterwards only translated, so XMem's memory stays valid across a re-centring.
 
-The window is a box of fixed size in frame pixels, square in millimetres, resized to a square
-network input of `out_size` pixels. It is placed once around the first-frame mask (bounding box
-plus a margin) and afterwards only translated ("box-level propagation"): when the predicted
-centroid strays too far from the box centre, the box is re-centred on that prediction for the
-next frame. Its size and therefore the network's scale never change mid-sequence, so XMem's
-memory stays valid across a re-centring: the keys are computed from appearance by a
-translation-equivariant CNN without positional encoding, so a translated crop only moves where
-the memorised features lie in the image, which the all-to-all memory read-out does not care about.
-
-Pixel coordinates: pixel i covers [i, i + 1) along each numpy axis; a box with origin o and
-size s covers [o, o + s). Parts of the box outside the frame are padded when cropping and
-dropped when pasting back.
+Entry points: CropWindow, CropBox, initial_box, margin_for_region. See docs/pipeline.md,
+"The crop window".
 """
 
 from __future__ import annotations

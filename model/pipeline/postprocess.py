@@ -1,25 +1,9 @@
-"""Probabilities -> one never-empty mask per frame, causally.
+"""Probabilities -> one never-empty mask per frame, causally, in full-frame coordinates:
+smoothing (causal EMA), threshold, one connected component, the area-jump and slow-failure
+guards, and the fallback for a rejected frame (the flow mask, else the last accepted mask).
 
-Per frame, in the full frame's coordinates:
-1. causal exponential moving average of the foreground probability,
-   ema_t = w * p_t + (1 - w) * ema_{t-1}, ema_0 = the first-frame mask;
-2. threshold: ema_t > threshold;
-3. keep one connected component (8-connected): the one overlapping the previous output mask
-   most, else (no overlap) the largest;
-4. guard: an empty result, or an area outside [last / f, last * f] with `last` the area of the
-   last accepted mask and f the area-jump factor, is rejected; the last accepted mask is output
-   instead and the event counted. A change that persists is real (the tumour's cross-section
-   does change with through-plane motion): after `patience` consecutive area-jump rejections
-   whose areas agree with each other within f, the new mask is accepted, so the guard can
-   never lock the output onto a stale mask for good.
-5. slow-failure guards (each off at 0; docs/pipeline.md has the thresholds' reasons), which
-   judge the mask against the first frame and against the flow-propagated mask instead of
-   only against the previous frame, so a mask that grows a little every frame is caught:
-   its area outside [first / f1, first * f1]; its DSC with the flow's mask below a minimum;
-   its centroid farther from the flow mask's centroid than a fraction of the first mask's
-   equivalent radius;
-6. fallback: with `flow_fallback`, a rejected frame outputs the flow-propagated mask when one
-   is given (so it keeps moving with the target); otherwise the last accepted mask.
+Entry points: PostProcessor, SlowFailureGuards, ema_weight_for_frame_rate. See
+docs/pipeline.md, "Per frame" (step 5) and "Motion parts".
 """
 
 from __future__ import annotations
