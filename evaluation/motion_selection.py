@@ -34,7 +34,7 @@ class RecordingCore:
     """Wraps the real inference core and keeps every prediction and a digest of its input."""
 
     def __init__(self, core) -> None:
-        self.core, self.device, self.precision = core, core.device, core.precision
+        self.core, self.device, self.precision, self.path = core, core.device, core.precision, core.path
         self.outputs: list[np.ndarray] = []
         self.inputs: list[float] = []
 
@@ -62,7 +62,7 @@ class ReplayCore:
     """Returns the recorded predictions in order; stops if an input differs from the recording."""
 
     device = torch.device("cpu")
-    precision = "fp32"
+    precision = path = "fp32"
 
     def __init__(self, outputs: np.ndarray, inputs: np.ndarray) -> None:
         self._outputs, self._inputs, self._next = outputs, inputs, 0

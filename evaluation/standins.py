@@ -53,6 +53,7 @@ class StandInCore:
     """
 
     precision = "fp32"
+    path = "stand-in from the labels"
 
     def __init__(self, kind: str, labels: np.ndarray, frames: np.ndarray, seed: int = 0) -> None:
         if kind not in STAND_INS:

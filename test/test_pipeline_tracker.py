@@ -67,7 +67,7 @@ class ThresholdCore:
     """
 
     device = torch.device("cpu")
-    precision = "fp32"
+    precision = path = "fp32"
 
     def __init__(self):
         self.images, self.masks, self.commits, self.shifts = [], [], [], []
@@ -108,7 +108,7 @@ class RecordingCore:
 
     def __init__(self, core):
         self.core, self.outputs = core, []
-        self.device, self.precision = core.device, core.precision
+        self.device, self.precision, self.path = core.device, core.precision, core.path
 
     def reset(self, expected_frames=None):
         self.outputs = []

@@ -265,3 +265,22 @@ def test_shift_sensory_moves_the_hidden_state_by_input_pixels(network: Recording
     expected = torch.zeros_like(before)
     expected[..., :-1, 2:] = before[..., 1:, :-2]
     torch.testing.assert_close(core.memory.hidden, expected, atol=1e-6, rtol=0)
+
+
+def test_frozen_graphs_compute_what_eager_mode_does() -> None:
+    torch.manual_seed(3)
+    network = RecordingXMem().eval()
+    for module in network.modules():  # BatchNorm statistics that folding has to get right
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    images, first = frames(9, seed=7), {0: square_mask()}
+    eager = run(InferenceCore(network, device="cpu"), network, images, first)
+    core = InferenceCore(network, device="cpu", frozen_graphs=True)
+    frozen = run(core, network, images, first)
+    assert core.path == "fp32, frozen graphs"
+    assert network.calls("segment") == []  # the decoder ran as a graph on every frame
+    assert len(core._frozen._graphs) == 3  # the key encoder, the decoder with and without h_out
+    difference = max((a - b).abs().max().item() for a, b in zip(eager, frozen, strict=True))
+    assert difference < 1e-4, difference
+    assert InferenceCore(network, device="cpu", precision="bf16", frozen_graphs=True).path == "bf16"

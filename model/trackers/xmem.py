@@ -49,6 +49,7 @@ class VideoCore(Protocol):
 
     device: torch.device
     precision: str  # fp32, bf16 or fp16 (model.xmem.inference.inference_core.resolve_precision)
+    path: str  # the precision, and the CPU's fast path when it runs
 
     def reset(self, expected_frames: int | None = None) -> None: ...
 
@@ -233,6 +234,15 @@ class XMemSettings:
         },
     )
 
+    frozen_graphs: bool = field(
+        default=True,
+        metadata={
+            "help": "on the CPU in fp32, run the key encoder and the decoder as frozen graphs "
+            "(BatchNorm folded into the convolutions, oneDNN weight layouts): faster, traced on "
+            "the first frames of a sequence"
+        },
+    )
+
     def __post_init__(self) -> None:
         for name, parse in (("crop_size", auto_or_int), ("margin_mm", auto_or_float), ("ema_weight", auto_or_float)):
             try:  # "12" (a settings file, a test) becomes 12
@@ -351,7 +361,13 @@ class XMemSettings:
 def build_core(network: torch.nn.Module, settings: XMemSettings) -> VideoCore:
     """An InferenceCore for the network, on the network's device, configured by the settings."""
     device = next(network.parameters()).device
-    return InferenceCore(network.eval(), settings.inference_config(), device=device, precision=settings.precision)
+    return InferenceCore(
+        network.eval(),
+        settings.inference_config(),
+        device=device,
+        precision=settings.precision,
+        frozen_graphs=settings.frozen_graphs,
+    )
 
 
 class XMemTracker(Tracker):
@@ -563,6 +579,7 @@ class XMemTracker(Tracker):
             "weights_source": weights.source if weights else "",
             "device": describe_device(self._core.device),
             "precision": self._core.precision,
+            "network_path": self._core.path,
             "torch": torch.__version__,
             "cuda": torch.version.cuda or "none",
         }

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from model.device import cpu_has_native_bf16, fast_cpu_precision, resolve_device
 from model.xmem.inference.config import InferenceConfig
+from model.xmem.inference.frozen import FrozenNetworkParts
 from model.xmem.inference.memory_manager import MemoryManager
 from model.xmem.network.aggregate import aggregate
 from model.xmem.network.network import XMem
@@ -80,12 +81,15 @@ class InferenceCore:
         device: str | torch.device | None = None,
         threads: int | None = None,
         precision: str = "fp32",
+        frozen_graphs: bool = False,
     ) -> None:
         """Moves `network` to `device` (None: CUDA if available) in eval mode. `precision`
         (PRECISIONS, resolve_precision): fp32 by default, so the core alone computes exactly
         what the reference XMem computes; the tracker passes its setting (auto: fp16 autocast
         on CUDA, bf16 autocast on CPUs with native bf16, else fp32). The CPU runs on `threads` threads
-        (None: all cores, unless OMP_NUM_THREADS/MKL_NUM_THREADS is set)."""
+        (None: all cores, unless OMP_NUM_THREADS/MKL_NUM_THREADS is set). `frozen_graphs` runs
+        the key encoder and the decoder as frozen graphs on the CPU in fp32
+        (model.xmem.inference.frozen): faster, equal within float rounding."""
         self.device = resolve_device(device)
         self.config = config
         self.network = network.to(self.device).eval()
@@ -105,7 +109,15 @@ class InferenceCore:
             if n_threads is not None:
                 torch.set_num_threads(n_threads)
         self._pads: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        self._frozen: FrozenNetworkParts | None = None
+        if frozen_graphs and self.device.type == "cpu" and self.precision == "fp32":
+            self._frozen = FrozenNetworkParts(network.key_encoder, network.decoder)
         self.reset()
+
+    @property
+    def path(self) -> str:
+        """How the network runs: its precision, and 'frozen graphs' on the CPU's fast path."""
+        return f"{self.precision}, frozen graphs" if self._frozen is not None else self.precision
 
     def reset(self, expected_frames: int | None = None) -> None:
         """Start a new sequence: empty memory. `expected_frames` (the sequence length, if
@@ -166,16 +178,25 @@ class InferenceCore:
             is_deep_update = t - self.last_deep_update_index >= cfg.deep_update_every and not end
         is_normal_update = (not synced or not is_deep_update) and not end
 
-        with self._autocast:
-            key, shrinkage, selection, f16, f8, f4 = self.network.encode_key(
-                image, need_shrinkage=is_mem_frame, need_selection=cfg.enable_long_term or mask is None
-            )
+        need_selection = cfg.enable_long_term or mask is None
+        if self._frozen is None:
+            with self._autocast:
+                key, shrinkage, selection, f16, f8, f4 = self.network.encode_key(
+                    image, need_shrinkage=is_mem_frame, need_selection=need_selection
+                )
+        else:
+            f16, f8, f4 = self._frozen.encode(image)
+            key, shrinkage, selection = self.network.key_proj(f16, is_mem_frame, need_selection)
         if mask is None:
             readout = self.memory.match_memory(key, selection)
-            with self._autocast:
-                hidden, _, prob = self.network.segment(
-                    f16, f8, f4, readout, self.memory.hidden, h_out=is_normal_update, strip_bg=False
-                )
+            if self._frozen is None or self.memory.hidden is None:
+                with self._autocast:
+                    hidden, _, prob = self.network.segment(
+                        f16, f8, f4, readout, self.memory.hidden, h_out=is_normal_update, strip_bg=False
+                    )
+            else:
+                hidden, logits = self._frozen.decode(f16, f8, f4, readout, self.memory.hidden, is_normal_update)
+                _, prob = aggregate(torch.sigmoid(logits), dim=1)
             if is_normal_update:
                 self.memory.hidden = hidden
             prob = prob[0]
