@@ -27,6 +27,7 @@ import SimpleITK as sitk
 from evaluation.evaluate import score_output
 from evaluation.metrics import METRICS, fit_runtime, mean_over_cases
 from model.cli import DEFAULT_TRACKER, build_parser, explain_unknown_options
+from model.device import cpu_has_native_bf16
 from model.errors import InputError, run_command
 from model.io import (
     FIELD_STRENGTH_JSON,
@@ -54,6 +55,7 @@ class CaseResult:
     wall_seconds: float = math.nan
     median_frame_seconds: float = math.nan
     empty_frames: int = 0
+    ran_on: str = ""  # device, network path and grid, from the run report (e.g. "cpu (2 threads), fp32, grid 224")
     scores: dict[str, float] = field(default_factory=dict)  # empty when the case has no labels
     error: str | None = None
 
@@ -198,7 +200,9 @@ def _collect(result: CaseResult, case_dir: Path, output_dir: Path) -> None:
     result.empty_frames = int(np.count_nonzero(masks.reshape(-1, result.n_frames).sum(axis=0) == 0))
     report = output_dir / REPORT_NAME
     if report.is_file():  # the report is optional: an image built elsewhere may not write one
-        result.median_frame_seconds = json.loads(report.read_text())["frame_seconds"]["median"]
+        recorded = json.loads(report.read_text())
+        result.median_frame_seconds = recorded["frame_seconds"]["median"]
+        result.ran_on = _ran_on(recorded)
     if not (case_dir / "targets" / f"{result.case_id}_labels.mha").is_file():
         return
     try:
@@ -224,6 +228,25 @@ def format_table(results: list[CaseResult]) -> str:
     return "\n".join(lines)
 
 
+def _ran_on(report: dict) -> str:
+    """What the network ran on and at which grid, as a run report records it ("" for others)."""
+    environment = report.get("environment", {})
+    grid = report.get("settings", {}).get("resolved", {}).get("grid_px")
+    parts = [environment.get("device", ""), environment.get("network_path", environment.get("precision", ""))]
+    parts.append(f"grid {grid}" if grid else "")
+    return ", ".join(part for part in parts if part)
+
+
+def _slow_cpu_note(results: list[CaseResult]) -> str:
+    """Why a CPU run may be slow: fp32 on a CPU without native bf16 (no AVX512-BF16 or AMX)."""
+    if cpu_has_native_bf16() or not any(r.ran_on.startswith("cpu") and "fp32" in r.ran_on for r in results):
+        return ""
+    return (
+        " (fp32 on a CPU without native bf16, no AVX512-BF16 or AMX: a GPU, or a smaller --grid-min "
+        "or --crop-size, is faster)"
+    )
+
+
 def summarise(results: list[CaseResult], max_seconds_per_frame: float) -> tuple[list[str], bool]:
     """Aggregate lines (challenge means, runtime fit) and whether the run passes."""
     ok = [r for r in results if r.error is None]
@@ -243,13 +266,14 @@ def summarise(results: list[CaseResult], max_seconds_per_frame: float) -> tuple[
             fit = f"time per frame {per_frame:.3f} s (one sequence length: start-up counted as frames, an upper bound)"
         else:
             fit = f"time per frame (linear fit) {per_frame:.3f} s, loading {loading:.2f} s"
-        lines.append(f"{fit}, median per-frame time {median_ms}")
+        ran_on = "; ".join(sorted({r.ran_on for r in ok if r.ran_on}))
+        lines.append(f"{fit}, median per-frame time {median_ms}" + (f" ({ran_on})" if ran_on else ""))
         if one_length and medians:
             checked, basis = statistics.median(medians), "median per-frame time"
         else:
             checked, basis = per_frame, "time per frame (upper bound)" if one_length else "time per frame (linear fit)"
         if checked > max_seconds_per_frame:
-            lines.append(f"FAIL: {basis} {checked:.3f} s > {max_seconds_per_frame} s")
+            lines.append(f"FAIL: {basis} {checked:.3f} s > {max_seconds_per_frame} s{_slow_cpu_note(ok)}")
             passed = False
     empty = sum(r.empty_frames for r in ok)
     if empty:

@@ -91,6 +91,23 @@ def test_summary_fails_on_slow_runs_and_empty_frames():
     assert not passed and "FAIL: 2 empty output frame(s)" in lines
 
 
+def test_speed_line_says_what_ran_and_why_a_cpu_may_be_slow(monkeypatch):
+    report = {
+        "environment": {"device": "cpu (2 threads)", "precision": "fp32", "network_path": "fp32, frozen graphs"},
+        "settings": {"resolved": {"grid_px": 224}},
+    }
+    ran_on = harness._ran_on(report)
+    assert ran_on == "cpu (2 threads), fp32, frozen graphs, grid 224"
+    assert harness._ran_on({"environment": {}, "settings": {}}) == ""  # e.g. the copy tracker
+    slow = harness.CaseResult("X", n_frames=10, wall_seconds=6.0, median_frame_seconds=0.4, ran_on=ran_on)
+    monkeypatch.setattr(harness, "cpu_has_native_bf16", lambda: False)
+    lines, passed = harness.summarise([slow], 0.25)
+    assert not passed and lines[0].endswith(f"({ran_on})")
+    assert lines[1].startswith("FAIL: median per-frame time 0.400 s > 0.25 s (fp32 on a CPU without native bf16")
+    monkeypatch.setattr(harness, "cpu_has_native_bf16", lambda: True)
+    assert harness.summarise([slow], 0.25)[0][1] == "FAIL: median per-frame time 0.400 s > 0.25 s"
+
+
 def test_means_leave_out_an_undefined_metric_and_count_it():
     scores = dict(dsc=0.9, hd95=1.0, masd=0.5, cd=0.5, rel_d98=1.0)
     tiny = harness.CaseResult("A", n_frames=10, wall_seconds=1.0, scores={**scores, "rel_d98": float("nan")})

@@ -69,6 +69,10 @@ def test_the_readme_command_tracks_the_example_with_xmem_and_names_the_weights(t
     assert environment["weights_sha256"] == file_digest(expected)[1]
     assert environment["device"].startswith("cpu") and environment["precision"] in ("fp32", "bf16")
     assert environment["torch"] == torch.__version__
+    if environment["precision"] == "fp32":
+        assert environment["network_path"] == "fp32, frozen graphs"  # the CPU's fast fp32 path
+    # The example's window is 121 frame pixels: twice that, to a multiple of 16.
+    assert report["settings"]["resolved"]["grid_px"] == 256 and "network grid: 256 px a side" in done.stdout
     assert f"weights {expected}" in done.stdout and environment["weights_sha256"][:12] in done.stdout
     if environment["weights_kind"] == "project":  # a clone without the official XMem.pth
         assert done.stderr.count("warning: XMem runs on the project's own weights") == 1
