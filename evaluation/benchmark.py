@@ -30,7 +30,7 @@ from evaluation.metrics import METRICS, dice_per_frame, mean_over_cases
 from evaluation.standins import STAND_INS, stand_in_tracker
 from model.atomic import write_atomically
 from model.errors import run_command
-from model.io import find_case_dirs
+from model.io import find_case_dirs, read_dataset_case, read_labels
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.progress import Progress
 from model.runner import time_summary
@@ -179,7 +179,7 @@ def benchmark_tracker(spec: str, case_dirs: list[Path], overlay_dir: Path | None
     progress = Progress(spec, len(case_dirs), unit="case")  # stderr: a live line, or one summary
     for case_dir in case_dirs:
         if stand_in:
-            tracker = stand_in_tracker(stand_in, settings, case_dir)
+            tracker = stand_in_tracker(stand_in, settings, read_labels(case_dir), read_dataset_case(case_dir).frames)
         evaluated = evaluate_case(tracker, case_dir)
         case, result, truth = evaluated.case, evaluated.result, evaluated.truth
         run.cases.append(

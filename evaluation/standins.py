@@ -10,14 +10,12 @@ flow is wrong: flowfail, and stand-in networks".
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 import torch
 
-from model.io import read_dataset_case, read_labels
 from model.pipeline.crop import CropWindow
 from model.trackers.xmem import XMemSettings, XMemTracker
 
@@ -29,9 +27,10 @@ CREEP_FRAMES_PER_PX = 10
 LOST_SHIFT_RADII = 2.0
 
 
-def stand_in_tracker(kind: str, settings: dict[str, object], case_dir: Path) -> XMemTracker:
-    """The XMem tracker with `settings` around stand-in `kind` built from the case's labels."""
-    core = StandInCore(kind, read_labels(case_dir), read_dataset_case(case_dir).frames)
+def stand_in_tracker(kind: str, settings: dict[str, object], labels: np.ndarray, frames: np.ndarray) -> XMemTracker:
+    """The XMem tracker with `settings` around stand-in `kind` built from a sequence's labels
+    and frames, both (W, H, T)."""
+    core = StandInCore(kind, labels, frames)
     tracker = XMemTracker(XMemSettings(**settings), core=core)
     core.see_through(tracker)
     return tracker

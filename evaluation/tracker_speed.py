@@ -2,14 +2,10 @@
 
     python -m evaluation.tracker_speed --trackers "xmem[device=cuda],xmem[device=cpu]" --cases 3 --frames 100
 
-Each tracker spec (as in evaluation.benchmark, e.g. `xmem[motion=off,device=cuda]`) runs over
-the same seeded phantom sequences (sequences.synthetic, 1.5 T abdomen look), one after the
-other in this process, through model.runner.run_tracker: the whole per-frame pipeline with
-no file reading or writing. Unlike the benchmark, it needs no dataset on disk, so it suits a
-machine that is only there to be timed. Prints one JSON line per tracker: median, p95 and max
-milliseconds of one `track` call over all frames, the ratio of the median to the first row's, mean
-DSC against the phantom's truth (a check that it tracked, not a score: the benchmark scores),
-what the tracker ran on, and the peak GPU memory when it used CUDA.
+Specs as in evaluation.benchmark; `xmem[network=exact]` times the pipeline around a stand-in
+network, i.e. the motion parts and post-processing alone. One JSON line per tracker: median,
+p95 and max ms a frame, the ratio to the first row, a tracking check (mean DSC), the device,
+precision, network path and grid. See docs/benchmark.md, "Speed on the CPU you have".
 """
 
 from __future__ import annotations
@@ -22,8 +18,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from evaluation.benchmark import checked_specs, parse_spec
+from evaluation.benchmark import checked_specs, parse_spec, split_network
 from evaluation.metrics import dice_per_frame
+from evaluation.standins import stand_in_tracker
 from model.errors import run_command
 from model.runner import run_tracker, time_summary
 from model.trackers import build_tracker
@@ -33,6 +30,7 @@ from sequences.synthetic import SyntheticSequence, generate_sequence
 def time_tracker(spec: str, sequences: Sequence[SyntheticSequence]) -> dict:
     """Run one tracker spec over every sequence; its timing summary and a tracking check."""
     name, settings = parse_spec(spec)
+    stand_in, settings = split_network(settings)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     seconds: list[float] = []
@@ -40,7 +38,10 @@ def time_tracker(spec: str, sequences: Sequence[SyntheticSequence]) -> dict:
     described: dict[str, str] = {}
     grids: set[int] = set()
     for sequence in sequences:
-        tracker = build_tracker(name, **settings)
+        if stand_in:  # the pipeline's own cost: a stand-in network costs next to nothing
+            tracker = stand_in_tracker(stand_in, settings, sequence.masks, sequence.frames)
+        else:
+            tracker = build_tracker(name, **settings)
         result = run_tracker(tracker, sequence.frames, sequence.masks[:, :, 0], sequence.info)
         if result.tracker_error is not None:
             raise RuntimeError(f"{spec} failed on a phantom sequence: {result.tracker_error}")
@@ -58,7 +59,7 @@ def time_tracker(spec: str, sequences: Sequence[SyntheticSequence]) -> dict:
         "p95_ms": round(1000 * summary["p95"], 3),
         "max_ms": round(1000 * summary["max"], 3),
         "mean_dsc": round(float(np.mean(scores)), 4),
-        **{key: described[key] for key in ("device", "precision", "torch", "cuda") if key in described},
+        **{key: described[key] for key in ("device", "precision", "network_path", "torch", "cuda") if key in described},
     }
     if grids:  # the network grid each sequence ran at (--crop-size auto: chosen per sequence)
         row["grid_px"] = sorted(grids)

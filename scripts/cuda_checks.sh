@@ -6,8 +6,8 @@
 #
 #   OUT=runs/cuda bash scripts/cuda_checks.sh
 #
-# Writes gpu.txt, tests.log, network-speed.jsonl and tracker-speed.jsonl to $OUT. The exit
-# status is the tests'; the timings run whatever the tests gave.
+# Writes gpu.txt, tests.log, network-speed.jsonl, tracker-speed.jsonl and motion-cost.jsonl to
+# $OUT. The exit status is the tests'; the timings run whatever the tests gave.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder that receives the results}"
@@ -33,4 +33,18 @@ tests=${PIPESTATUS[0]}
 python -m evaluation.tracker_speed --cases 2 --frames 100 --trackers \
     "xmem[device=cuda],xmem[device=cuda,motion=off],xmem[device=cuda,crop-size=256],xmem[device=cpu],optical-flow" \
     2>&1 | tee "$OUT/tracker-speed.jsonl"
+
+# Where the motion parts' time goes next to a GPU network: the pipeline around a stand-in
+# network (no network at all: the motion parts and post-processing on the CPU), then the
+# default and XMem alone with torch's and OpenCV's CPU thread pools small and large (the two
+# pools and the CUDA launches compete for the same cores).
+{
+    python -m evaluation.tracker_speed --cases 2 --frames 100 --trackers \
+        "xmem[network=exact,motion=off],xmem[network=exact]"
+    for threads in 1 4 16; do
+        echo "{\"threads\": $threads}"
+        OMP_NUM_THREADS=$threads OPENCV_FOR_THREADS_NUM=$threads python -m evaluation.tracker_speed \
+            --cases 2 --frames 100 --trackers "xmem[device=cuda,motion=off],xmem[device=cuda]"
+    done
+} 2>&1 | tee "$OUT/motion-cost.jsonl"
 exit "$tests"

@@ -25,3 +25,12 @@ def test_bad_tracker_lists_are_usage_errors_before_anything_runs(trackers, messa
         main(["--trackers", trackers, "--cases", "1", "--frames", "2"])
     captured = capsys.readouterr()
     assert stopped.value.code == 2 and message in captured.err and captured.out == ""
+
+
+def test_a_stand_in_times_the_pipeline_around_the_network(capsys):
+    specs = "xmem[network=exact,motion=off],xmem[network=exact,crop-size=auto]"
+    assert main(["--trackers", specs, "--cases", "1", "--frames", "8"]) == 0
+    alone, default = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert alone["mean_dsc"] > 0.95 and default["mean_dsc"] > 0.9  # it saw the labels through the window
+    assert alone["network_path"] == "stand-in from the labels" and len(default["grid_px"]) == 1
+    assert default["median_ms"] > alone["median_ms"]  # the motion parts cost something
