@@ -82,6 +82,20 @@ def test_network_trust_maps_the_mean_outline_agreement_of_judged_frames_from_the
         NetworkTrust(1.0, 1.0)
 
 
+def test_a_trust_with_a_memory_forgets_a_good_start_sooner():
+    flow = np.zeros((20, 20), bool)
+    flow[5:15, 5:15] = True
+    spread = np.zeros_like(flow)
+    spread[2:18, 2:18] = True  # no outline pixel agrees
+    whole, recent = NetworkTrust(0.7, 1.0), NetworkTrust(0.7, 1.0, memory=4)
+    for _ in range(20):  # a network right for 20 judged frames
+        whole.update(flow, flow, True), recent.update(flow, flow, True)
+    for _ in range(4):  # then wrong for 4
+        whole.update(spread, flow, True), recent.update(spread, flow, True)
+    assert whole.trust > 0.4  # the mean of 24 frames (20 good) is 0.83, 0.44 above the floor
+    assert recent.trust == 0.0  # about the last 4 frames: (3/4)^4 = 0.32 of the start is left
+
+
 def _disc_probability(centre, radius=9.0, shape=(64, 64)):
     rows, cols = np.indices(shape, dtype=np.float32)
     distance = np.hypot(rows - centre[0], cols - centre[1])

@@ -41,6 +41,7 @@ class ArbitrationSettings:
 
     trust_floor: float = 0.7  # surface agreement mapped from [floor, 1] to trust [0, 1]; 0 = trust off
     agreement_tolerance_px: float = 1.0  # outlines closer than this agree
+    trust_memory: int = 0  # credible frames the trust's mean reaches back over (0 = all so far)
     flow_credible: float = 0.9  # the flow judges when its outline's FB consistency reaches this
     flow_max_residual: float = 1.5  # ... and its outline's residual is at most this times its surroundings'
     guard_leeway: float = 0.3  # extra first-mask radii the centroid guard allows at full trust
@@ -83,12 +84,13 @@ class NetworkTrust:
     until the flow has judged a frame (docs/pipeline.md, "Network trust").
     """
 
-    def __init__(self, floor: float, tolerance_px: float) -> None:
+    def __init__(self, floor: float, tolerance_px: float, memory: int = 0) -> None:
         if not 0.0 <= floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {floor}")
         self._floor = floor
         self._tolerance = tolerance_px
-        self._total = 0.0
+        self._memory = memory
+        self._mean = 0.0
         self._frames = 0
         self.untrusted_frames = 0  # frames whose trust was 0: the flow decided them
         self.unjudged_frames = 0  # frames where the flow was not credible enough to judge
@@ -96,8 +98,11 @@ class NetworkTrust:
     def update(self, network_mask: np.ndarray, flow_mask: np.ndarray, flow_credible: bool) -> float:
         """Add this frame's agreement when the flow is credible; the trust now."""
         if flow_credible:
-            self._total += surface_agreement(network_mask, flow_mask, self._tolerance)
             self._frames += 1
+            # The mean of all judged frames, or with a memory an exponential mean of about the
+            # last `memory` of them: a network that goes wrong late loses its trust sooner.
+            step = 1.0 / (min(self._frames, self._memory) if self._memory else self._frames)
+            self._mean += step * (surface_agreement(network_mask, flow_mask, self._tolerance) - self._mean)
         else:
             self.unjudged_frames += 1
         trust = self.trust
@@ -108,8 +113,7 @@ class NetworkTrust:
     def trust(self) -> float:
         if not self._frames:
             return 1.0
-        mean = self._total / self._frames
-        return float(np.clip((mean - self._floor) / (1.0 - self._floor), 0.0, 1.0))
+        return float(np.clip((self._mean - self._floor) / (1.0 - self._floor), 0.0, 1.0))
 
 
 def fuse_with_prior(

@@ -162,6 +162,13 @@ class XMemSettings:
     agreement_tolerance_px: float = field(
         default=1.0, metadata={"help": "outlines of the network's and the flow's masks closer than this agree"}
     )
+    trust_memory: int = field(
+        default=0,
+        metadata={
+            "help": "the trust's mean reaches back about this many frames where the flow is "
+            "credible (an exponential mean; 0 = every such frame so far)"
+        },
+    )
     flow_credible: float = field(
         default=0.9,
         metadata={
@@ -281,6 +288,8 @@ class XMemSettings:
             raise ValueError(f"prior_weight must be in [0, 1], got {self.prior_weight}")
         if not 0.0 <= self.trust_floor < 1.0:
             raise ValueError(f"trust_floor must be in [0, 1), got {self.trust_floor}")
+        if self.trust_memory < 0:
+            raise ValueError(f"trust_memory must be >= 0, got {self.trust_memory}")
         if self.agreement_tolerance_px <= 0:
             raise ValueError(f"agreement_tolerance_px must be > 0, got {self.agreement_tolerance_px}")
         if not 0.0 <= self.flow_credible <= 1.0:
@@ -335,6 +344,7 @@ class XMemSettings:
         return ArbitrationSettings(
             self.trust_floor,
             self.agreement_tolerance_px,
+            self.trust_memory,
             self.flow_credible,
             self.flow_max_residual,
             self.guard_leeway,
@@ -460,7 +470,7 @@ class XMemTracker(Tracker):
         self._search = WindowSearch(box.size)
         self._redetected = False
         if "trust" in self._parts:
-            self._trust = NetworkTrust(settings.trust_floor, settings.agreement_tolerance_px)
+            self._trust = NetworkTrust(settings.trust_floor, settings.agreement_tolerance_px, settings.trust_memory)
         if self._parts:
             self._flow = MaskFlow(
                 settings.motion,
