@@ -103,6 +103,13 @@ def random_xmem(seed=0):
     return XMem(NetworkDims()).eval()
 
 
+@pytest.fixture(scope="module")
+def random_network():
+    """One randomly initialised XMem for the module's tests (building one takes a second or
+    two); running it leaves it as it was."""
+    return random_xmem()
+
+
 class RecordingCore:
     """Wraps the real core and keeps every probability map it returns."""
 
@@ -261,10 +268,10 @@ def test_lost_target_keeps_the_last_good_mask():
 # --- invariants with a randomly initialised XMem -----------------------------------------
 
 
-def test_random_network_output_shape_and_never_empty():
+def test_random_network_output_shape_and_never_empty(random_network):
     sequence = translating_phantom(5)
     frames = sequence.frames
-    tracker = XMemTracker.from_network(random_xmem(), XMemSettings(**SMALL, mem_every=2))
+    tracker = XMemTracker.from_network(random_network, XMemSettings(**SMALL, mem_every=2))
     result = run_tracker(tracker, frames, sequence.masks[:, :, 0], sequence.info)
     assert result.masks.shape == frames.shape
     assert set(np.unique(result.masks)) <= {0, 1}
@@ -277,11 +284,17 @@ def test_random_network_output_shape_and_never_empty():
     assert tracker.describe()["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")  # auto on the CPU
 
 
-def test_causal_frame_t_depends_on_frames_up_to_t_only():
+# The causality tests run the network in eager mode: the frozen graphs (the CPU's fast path) are
+# stateless functions of their inputs, traced anew for every run here (about a second each), and
+# test_xmem_core.py checks that they compute what eager mode does.
+CAUSAL = dict(SMALL, mem_every=2, frozen_graphs=False)
+
+
+def test_causal_frame_t_depends_on_frames_up_to_t_only(random_network):
     sequence = translating_phantom(7)
     frames, first_mask = sequence.frames, sequence.masks[:, :, 0]
-    network = random_xmem()
-    settings = XMemSettings(**SMALL, mem_every=2)
+    network = random_network
+    settings = XMemSettings(**CAUSAL)
 
     def run(n):
         core = RecordingCore(build_core(network, settings))
@@ -324,8 +337,9 @@ SHIPPED_WEIGHTS = RESOURCES_DIR / PROJECT_NAME
 # --- tracking quality with shipped weights ----------------------------------------------
 
 
+@pytest.mark.slow  # the default settings: a 224 px grid, the frozen graphs traced on the first frames
 def test_tracks_a_translating_textured_target_with_shipped_weights():
-    sequence = translating_phantom(13, step=(3.5, 1.0), shape=(128, 112))  # 42 px along axis 0
+    sequence = translating_phantom(7, step=(7.0, 2.0), shape=(128, 112))  # 42 px along axis 0
     tracker = build_tracker("xmem", device="cpu", weights=str(SHIPPED_WEIGHTS))
     result = run_tracker(tracker, sequence.frames, sequence.masks[:, :, 0], sequence.info)
     truth = sequence.masks > 0
@@ -499,11 +513,11 @@ def test_network_trust_hands_the_fusion_to_the_flow_when_the_network_keeps_stray
     assert min(scores) > 0.9 and events["network_untrusted"] == 13
 
 
-def test_causal_with_every_motion_part_on():
+def test_causal_with_every_motion_part_on(random_network):
     sequence = translating_phantom(7)
     frames, first_mask = sequence.frames, sequence.masks[:, :, 0]
-    network = random_xmem()
-    settings = XMemSettings(**SMALL, mem_every=2, **ALL_MOTION)
+    network = random_network
+    settings = XMemSettings(**CAUSAL, **ALL_MOTION)
 
     def run(n):
         core = RecordingCore(build_core(network, settings))
