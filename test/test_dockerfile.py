@@ -122,6 +122,7 @@ def test_the_last_build_step_runs_the_entry_point_on_the_example_case():
     assert (REPO / case).resolve() == EXAMPLE_CASE and is_copied(case) and dockerignore_keeps(case + "/images")
 
 
+@pytest.mark.slow  # its fixture traces the smoke test: a whole XMem run on the example case, as built
 def test_runtime_imports_and_opened_files_are_in_the_image(runtime_files):
     assert "inference.py" in runtime_files and "model/io.py" in runtime_files
     assert "resources/example/Z_001/frame-rate.json" in runtime_files

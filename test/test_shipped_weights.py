@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from evaluation.evaluate import evaluate_case
@@ -29,6 +30,7 @@ def test_model_card_describes_the_shipped_weights():
     assert "never seen a real cine-MRI" in card
 
 
+@pytest.mark.slow  # the default settings on a full breathing cycle of 16 frames
 def test_shipped_weights_beat_copy_on_a_real_texture_sequence(tmp_path):
     # Real MR texture (a validation-split abdominal slice that training never uses) with a
     # breathing cycle inside 16 frames: the default pipeline with the shipped weights must track
