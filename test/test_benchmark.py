@@ -21,8 +21,8 @@ from model.weights import ENV_VAR
 from model.xmem.network.network import XMem
 from sequences.synthetic import MotionRanges, generate_sequence, write_case
 
-# XMem runs with random weights here, for its time only: on the smallest grid, in eager mode
-# (the default grid and the frozen graphs' tracing would take most of the test's time).
+# XMem runs with random weights here, for its time only: on a 64 px grid, in eager mode (the
+# default grid and the frozen graphs' tracing would take most of the test's time).
 XMEM = "xmem[crop-size=64,frozen-graphs=off]"
 TRACKERS = ["copy", "optical-flow", "template", XMEM]
 FRAMES = 8  # per case: 2 s at 4 frames/s, enough motion for tracking to beat copying
@@ -48,21 +48,32 @@ def random_weights(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def in_process(monkeypatch):
-    """Each tracker spec runs in this process instead of a fresh spawned one (each of which
-    imports torch): for the tests about rows and labels, not about the worker processes, which
-    test_benchmark_writes_table_with_all_columns runs for real."""
+def run_in_process(monkeypatch, spawned=()):
+    """Run the tracker specs in this process, except those in `spawned`, instead of in a fresh
+    spawned process each (each of which imports torch, seconds): the rows are the same."""
+    fresh = benchmark.benchmark_in_fresh_process
 
-    def run_here(spec, case_dirs, overlay_dir=None):
+    def run(spec, case_dirs, overlay_dir=None):
+        if spec in spawned:
+            return fresh(spec, case_dirs, overlay_dir)
         return benchmark.benchmark_tracker(spec, case_dirs, overlay_dir)
 
-    monkeypatch.setattr(benchmark, "benchmark_in_fresh_process", run_here)
+    monkeypatch.setattr(benchmark, "benchmark_in_fresh_process", run)
 
 
-@pytest.mark.slow  # four worker processes, each importing torch; XMem runs with random weights
+@pytest.fixture
+def in_process(monkeypatch):
+    """For the tests about rows and labels, not about the worker process, which
+    test_benchmark_writes_table_with_all_columns runs for real."""
+    run_in_process(monkeypatch)
+
+
+@pytest.mark.slow  # XMem's worker process imports torch and loads the random weights
 def test_benchmark_writes_table_with_all_columns(tiny_dataset, random_weights, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv(ENV_VAR, str(random_weights))  # inherited by the spawned worker processes
+    # XMem's row comes from a real spawned worker, which gets the weights from the environment;
+    # the other rows run in this process.
+    run_in_process(monkeypatch, spawned={XMEM})
+    monkeypatch.setenv(ENV_VAR, str(random_weights))  # inherited by the spawned worker process
     out = tmp_path / "bench"
     benchmark.main([str(tiny_dataset), "--trackers", ",".join(TRACKERS), "--out", str(out), "--overlays"])
     printed = capsys.readouterr().out
