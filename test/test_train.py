@@ -212,12 +212,14 @@ def test_training_steps_reduce_the_loss_with_batchnorm_frozen(initial_network):
     trainer = Trainer(copy.deepcopy(initial_network), config, torch.device("cpu"), rng)
     bn = trainer.network.key_encoder.bn1
     running_mean, weight = bn.running_mean.clone(), bn.weight.detach().clone()
-    # Six steps on one batch at a high rate: the loss falls steadily (2.76 to 1.33 here).
-    losses = [trainer.step(frames, masks)["loss"] for _ in range(6)]
-    assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2])
+    # Four steps on one batch at a high rate: the loss falls at every step (2.97, 2.70, 2.47,
+    # 2.21 here).
+    losses = [trainer.step(frames, masks)["loss"] for _ in range(4)]
+    assert np.all(np.diff(losses) < 0), losses
+    assert losses[-1] < 0.8 * losses[0], losses
     assert torch.equal(bn.running_mean, running_mean)  # statistics frozen (eval mode)
     assert not torch.equal(bn.weight, weight)  # affine parameters still learn
-    assert trainer.iteration == 6
+    assert trainer.iteration == 4
 
 
 def test_cpu_bf16_autocasts_the_forward_and_keeps_fp32_weights(initial_network):
