@@ -13,6 +13,9 @@ import torch
 from tools import download_weights
 from tools.download_weights import DownloadError, Expected, default_cache_dir, download, main
 
+# shutdown() waits for serve_forever's next poll: at its default of 0.5 s, half a second per test.
+POLL = {"poll_interval": 0.01}
+
 
 @pytest.fixture(scope="module")
 def payload(tmp_path_factory) -> bytes:
@@ -55,7 +58,7 @@ def server(payload):
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs=POLL, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", log, state
     httpd.shutdown()
@@ -164,7 +167,7 @@ def server_with_release(payload):
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, kwargs=POLL, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", log
     httpd.shutdown()
     httpd.server_close()
