@@ -286,3 +286,15 @@ def test_frozen_graphs_compute_what_eager_mode_does() -> None:
     difference = max((a - b).abs().max().item() for a, b in zip(eager, frozen, strict=True))
     assert difference < 1e-4, difference
     assert InferenceCore(network, device="cpu", precision="bf16", frozen_graphs=True).path == "bf16"
+
+
+def test_frozen_graphs_of_an_earlier_grid_are_let_go() -> None:
+    torch.manual_seed(4)
+    network = XMem().eval()
+    core = InferenceCore(network, device="cpu", frozen_graphs=True)
+    for size in (64, 48):
+        core.reset()
+        core.step(frames(1, size=size)[0], square_mask(size))
+        core.step(frames(1, seed=1, size=size)[0])
+    assert {key[1] for key in core._frozen._graphs if key[0] == "key"} == {(1, 3, 48, 48)}
+    assert len(core._frozen._graphs) == 2  # the key encoder and the decoder, both at 48

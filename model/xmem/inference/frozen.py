@@ -50,6 +50,9 @@ class FrozenNetworkParts:
         key = ("key", tuple(frame.shape))
         graph = self._graphs.get(key)
         if graph is None:
+            # A new grid (a new sequence): the old grid's graphs, each holding a copy of the
+            # weights, go, so a long run over many sequences does not accumulate them.
+            self._graphs.clear()
             graph = self._graphs[key] = _freeze(self._key_encoder, (frame,))
         return graph(frame)
 
