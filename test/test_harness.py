@@ -189,24 +189,24 @@ def test_harness_usage_errors(argv, message, monkeypatch, capsys):
     assert stopped.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_run_sh_passes_weights_without_a_dataset_and_names_the_files_of_the_case(tmp_path):
+# These two call the harness in this process (the entry point still runs as a process of its
+# own per case); test_run_sh_prints_the_example_table_with_the_copy_baseline runs test/run.sh,
+# which hands its arguments to the harness unchanged.
+
+
+def test_weights_without_a_dataset_go_to_the_example_case_and_its_row_names_them(tmp_path, capsys):
     missing = tmp_path / "missing.pth"
-    done = subprocess.run(
-        ["bash", "test/run.sh", "--tracker", "xmem", "--weights", str(missing)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 1, done.stdout + done.stderr
-    row = next(line for line in done.stdout.splitlines() if line.startswith("Z_001"))
-    assert str(missing) in row and "no case folder" not in done.stdout + done.stderr
+    assert harness.main(["--tracker", "xmem", "--weights", str(missing)]) == 1
+    done = capsys.readouterr()
+    row = next(line for line in done.out.splitlines() if line.startswith("Z_001"))
+    assert str(missing) in row and "no case folder" not in done.out + done.err
 
 
-def test_help_describes_the_harness_and_the_pass_through():
-    done = subprocess.run(["bash", "test/run.sh", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0
-    text = " ".join(done.stdout.split())
+def test_help_describes_the_harness_and_the_pass_through(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        harness.main(["--help"])
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
     assert "scores the outputs and checks the runtime limit." in text
     assert "Any other option goes to the entry point with its value" in text
 
