@@ -9,8 +9,8 @@ import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 
+import training.loop
 from model.io import dataset_case_id
-from model.xmem.network.checkpoint import load_network
 from model.xmem.network.network import XMem
 from sequences.synthetic.translation import write_translation_case
 from training.__main__ import main
@@ -240,7 +240,7 @@ def test_cpu_bf16_autocasts_the_forward_and_keeps_fp32_weights(initial_network):
 
 
 @pytest.mark.slow
-def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys):
+def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys, monkeypatch):
     root, val = cases
     out = tmp_path / "run"
     common = dict(
@@ -255,16 +255,16 @@ def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys):
         **TINY,
     )
     lines = []
-    train(TrainConfig(iterations=2, **common), log=lines.append)
+    trained = train(TrainConfig(iterations=2, **common), log=lines.append).network.state_dict()
     assert any("it/s" in line and "ETA" in line for line in lines)
     assert (out / CHECKPOINT).is_file()
-    saved = load_network(out / "network_0000002.pth")  # network-only file loads for inference
     rows = list(csv.DictReader(open(out / "log.csv")))
     assert [r["iteration"] for r in rows] == ["2"]
     val_rows = list(csv.DictReader(open(out / "val.csv")))
     assert [r["iteration"] for r in val_rows] == ["2"] and 0.0 <= float(val_rows[0]["dsc"]) <= 1.0
 
-    # The stand-alone validation of the saved weights reproduces the loop's, case by case.
+    # The stand-alone validation of the saved network-only file (what inference loads)
+    # reproduces the loop's, case by case.
     assert validate_main([str(out / "network_0000002.pth"), str(val), "--crop-size", "64"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith(f"{val / 'v'}: dsc ") and printed[1].startswith("mean of 1 cases: dsc ")
@@ -275,12 +275,21 @@ def test_train_logs_validates_checkpoints_and_resumes(cases, tmp_path, capsys):
     assert validate_main([str(out / "network_0000002.pth"), str(val), "--threshold", "1.5"]) == 1
     assert capsys.readouterr().err.strip() == "error: threshold must be in (0, 1), got 1.5"
 
+    # The trainer that train() resumes with starts where the first run stopped: its iteration
+    # and its weights, as built (recorded before its first step, instead of building another).
+    resumed = {}
+
+    def build_and_record(config, log):
+        trainer = build_trainer(config, log)
+        resumed.update(iteration=trainer.iteration, weights=copy.deepcopy(trainer.network.state_dict()))
+        return trainer
+
+    monkeypatch.setattr(training.loop, "build_trainer", build_and_record)
     resume = TrainConfig(iterations=3, resume=str(out / CHECKPOINT), **{**common, "scratch": False})
-    trainer = build_trainer(resume, log=lines.append)
-    assert trainer.iteration == 2
-    for name, value in saved.state_dict().items():
-        assert torch.equal(trainer.network.state_dict()[name], value)
     train(resume, log=lines.append)
+    assert resumed["iteration"] == 2
+    for name, value in trained.items():
+        assert torch.equal(resumed["weights"][name], value)
     assert [r["iteration"] for r in csv.DictReader(open(out / "log.csv"))] == ["2", "3"]
     assert (out / "network_0000003.pth").is_file()
 
