@@ -314,10 +314,9 @@ def test_time_limit_stops_with_a_resumable_checkpoint(cases, tmp_path):
     assert (out / "network_0000001.pth").is_file() and (out / CHECKPOINT).is_file()
     assert [r["iteration"] for r in csv.DictReader(open(out / "log.csv"))] == ["1"]
     assert lines[-1] == f"stopped at iteration 1: 1e-09 min passed; continue with --resume {out / CHECKPOINT}"
-    # The checkpoint resumes at that iteration (training on from a resumed checkpoint, and its
-    # weights: test_train_logs_validates_checkpoints_and_resumes).
-    resumed = build_trainer(TrainConfig(resume=str(out / CHECKPOINT), **{**common, "scratch": False}), lines.append)
-    assert resumed.iteration == 1 and lines[-1] == f"resumed {out / CHECKPOINT} at iteration 1"
+    # The checkpoint holds that iteration; it is written as every checkpoint is (Trainer.save),
+    # and training on from one is test_train_logs_validates_checkpoints_and_resumes.
+    assert torch.load(out / CHECKPOINT, mmap=True, weights_only=True)["iteration"] == 1  # mmap: no tensor read
     with pytest.raises(ValueError, match="max_minutes must be >= 0"):
         TrainConfig(max_minutes=-1.0, **common)
 
