@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,62 @@ def run_inference(
         timeout=timeout,
         preexec_fn=limit,
     )
+
+
+# The entry point in a process of its own under an audit hook that lists every file it imports
+# or opens; the list goes to the file named by the first argument, while the exit status, stdout
+# and stderr stay the entry point's own.
+_TRACER = """
+import json, runpy, sys
+opened = set()
+sys.addaudithook(lambda event, args: opened.add(str(args[0])) if event == "open" else None)
+listing, sys.argv = sys.argv[1], ["inference.py", *json.loads(sys.argv[2])]
+code = 0
+try:
+    runpy.run_path("inference.py", run_name="__main__")
+except SystemExit as done:
+    code = done.code
+files = opened | {getattr(m, "__file__", None) or "" for m in list(sys.modules.values())}
+with open(listing, "w") as handle:
+    handle.write("\\n".join(sorted(files)))
+sys.exit(code)
+"""
+
+
+@dataclass
+class TracedRun:
+    done: subprocess.CompletedProcess
+    files: list[str]  # every file the run imported or opened, as the process named it
+
+
+def run_traced(*args: str | Path, listing: Path, timeout: float = 600) -> TracedRun:
+    """run_inference's process, traced (_TRACER); `listing` receives the list of files."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TRACER, str(listing), json.dumps([str(arg) for arg in args])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    files = listing.read_text().splitlines() if listing.exists() else []
+    return TracedRun(done, files)
+
+
+# The README's first command, less its --output: the example case with every default (XMem, the
+# project's weights where the official ones are absent, the default grid and graphs).
+README_COMMAND = ("--case", "resources/example/Z_001")
+
+
+@pytest.fixture(scope="session")
+def readme_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[TracedRun, Path, Path]:
+    """The README's first command with a --report, run once for the session (a whole XMem run on
+    the example case, seconds) and traced: (the run, its --output folder, its report).
+    test_inference.py checks what it did; test_dockerfile.py what it used, as the image's smoke
+    test is the same command."""
+    folder = tmp_path_factory.mktemp("readme-run")
+    out, report = folder / "out", folder / "report.json"
+    traced = run_traced(*README_COMMAND, "--output", out, "--report", report, listing=folder / "files.txt")
+    return traced, out, report
 
 
 @pytest.fixture

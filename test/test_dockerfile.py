@@ -3,7 +3,6 @@ imports or opens at run time is copied into the image (and not dropped by .docke
 
 import fnmatch
 import importlib.metadata
-import json
 import os
 import re
 import shlex
@@ -13,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_CASE, REPO
+from conftest import EXAMPLE_CASE, README_COMMAND, REPO, run_traced
 
 from model.trackers.registry import TRACKER_CLASSES
 
@@ -54,36 +53,23 @@ def smoke_test_arguments() -> list[str]:
     return command[2:]
 
 
-# Trace the smoke test's run of the entry point: every file it imports or opens inside the
-# repository. The image's --output is replaced by a temporary folder.
-_TRACER = """
-import json, runpy, sys
-opened = set()
-sys.addaudithook(lambda event, args: opened.add(str(args[0])) if event == "open" else None)
-sys.argv = ["inference.py", *json.loads(sys.argv[1])]
-try:
-    runpy.run_path("inference.py", run_name="__main__")
-except SystemExit as done:
-    assert not done.code, done.code
-files = opened | {getattr(m, "__file__", None) or "" for m in list(sys.modules.values())}
-print("\\n".join(sorted(files)))
-"""
-
-
 @pytest.fixture(scope="module")
-def runtime_files(tmp_path_factory) -> list[str]:
+def runtime_files(request, tmp_path_factory) -> list[str]:
+    """Every file inside the repository that the smoke test's run of the entry point imports or
+    opens (conftest.run_traced). The smoke test is the README's first command, traced once for
+    the session (readme_run: with a --report, which can only add files); should the two part, the
+    smoke test is traced here with its --output in a temporary folder."""
     arguments = smoke_test_arguments()
-    arguments[arguments.index("--output") + 1] = str(tmp_path_factory.mktemp("docker-trace"))
-    done = subprocess.run(
-        [sys.executable, "-c", _TRACER, json.dumps(arguments)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,  # a whole XMem run on the example case, traced
-        check=True,
-    )
+    output = arguments.index("--output")
+    if arguments[:output] + arguments[output + 2 :] == list(README_COMMAND):
+        traced = request.getfixturevalue("readme_run")[0]
+    else:
+        folder = tmp_path_factory.mktemp("docker-trace")
+        arguments[output + 1] = str(folder / "out")
+        traced = run_traced(*arguments, listing=folder / "files.txt")
+    assert traced.done.returncode == 0, traced.done.stderr
     files = []
-    for line in done.stdout.splitlines():
+    for line in traced.files:
         path = Path(line) if Path(line).is_absolute() else REPO / line
         if path.is_file() and path.resolve().is_relative_to(REPO):
             files.append(path.resolve().relative_to(REPO).as_posix())

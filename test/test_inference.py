@@ -12,6 +12,8 @@ import torch
 from conftest import (
     EXAMPLE_CASE,
     OUTPUT_RELATIVE,
+    README_COMMAND,
+    REPO,
     make_read_only,
     read_output,
     run_inference,
@@ -57,11 +59,14 @@ def test_example_case_with_the_copy_baseline(tmp_path, run_main):
 
 
 @pytest.mark.slow  # the README's own command: a process, the shipped weights, the default grid and graphs
-def test_the_readme_command_tracks_the_example_with_xmem_and_names_the_weights(tmp_path):
-    # The README's first command on a fresh clone: no --tracker, no --weights, no internet.
+def test_the_readme_command_tracks_the_example_with_xmem_and_names_the_weights(readme_run):
+    # The README's first command on a fresh clone: no --tracker, no --weights, no internet. Its
+    # run (conftest.readme_run, with a --report) is shared with the Dockerfile's test.
+    command = " ".join(["python inference.py", *README_COMMAND, "--output"])
+    assert command in (REPO / "README.md").read_text()
     assert inference.DEFAULT_TRACKER == "xmem"
-    out, report_path = tmp_path / "out", tmp_path / "report.json"
-    done = run_inference("--case", EXAMPLE_CASE, "--output", out, "--report", report_path, timeout=300)
+    traced, out, report_path = readme_run
+    done = traced.done
     assert done.returncode == 0, done.stderr
     expected, _ = resolve_weights()
     report = json.loads(report_path.read_text())
