@@ -2,8 +2,9 @@
 
 A randomly initialised network (weights do not change the cost) gets a random one-object mask
 on frame 0, then random frames; after `--warmup` frames, `--frames` steps are timed one by one.
-Prints one JSON line per size: median and p95 seconds per frame, device, torch, threads and
-the memory element counts at the end.
+`--paths eager,frozen-graphs` times the network's paths side by side, frame by frame. Prints one
+JSON line per size and path: median and p95 seconds per frame, the ratio to the first path,
+device, precision, path, torch, threads and the memory element counts at the end.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from model.xmem.inference.inference_core import PRECISIONS, InferenceCore
 from model.xmem.network.network import XMem
 
 _POOL = 8  # distinct random frames cycled through, generated before timing
+PATHS = ("eager", "frozen-graphs")
 
 
 def _disc_mask(size: int, gen: torch.Generator) -> torch.Tensor:
@@ -38,38 +40,52 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_size(core: InferenceCore, size: int, frames: int, warmup: int, seed: int = 0) -> dict:
-    """Run one sequence of 1 + warmup + frames steps at size×size; per-frame timing stats."""
+def bench_size(cores: Sequence[InferenceCore], size: int, frames: int, warmup: int, seed: int = 0) -> list[dict]:
+    """Run one sequence of 1 + warmup + frames steps at size×size through each core, the cores
+    taking turns frame by frame (so a change in the machine's load falls on all of them alike);
+    per-frame timing stats per core, with its median's ratio to the first core's."""
     gen = torch.Generator().manual_seed(seed)
-    pool = [torch.randn(3, size, size, generator=gen).to(core.device) for _ in range(_POOL)]
-    mask = _disc_mask(size, gen).to(core.device)
-    core.reset(expected_frames=1 + warmup + frames)
-    core.step(pool[0], mask)
+    device = cores[0].device
+    pool = [torch.randn(3, size, size, generator=gen).to(device) for _ in range(_POOL)]
+    mask = _disc_mask(size, gen).to(device)
+    for core in cores:
+        core.reset(expected_frames=1 + warmup + frames)
+        core.step(pool[0], mask)
     for t in range(warmup):
-        core.step(pool[(t + 1) % _POOL])
-    times = []
+        for core in cores:
+            core.step(pool[(t + 1) % _POOL])
+    times: list[list[float]] = [[] for _ in cores]
     for t in range(frames):
         image = pool[(warmup + t + 1) % _POOL]
-        _synchronize(core.device)
-        start = time.perf_counter()
-        core.step(image)
-        _synchronize(core.device)
-        times.append(time.perf_counter() - start)
-    summary = time_summary(times)
-    return {
-        "size": size,
-        "device": str(core.device),
-        "precision": core.precision,
-        "device_name": torch.cuda.get_device_name(core.device) if core.device.type == "cuda" else "cpu",
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "frames": frames,
-        "warmup": warmup,
-        "median_s": round(summary["median"], 5),
-        "p95_s": round(summary["p95"], 5),
-        "work_elements": core.work_elements,
-        "long_term_elements": core.long_term_elements,
-    }
+        for core, core_times in zip(cores, times, strict=True):
+            _synchronize(device)
+            start = time.perf_counter()
+            core.step(image)
+            _synchronize(device)
+            core_times.append(time.perf_counter() - start)
+    medians = [time_summary(core_times)["median"] for core_times in times]
+    rows = []
+    for core, core_times, median in zip(cores, times, medians, strict=True):
+        summary = time_summary(core_times)
+        rows.append(
+            {
+                "size": size,
+                "device": str(core.device),
+                "precision": core.precision,
+                "path": core.path,
+                "device_name": torch.cuda.get_device_name(core.device) if core.device.type == "cuda" else "cpu",
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "frames": frames,
+                "warmup": warmup,
+                "median_s": round(median, 5),
+                "p95_s": round(summary["p95"], 5),
+                "vs_first_path": round(median / medians[0], 3),
+                "work_elements": core.work_elements,
+                "long_term_elements": core.long_term_elements,
+            }
+        )
+    return rows
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -85,8 +101,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=PRECISIONS,
         help="auto = fp16 autocast on CUDA, bf16 on CPUs with native bf16, else fp32; bf16 = autocast",
     )
+    parser.add_argument(
+        "--paths",
+        default="eager",
+        help="comma-separated network paths timed side by side, frame by frame: eager, frozen-graphs "
+        "(the CPU's fp32 fast path; elsewhere the same as eager)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    args.paths = args.paths.split(",")
+    unknown = sorted(set(args.paths) - set(PATHS))
+    if unknown or len(set(args.paths)) != len(args.paths):
+        parser.error(f"--paths takes distinct names from {', '.join(PATHS)}, got {','.join(args.paths)!r}")
     try:
         args.sizes = [int(s) for s in args.sizes.split(",")]
     except ValueError:
@@ -103,11 +129,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The device and precision checks of the XMem settings: one line for e.g. cuda on a CPU machine.
         settings = XMemSettings(device=args.device or "auto", precision=args.precision)
         torch.manual_seed(args.seed)
-        core = InferenceCore(
-            XMem(), InferenceConfig(), device=settings.torch_device(), threads=args.threads, precision=args.precision
-        )
+        network = XMem()
+        cores = [
+            InferenceCore(
+                network,
+                InferenceConfig(),
+                device=settings.torch_device(),
+                threads=args.threads,
+                precision=args.precision,
+                frozen_graphs=path == "frozen-graphs",
+            )
+            for path in args.paths
+        ]
         for size in args.sizes:
-            print(json.dumps(bench_size(core, size, args.frames, args.warmup, args.seed)), flush=True)
+            for row in bench_size(cores, size, args.frames, args.warmup, args.seed):
+                print(json.dumps(row), flush=True)
 
     return run_command(body, also_user_errors=(ValueError,))
 
