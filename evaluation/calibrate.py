@@ -198,32 +198,50 @@ def format_table(result: Calibration) -> str:
     return "\n".join(lines) + "\n"
 
 
+def spec_settings(spec: str) -> dict[str, object]:
+    """Every setting a spec runs with: its own, and the tracker's defaults for the rest (as JSON
+    values), so that a run kept from before a default changed is not taken for today's."""
+    name, given = parse_spec(spec)
+    settings_cls = tracker_class(name).Settings
+    defaults = {}
+    if settings_cls is not None:
+        for setting in dataclasses.fields(settings_cls):
+            missing = setting.default is dataclasses.MISSING
+            defaults[setting.name] = setting.default_factory() if missing else setting.default  # type: ignore[misc]
+    return json.loads(json.dumps({**defaults, **given}, default=str))
+
+
 class CellStore:
-    """One JSON file per finished run under WORK/cells/, keyed by spec, weights and cases."""
+    """One JSON file per finished run under WORK/cells/, keyed by spec, the settings it resolves
+    to, weights and cases."""
 
     def __init__(self, work: Path, weights_sha256: str, case_ids: Sequence[str]) -> None:
         self.folder = Path(work) / "cells"
         self.weights_sha256 = weights_sha256
         self.case_ids = list(case_ids)
 
+    def _identity(self, spec: str) -> list[object]:
+        return [spec, spec_settings(spec), self.weights_sha256, self.case_ids]
+
     def path(self, spec: str) -> Path:
-        key = json.dumps([spec, self.weights_sha256, self.case_ids])
+        key = json.dumps(self._identity(spec))
         readable = re.sub(r"[^A-Za-z0-9.=-]+", "_", spec.split("@")[0])[:80]
         return self.folder / f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
     def load(self, spec: str) -> dict[str, dict[str, float]] | None:
-        """The per-case scores of a finished run of `spec`, or None."""
+        """The per-case scores of a finished run of `spec` with today's settings, or None."""
         try:
             record = json.loads(self.path(spec).read_text())
         except (OSError, ValueError):
             return None
-        same = [record.get("spec"), record.get("weights_sha256"), record.get("case_ids")]
-        return record["cases"] if same == [spec, self.weights_sha256, self.case_ids] else None
+        same = [record.get(key) for key in ("spec", "settings", "weights_sha256", "case_ids")]
+        return record["cases"] if same == self._identity(spec) else None
 
     def save(self, spec: str, run: TrackerRun, seconds: float) -> dict[str, dict[str, float]]:
         cases = {case.case_id: case.scores for case in run.cases}
         record = {
             "spec": spec,
+            "settings": spec_settings(spec),
             "weights_sha256": self.weights_sha256,
             "case_ids": self.case_ids,
             "seconds": seconds,

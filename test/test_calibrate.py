@@ -4,6 +4,7 @@ run in this process instead of a fresh one each)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -28,6 +29,7 @@ from evaluation.calibrate import (
 from model.errors import InputError
 from model.releases import file_digest
 from model.settings_file import read_settings_file
+from model.trackers.optical_flow import OpticalFlowSettings
 from sequences.synthetic import write_dataset
 
 FLOW_GRID = ["optical-flow", "optical-flow[refinement=0]", "optical-flow[reference=previous-frame]"]
@@ -172,6 +174,20 @@ def test_a_stopped_calibration_resumes_without_rerunning_finished_cells(dataset,
     calls.clear()
     calibrate(dataset, grid, out, work, folds=3, seed=5, run_cell=run)  # other folds, same runs
     assert calls == []
+
+
+def test_a_run_kept_from_before_a_default_changed_runs_again(dataset, tmp_path, monkeypatch):
+    grid, out, work = grid_file(tmp_path, FLOW_GRID), tmp_path / "pipeline.json", tmp_path / "work"
+    calls: list[str] = []
+    calibrate(dataset, grid, out, work, folds=3, run_cell=in_process(calls))
+    assert sorted(calls) == sorted(FLOW_GRID)
+
+    refinement = {f.name: f for f in dataclasses.fields(OpticalFlowSettings)}["refinement"]
+    monkeypatch.setattr(refinement, "default", refinement.default + 1)
+    calls.clear()
+    calibrate(dataset, grid, out, work, folds=3, run_cell=in_process(calls))
+    # The cell that sets refinement itself is kept; the two that took the default run again.
+    assert sorted(calls) == sorted([FLOW_GRID[0], FLOW_GRID[2]])
 
 
 def test_the_command_writes_the_settings_file_and_prints_the_table(dataset, tmp_path, monkeypatch, capsys):
