@@ -63,10 +63,9 @@ def bench_size(cores: Sequence[InferenceCore], size: int, frames: int, warmup: i
             core.step(image)
             _synchronize(device)
             core_times.append(time.perf_counter() - start)
-    medians = [time_summary(core_times)["median"] for core_times in times]
+    summaries = [time_summary(core_times) for core_times in times]
     rows = []
-    for core, core_times, median in zip(cores, times, medians, strict=True):
-        summary = time_summary(core_times)
+    for core, summary in zip(cores, summaries, strict=True):
         rows.append(
             {
                 "size": size,
@@ -78,9 +77,9 @@ def bench_size(cores: Sequence[InferenceCore], size: int, frames: int, warmup: i
                 "threads": torch.get_num_threads(),
                 "frames": frames,
                 "warmup": warmup,
-                "median_s": round(median, 5),
+                "median_s": round(summary["median"], 5),
                 "p95_s": round(summary["p95"], 5),
-                "vs_first_path": round(median / medians[0], 3),
+                "vs_first_path": round(summary["median"] / summaries[0]["median"], 3),
                 "work_elements": core.work_elements,
                 "long_term_elements": core.long_term_elements,
             }
