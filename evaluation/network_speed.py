@@ -109,8 +109,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.paths = args.paths.split(",")
-    unknown = sorted(set(args.paths) - set(PATHS))
-    if unknown or len(set(args.paths)) != len(args.paths):
+    if set(args.paths) - set(PATHS) or len(set(args.paths)) != len(args.paths):
         parser.error(f"--paths takes distinct names from {', '.join(PATHS)}, got {','.join(args.paths)!r}")
     try:
         args.sizes = [int(s) for s in args.sizes.split(",")]
