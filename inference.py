@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import sys
@@ -35,6 +34,7 @@ from model.io import (
 )
 from model.progress import Progress
 from model.runner import run_tracker, time_summary
+from model.settings import setting_values
 from model.settings_file import SettingsFileError, resolve_settings
 from model.trackers import available_trackers, build_tracker, tracker_class
 from model.weights import PROJECT_WEIGHTS_WARNING
@@ -170,7 +170,7 @@ def _parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, Any]]:
 
 def _settings_dict(tracker_name: str, settings: dict[str, Any]) -> dict[str, Any]:
     settings_cls = tracker_class(tracker_name).Settings
-    return dataclasses.asdict(settings_cls(**settings)) if settings_cls is not None else {}
+    return setting_values(settings_cls(**settings)) if settings_cls is not None else {}
 
 
 def _write_pictures(args: argparse.Namespace, case: Case, masks: np.ndarray) -> list[Path]:

@@ -34,7 +34,7 @@ from model.io import find_case_dirs, read_dataset_case, read_labels
 from model.overlay import write_line_chart, write_montage, write_overlay
 from model.progress import Progress
 from model.runner import time_summary
-from model.settings import value_kind, value_parser
+from model.settings import setting_fields, value_kind, value_parser
 from model.trackers import available_trackers, build_tracker
 from model.trackers.registry import tracker_class
 
@@ -80,7 +80,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, object]]:
     if name not in available_trackers():
         raise ValueError(f"unknown tracker {name!r} in {spec!r}; choose from {available_trackers()}")
     settings_cls = tracker_class(name).Settings
-    fields = {f.name: f for f in dataclasses.fields(settings_cls)} if settings_cls is not None else {}
+    fields = {f.name: f for f in setting_fields(settings_cls)} if settings_cls is not None else {}
     settings: dict[str, object] = {}
     for item in filter(None, (part.strip() for part in (match["settings"] or "").split(","))):
         key, equals, value = item.partition("=")

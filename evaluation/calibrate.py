@@ -34,6 +34,7 @@ from model.atomic import write_atomically
 from model.errors import InputError, run_command, warn
 from model.io import dataset_case_id, find_case_dirs
 from model.releases import file_digest
+from model.settings import setting_fields
 from model.settings_file import write_settings_file
 from model.trackers.registry import tracker_class
 from model.weights import resolve_weights
@@ -165,7 +166,7 @@ def cross_validate(
     held_out.update({label: _pair(scores[label], case_ids) for label in (DEFAULT_LABEL, PEER_LABEL)})
     chosen = choose(cells, scores, case_ids, tolerance)
     name, settings = parse_spec(chosen)
-    fields = {f.name for f in dataclasses.fields(tracker_class(name).Settings)} - {"weights"}
+    fields = {f.name for f in setting_fields(tracker_class(name).Settings)} - {"weights"}
     settings = {key: value for key, value in settings.items() if key in fields}
     return Calibration(tracker, case_ids, results, held_out, chosen, _pair(scores[chosen], case_ids), settings)
 
@@ -203,11 +204,7 @@ def spec_settings(spec: str) -> dict[str, object]:
     values), so that a run kept from before a default changed is not taken for today's."""
     name, given = parse_spec(spec)
     settings_cls = tracker_class(name).Settings
-    defaults = {}
-    if settings_cls is not None:
-        for setting in dataclasses.fields(settings_cls):
-            missing = setting.default is dataclasses.MISSING
-            defaults[setting.name] = setting.default_factory() if missing else setting.default  # type: ignore[misc]
+    defaults = {setting.name: setting.default for setting in setting_fields(settings_cls)} if settings_cls else {}
     return json.loads(json.dumps({**defaults, **given}, default=str))
 
 
@@ -224,18 +221,24 @@ class CellStore:
         return [spec, spec_settings(spec), self.weights_sha256, self.case_ids]
 
     def path(self, spec: str) -> Path:
-        key = json.dumps(self._identity(spec))
+        key = json.dumps(self._identity(spec), sort_keys=True)
         readable = re.sub(r"[^A-Za-z0-9.=-]+", "_", spec.split("@")[0])[:80]
         return self.folder / f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
     def load(self, spec: str) -> dict[str, dict[str, float]] | None:
-        """The per-case scores of a finished run of `spec` with today's settings, or None."""
-        try:
-            record = json.loads(self.path(spec).read_text())
-        except (OSError, ValueError):
-            return None
-        same = [record.get(key) for key in ("spec", "settings", "weights_sha256", "case_ids")]
-        return record["cases"] if same == self._identity(spec) else None
+        """The per-case scores of a finished run of `spec` with today's settings, or None. A run
+        is known by its record's content; the file name only finds it fast (a run kept under
+        another name, e.g. before the settings' order changed, is found by the others)."""
+        identity = self._identity(spec)
+        named = self.path(spec)
+        for path in [named, *sorted(set(self.folder.glob("*.json")) - {named})]:
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if [record.get(key) for key in ("spec", "settings", "weights_sha256", "case_ids")] == identity:
+                return record["cases"]
+        return None
 
     def save(self, spec: str, run: TrackerRun, seconds: float) -> dict[str, dict[str, float]]:
         cases = {case.case_id: case.scores for case in run.cases}
@@ -299,7 +302,7 @@ def _duration(seconds: float) -> str:
 def weights_of(tracker: str, weights: Path | None) -> tuple[Path | None, str]:
     """(the weights file every cell runs, its sha256), resolved as the entry point resolves them;
     (None, "") for a tracker without weights."""
-    fields = {f.name for f in dataclasses.fields(tracker_class(tracker).Settings)}
+    fields = {f.name for f in setting_fields(tracker_class(tracker).Settings)}
     if "weights" not in fields:
         if weights is not None:
             raise InputError(f"--weights {weights}: the {tracker} tracker takes no weights")

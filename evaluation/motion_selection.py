@@ -100,7 +100,7 @@ def record(dataset: Path, out: Path, cases: int, weights: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     settings = XMemSettings(**RECORDING_SETTINGS, weights=weights)
     _, state_dict = load_weights(weights or None)
-    core = RecordingCore(build_core(load_network(state_dict, device=settings.torch_device()), settings))
+    core = RecordingCore(build_core(load_network(state_dict, device=settings.network.torch_device()), settings))
     tracker = XMemTracker(settings, core=core)
     for case_dir in find_case_dirs(dataset)[:cases]:
         case = read_dataset_case(case_dir)

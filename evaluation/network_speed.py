@@ -19,7 +19,7 @@ import torch
 
 from model.errors import run_command
 from model.runner import time_summary
-from model.trackers.xmem import XMemSettings
+from model.trackers.xmem_settings import NetworkSettings
 from model.xmem.inference.config import InferenceConfig
 from model.xmem.inference.inference_core import PRECISIONS, InferenceCore
 from model.xmem.network.network import XMem
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> None:
         # The device and precision checks of the XMem settings: one line for e.g. cuda on a CPU machine.
-        settings = XMemSettings(device=args.device or "auto", precision=args.precision)
+        settings = NetworkSettings(device=args.device or "auto", precision=args.precision)
         torch.manual_seed(args.seed)
         network = XMem()
         cores = [

@@ -4,6 +4,11 @@ A field's annotation names its value type: `int`, `float`, `str`, `bool` (each o
 `| None`), `AutoFloat` ("auto" or a number) or `AutoInt` ("auto" or a whole number). The same
 parser reads a value from the command line (`add_settings_options`) and from a benchmark spec
 such as `xmem[margin-mm=auto,guard=off]`.
+
+A settings class may be made of groups (`GroupedSettings`, each group a settings dataclass of
+its own, declared with `group`): users still name every setting by its own name, on the command
+line, in a spec and in a settings file (`setting_fields`, `setting_values`), and the code reads
+it from its group (`settings.motion.prior_weight`).
 """
 
 from __future__ import annotations
@@ -72,6 +77,48 @@ def value_parser(field: dataclasses.Field) -> Callable[[str], Any]:
     return _PARSERS[value_kind(field)]
 
 
+def group(settings_cls: type) -> Any:
+    """A field of a GroupedSettings that holds one group: `motion: MotionSettings = group(MotionSettings)`."""
+    return dataclasses.field(default_factory=settings_cls, metadata={"group": settings_cls})
+
+
+def setting_fields(settings_cls: type) -> list[dataclasses.Field]:
+    """The settings a user names, in order: the dataclass's fields, each group's in its place."""
+    fields = []
+    for field in dataclasses.fields(settings_cls):
+        fields.extend(setting_fields(field.metadata["group"]) if "group" in field.metadata else [field])
+    names = [field.name for field in fields]
+    if len(set(names)) != len(names):  # a name users type must say which group it sets
+        raise TypeError(f"{settings_cls.__name__}: a setting name appears in two groups")
+    return fields
+
+
+def setting_values(settings: Any) -> dict[str, Any]:
+    """Every setting's value by its name (groups flattened), e.g. for a run's report."""
+    values = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        values.update(setting_values(value) if "group" in field.metadata else {field.name: value})
+    return values
+
+
+class GroupedSettings:
+    """Base of a frozen settings dataclass whose fields are groups (`group`), built from the
+    settings by name as users give them: `XMemSettings(prior_weight=0.5)` puts 0.5 in the motion
+    group and leaves every other group at its defaults. Each group checks its own values. Declare it
+    `@dataclass(frozen=True, init=False)`."""
+
+    def __init__(self, **values: Any) -> None:
+        remaining = dict(values)
+        for field in dataclasses.fields(self):
+            group_cls = field.metadata["group"]
+            names = [setting.name for setting in setting_fields(group_cls)]
+            own = {name: remaining.pop(name) for name in names if name in remaining}
+            object.__setattr__(self, field.name, group_cls(**own))
+        if remaining:
+            raise TypeError(f"unexpected setting {sorted(remaining)[0]!r}")
+
+
 def add_settings_options(
     group: argparse._ActionsContainer,
     settings_cls: type,
@@ -87,7 +134,7 @@ def add_settings_options(
     another way). `defaults` replaces fields' own defaults (a settings file's values).
     """
     names = []
-    for field in dataclasses.fields(settings_cls):
+    for field in setting_fields(settings_cls):
         if field.name in skip:
             continue
         option = "--" + field.name.replace("_", "-")

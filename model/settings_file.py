@@ -9,7 +9,6 @@ See docs/calibration.md, "The settings file".
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from typing import Any
 from model.atomic import write_atomically
 from model.errors import InputError
 from model.releases import file_digest
-from model.settings import value_kind
+from model.settings import setting_fields, value_kind
 from model.trackers.registry import tracker_class
 from model.weights import MODEL_DIR, RESOURCES_DIR
 
@@ -138,7 +137,7 @@ def read_settings_file(path: Path, source: str) -> tuple[str, ResolvedSettings]:
 
 def check_settings(settings_cls: type, tracker: str, values: Mapping[str, Any], path: Path) -> dict[str, Any]:
     """The values by field name, each of its field's type and accepted by `settings_cls`."""
-    fields = {f.name: f for f in dataclasses.fields(settings_cls)}
+    fields = {f.name: f for f in setting_fields(settings_cls)}
     settings: dict[str, Any] = {}
     for key, value in values.items():
         name = key.replace("-", "_")

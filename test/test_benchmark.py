@@ -198,8 +198,8 @@ def test_motion_ablation_script_switches_on_one_part_per_row(tmp_path):
         benchmark.check_spec(spec)
         name, settings = benchmark.parse_spec(spec)
         assert name == "xmem" and settings.pop("weights") == "w.pth"
-        parts.append(XMemSettings(**settings).motion_parts())
-        centres.append(XMemSettings(**settings).flow_centre)
+        parts.append(XMemSettings(**settings).motion_parts().names())
+        centres.append(XMemSettings(**settings).motion.flow_centre)
     assert centres[-2:] == ["two-way", "pulled"]
     assert parts == [
         [],
@@ -208,8 +208,8 @@ def test_motion_ablation_script_switches_on_one_part_per_row(tmp_path):
         ["prior", "trust"],
         ["trust", "align"],  # the trust steers the alignment and the guards as in the default
         ["trust", "guards", "fallback"],
-        XMemSettings().motion_parts(),
-        XMemSettings().motion_parts(),
+        XMemSettings().motion_parts().names(),
+        XMemSettings().motion_parts().names(),
     ]
 
 

@@ -190,6 +190,23 @@ def test_a_run_kept_from_before_a_default_changed_runs_again(dataset, tmp_path, 
     assert sorted(calls) == sorted([FLOW_GRID[0], FLOW_GRID[2]])
 
 
+def test_a_run_kept_under_another_file_name_is_found_by_its_content(dataset, tmp_path):
+    grid, out, work = grid_file(tmp_path, FLOW_GRID), tmp_path / "pipeline.json", tmp_path / "work"
+    calls: list[str] = []
+    calibrate(dataset, grid, out, work, folds=3, run_cell=in_process(calls))
+    kept = sorted((work / "cells").glob("*.json"))
+    for number, path in enumerate(kept):  # as files named before the key's settings were sorted
+        path.rename(path.with_name(f"kept-{number}.json"))
+    calls.clear()
+    calibrate(dataset, grid, out, work, folds=3, run_cell=in_process(calls))
+    assert calls == []
+    record = json.loads((work / "cells" / "kept-0.json").read_text())
+    record["settings"]["refinement"] = -1  # a run with other settings is not today's
+    (work / "cells" / "kept-0.json").write_text(json.dumps(record))
+    calibrate(dataset, grid, out, work, folds=3, run_cell=in_process(calls))
+    assert calls == [record["spec"]]
+
+
 def test_the_command_writes_the_settings_file_and_prints_the_table(dataset, tmp_path, monkeypatch, capsys):
     calls: list[str] = []
     monkeypatch.setattr(calibrate_module, "benchmark_in_fresh_process", in_process(calls))

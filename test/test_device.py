@@ -26,7 +26,7 @@ def test_bad_names_are_one_line_errors():
 def test_tracker_settings_and_the_inference_core_use_it():
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         XMemSettings(device="gpu0")
-    assert XMemSettings(device="cpu").torch_device() == torch.device("cpu")
+    assert XMemSettings(device="cpu").network.torch_device() == torch.device("cpu")
     with pytest.raises(ValueError, match="unknown device 'gpu0'"):
         InferenceCore(torch.nn.Identity(), device="gpu0")  # checked before the network is used
 

@@ -7,7 +7,7 @@ import torch
 
 from model.device import cpu_has_native_bf16
 from model.runner import run_tracker
-from model.settings import value_parser
+from model.settings import setting_fields, value_parser
 from model.trackers import SequenceInfo, build_tracker
 from model.trackers.xmem import XMemSettings, XMemTracker, build_core
 from model.weights import PROJECT_NAME, RESOURCES_DIR, WeightsError
@@ -142,10 +142,10 @@ class RecordingCore:
 
 
 def test_settings_follow_the_cli_contract_and_reach_the_core():
-    for f in dataclasses.fields(XMemSettings):
+    for f in setting_fields(XMemSettings):
         assert value_parser(f) and f.metadata.get("help"), f.name
         assert f.default is not dataclasses.MISSING
-    config = XMemSettings(mem_every=3, top_k=7).inference_config()
+    config = XMemSettings(mem_every=3, top_k=7).network.inference_config()
     assert (config.mem_every, config.top_k) == (3, 7)
     assert config.enable_long_term_count_usage is True  # not decided from the sequence length
 

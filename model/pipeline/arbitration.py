@@ -13,7 +13,7 @@ the fusion's weights, and how far the guard lets the output stray from the flow 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -37,14 +37,60 @@ RESIDUAL_FLOOR = 1.0
 
 @dataclass(frozen=True)
 class ArbitrationSettings:
-    """The arbitration's thresholds (validated by model.trackers.xmem.XMemSettings)."""
+    """When the flow may judge a frame, and how far the network's trust lets it stray."""
 
-    trust_floor: float = 0.7  # surface agreement mapped from [floor, 1] to trust [0, 1]; 0 = trust off
-    agreement_tolerance_px: float = 1.0  # outlines closer than this agree
-    trust_memory: int = 0  # credible frames the trust's mean reaches back over (0 = all so far)
-    flow_credible: float = 0.9  # the flow judges when its outline's FB consistency reaches this
-    flow_max_residual: float = 1.5  # ... and its outline's residual is at most this times its surroundings'
-    guard_leeway: float = 0.3  # extra first-mask radii the centroid guard allows at full trust
+    trust_floor: float = field(
+        default=0.7,
+        metadata={
+            "help": "the network's trust: the running mean agreement of its outline with the "
+            "flow mask's (surface DSC within --agreement-tolerance-px) on the frames where the "
+            "flow is credible, mapped from [floor, 1] to [0, 1]; it scales the network's weight "
+            "in the fusion, how far the alignment defers to the flow and the centroid guard's "
+            "leeway (0 = off: full weight, full alignment, no leeway)"
+        },
+    )
+    agreement_tolerance_px: float = field(
+        default=1.0, metadata={"help": "outlines of the network's and the flow's masks closer than this agree"}
+    )
+    trust_memory: int = field(
+        default=0,
+        metadata={
+            "help": "the trust's mean reaches back about this many frames where the flow is "
+            "credible (an exponential mean; 0 = every such frame so far)"
+        },
+    )
+    flow_credible: float = field(
+        default=0.9,
+        metadata={
+            "help": "the flow judges a frame (trust, guards, fallback, crop) only when its forward-"
+            "backward consistency around the flow mask's outline reaches this (0 = always)"
+        },
+    )
+    flow_max_residual: float = field(
+        default=1.5,
+        metadata={
+            "help": "... and when the image residual it leaves around that outline is at most this "
+            "many times the residual a few pixels farther out (0 = no residual test)"
+        },
+    )
+    guard_leeway: float = field(
+        default=0.3,
+        metadata={"help": "first-mask radii added to --max-flow-shift at full trust"},
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.trust_floor < 1.0:
+            raise ValueError(f"trust_floor must be in [0, 1), got {self.trust_floor}")
+        if self.agreement_tolerance_px <= 0:
+            raise ValueError(f"agreement_tolerance_px must be > 0, got {self.agreement_tolerance_px}")
+        if self.trust_memory < 0:
+            raise ValueError(f"trust_memory must be >= 0, got {self.trust_memory}")
+        if not 0.0 <= self.flow_credible <= 1.0:
+            raise ValueError(f"flow_credible must be in [0, 1], got {self.flow_credible}")
+        if self.flow_max_residual < 0:
+            raise ValueError(f"flow_max_residual must be >= 0, got {self.flow_max_residual}")
+        if self.guard_leeway < 0:
+            raise ValueError(f"guard_leeway must be >= 0, got {self.guard_leeway}")
 
 
 def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residual_ratio: float) -> bool:

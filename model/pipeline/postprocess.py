@@ -2,14 +2,14 @@
 smoothing (causal EMA), threshold, one connected component, the area-jump and slow-failure
 guards, and the fallback for a rejected frame (the flow mask, else the last accepted mask).
 
-Entry points: PostProcessor, SlowFailureGuards, ema_weight_for_frame_rate. See
+Entry points: PostProcessor, GuardSettings, ema_weight_for_frame_rate. See
 docs/pipeline.md, "Per frame" (step 5) and "Motion parts".
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,16 +30,48 @@ def ema_weight_for_frame_rate(frame_rate: float, time_constant_s: float) -> floa
 
 
 @dataclass(frozen=True)
-class SlowFailureGuards:
-    """Thresholds of the guards of step 5; 0 switches a guard off."""
+class GuardSettings:
+    """The slow-failure guards of step 5 (0 switches a guard off) and what a rejected frame
+    outputs (step 6)."""
 
-    first_area_factor: float = 0.0  # area must stay within this factor of the first mask's
-    min_flow_dice: float = 0.0  # DSC with the flow-propagated mask must reach this
-    max_flow_shift: float = 0.0  # centroid gap to the flow mask, in first-mask equivalent radii
+    first_area_factor: float = field(
+        default=0.0,
+        metadata={"help": "reject a mask whose area is more than this factor away from the first mask's (0 = off)"},
+    )
+    min_flow_dice: float = field(
+        default=0.0,
+        metadata={"help": "reject a mask whose DSC with the flow-propagated mask is below this (0 = off)"},
+    )
+    max_flow_shift: float = field(
+        default=0.1,
+        metadata={
+            "help": "reject a mask whose centroid is farther from the flow-propagated "
+            "mask's than this many first-mask equivalent radii (0 = off)"
+        },
+    )
+    flow_fallback: bool = field(
+        default=True,
+        metadata={
+            "help": "a rejected frame outputs the flow-propagated mask (moves with the "
+            "target) instead of repeating the last accepted mask"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.first_area_factor and self.first_area_factor <= 1.0:
+            raise ValueError(f"first_area_factor must be 0 (off) or > 1, got {self.first_area_factor}")
+        if not 0.0 <= self.min_flow_dice <= 1.0:
+            raise ValueError(f"min_flow_dice must be in [0, 1], got {self.min_flow_dice}")
+        if self.max_flow_shift < 0:
+            raise ValueError(f"max_flow_shift must be >= 0, got {self.max_flow_shift}")
 
     @property
     def off(self) -> bool:
+        """Whether no guard judges (the fallback has nothing to replace then)."""
         return not (self.first_area_factor or self.min_flow_dice or self.max_flow_shift)
+
+
+NO_GUARDS = GuardSettings(max_flow_shift=0.0, flow_fallback=False)
 
 
 class PostProcessor:
@@ -52,12 +84,10 @@ class PostProcessor:
         threshold: float,
         area_jump_factor: float,
         patience: int,
-        guards: SlowFailureGuards = SlowFailureGuards(),
-        flow_fallback: bool = False,
+        guards: GuardSettings = NO_GUARDS,
     ) -> None:
         """Arguments as validated by XMemSettings; `first_mask` is non-empty (model.io)."""
         self._guards = guards
-        self._flow_fallback = flow_fallback
         self._first_area = int(np.count_nonzero(first_mask))
         self._first_radius = math.sqrt(self._first_area / math.pi)
         self._weight = ema_weight
@@ -82,7 +112,7 @@ class PostProcessor:
         """Post-process one frame's foreground probability map (frame shape, float32).
 
         `flow_mask`: the flow-propagated mask of this frame, if any; the guards of step 5 judge
-        against it and, with `flow_fallback`, a rejected frame outputs it (step 6).
+        against it and, with the guards' `flow_fallback`, a rejected frame outputs it (step 6).
         `leeway_radii`: first-mask radii the centroid guard allows this frame beyond its limit
         (the network's earned trust, model.pipeline.arbitration).
         """
@@ -157,7 +187,7 @@ class PostProcessor:
 
     def _fallback(self, flow_mask: np.ndarray | None) -> np.ndarray:
         """The output of a rejected frame: the flow-propagated mask, else the last accepted."""
-        if flow_mask is None or not self._flow_fallback:
+        if flow_mask is None or not self._guards.flow_fallback:
             return self._last.copy()
         self.flow_fallbacks += 1
         return flow_mask.copy()
