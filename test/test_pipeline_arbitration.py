@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from evaluation.standins import StandInCore
-from model.pipeline.arbitration import NetworkTrust, align_to_flow, flow_is_credible, fuse_with_prior
+from model.pipeline.arbitration import (
+    NetworkTrust,
+    align_to_flow,
+    flow_is_credible,
+    fuse_with_prior,
+    outline_contrast,
+)
 from model.pipeline.masks import dice, mask_centroid
 from model.pipeline.motion import MotionEstimate
 from model.runner import run_tracker
@@ -148,6 +154,21 @@ def _texture(shape, base, amplitude, seed):
     return base + amplitude * noise / noise.std()
 
 
+def test_the_outline_on_the_true_edge_has_the_most_image_contrast():
+    rng = np.random.default_rng(0)
+    rows, cols = np.indices((64, 64))
+    distance = np.hypot(rows - 32, cols - 30)
+    image = np.where(distance <= 10, 200.0, 100.0) + rng.normal(0.0, 10.0, (64, 64))
+    truth = distance <= 10
+    grown, shrunk, shifted = distance <= 13, distance <= 7, np.roll(truth, 3, axis=1)
+    on_edge = outline_contrast(image, truth)
+    assert on_edge == pytest.approx(100.0, abs=8.0)
+    for wrong in (grown, shrunk, shifted):
+        assert outline_contrast(image, wrong) < 0.8 * on_edge
+    assert outline_contrast(-image, truth) == pytest.approx(on_edge)  # a reversed contrast counts alike
+    assert outline_contrast(image, np.zeros_like(truth)) == 0.0
+
+
 def translating_scene(n_frames=18, step=(2, 1), radius=8, shape=(112, 96)):
     """A textured scene with a bright textured disc, all moving `step` px a frame: the flow is right."""
     frame = _texture(shape, 100.0, 15.0, 0)
@@ -186,6 +207,19 @@ def test_a_right_network_against_a_wrong_flow_goes_through():
     # The flow's own answer stays near the first, small mask.
     flow = run_tracker(build_tracker("optical-flow"), frames, masks[:, :, 0], _info(frames)).masks
     assert dice(flow[:, :, -1] > 0, masks[:, :, -1]) < min(0.85, scores[-1] - 0.1)
+
+
+def test_the_image_keeps_a_wrong_flow_from_judging_a_right_network():
+    # The flow's own tests off: the flow that keeps the first, small mask judges every frame.
+    frames, masks = growing_cut()
+    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0}
+    judged, judged_events = run_stand_in("exact", frames, masks, **blind, flow_min_contrast=0.0)
+    imaged, imaged_events = run_stand_in("exact", frames, masks, **blind, flow_min_contrast=1.0)
+    assert judged_events["aligned_to_flow"] > 0 and judged_events["fallback_output_flow_mask"] > 0
+    # The growing edge is in the image: the network's outline has the contrast, the flow's not,
+    # so the flow neither moves nor rejects the network's map.
+    assert imaged_events["aligned_to_flow"] == 0 and imaged_events["fallback_output_flow_mask"] == 0
+    assert imaged.min() > 0.95 and judged.min() < imaged.min() - 0.1
 
 
 def test_a_wrong_network_against_a_right_flow_is_kept_out():

@@ -33,6 +33,8 @@ _RING_INNER = np.ones((9, 9), np.uint8)
 _RING_OUTER = np.ones((21, 21), np.uint8)
 # A residual floor (8-bit grey levels) so that a noiseless ring does not make every outline suspect.
 RESIDUAL_FLOOR = 1.0
+# Width of the bands inside and outside an outline whose mean intensities `outline_contrast` compares.
+CONTRAST_BAND_PX = 2
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,14 @@ class ArbitrationSettings:
         default=0.3,
         metadata={"help": "first-mask radii added to --max-flow-shift at full trust"},
     )
+    flow_min_contrast: float = field(
+        default=0.0,
+        metadata={
+            "help": "a credible flow judges the network (trust, alignment, the guard's leeway) only "
+            "when the image contrast across its mask's outline is at least this times the contrast "
+            "across the network mask's outline (0 = no image test)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.trust_floor < 1.0:
@@ -91,6 +101,8 @@ class ArbitrationSettings:
             raise ValueError(f"flow_max_residual must be >= 0, got {self.flow_max_residual}")
         if self.guard_leeway < 0:
             raise ValueError(f"guard_leeway must be >= 0, got {self.guard_leeway}")
+        if self.flow_min_contrast < 0:
+            raise ValueError(f"flow_min_contrast must be >= 0, got {self.flow_min_contrast}")
 
 
 def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residual_ratio: float) -> bool:
@@ -122,6 +134,29 @@ def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residua
             if float(residual[band].mean()) > max_residual_ratio * max(outside, RESIDUAL_FLOOR):
                 return False
     return True
+
+
+def outline_contrast(image: np.ndarray, mask: np.ndarray) -> float:
+    """How sharply the image changes across the mask's outline: the absolute difference between
+    the mean intensity of the band just inside it and of the band just outside it
+    (CONTRAST_BAND_PX each). A mask on the target's true edge has the most; one that has grown
+    into the tissue around it, or stayed where the edge was, has less. 0 for an empty mask."""
+    if not mask.any():
+        return 0.0
+    rows, cols = np.nonzero(mask)
+    reach = CONTRAST_BAND_PX + 1
+    box = (
+        slice(max(rows.min() - reach, 0), rows.max() + reach + 1),
+        slice(max(cols.min() - reach, 0), cols.max() + reach + 1),
+    )
+    inside = mask[box].astype(np.uint8)
+    kernel = np.ones((2 * CONTRAST_BAND_PX + 1,) * 2, np.uint8)
+    inner = inside.astype(bool) & ~cv2.erode(inside, kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    outer = cv2.dilate(inside, kernel).astype(bool) & ~inside.astype(bool)
+    if not inner.any() or not outer.any():
+        return 0.0
+    window = image[box]
+    return abs(float(window[inner].mean()) - float(window[outer].mean()))
 
 
 class NetworkTrust:

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from model.device import describe_device
-from model.pipeline.arbitration import NetworkTrust, WindowSearch, align_to_flow, flow_is_credible, fuse_with_prior
+from model.pipeline.arbitration import (
+    NetworkTrust,
+    WindowSearch,
+    align_to_flow,
+    flow_is_credible,
+    fuse_with_prior,
+    outline_contrast,
+)
 from model.pipeline.crop import CropWindow, initial_box
 from model.pipeline.masks import mask_centroid
 from model.pipeline.motion import MaskFlow
@@ -190,9 +197,11 @@ class XMemTracker(Tracker):
         # The network's own mask: the trust and the memory decision below judge it.
         network_mask = self._probability > settings.output.threshold
         found = self._look_for_lost_target(network_mask, credible) if motion is not None else False
+        # The flow judges the network only where the image does not side with the network.
+        judges = credible and self._image_allows_flow_to_judge(normalised, network_mask, motion.mask)
         trust = 1.0
         if self._trust is not None and motion is not None:
-            trust = self._trust.update(network_mask, motion.mask, credible)
+            trust = self._trust.update(network_mask, motion.mask, judges)
         fused = self._probability
         if motion is not None and self._parts.prior:
             covered = np.zeros(self._probability.shape, bool)
@@ -206,7 +215,7 @@ class XMemTracker(Tracker):
                 settings.motion.motion_prior,
                 trust,
             )
-        if credible and self._parts.align:
+        if judges and self._parts.align:
             # On a frame the flow can judge, its two-way centre places the target more precisely
             # than the project's weights do, and costs a right network little (docs/pipeline.md).
             fused, moved = align_to_flow(fused, self._post.last_mask, motion.centre, self._align_limit)
@@ -218,7 +227,7 @@ class XMemTracker(Tracker):
         flow_mask = motion.mask if judge else None
         leeway = 0.0
         if self._trust is not None:
-            leeway = arbitration.guard_leeway * (trust if credible else 1.0)
+            leeway = arbitration.guard_leeway * (trust if judges else 1.0)
         mask = self._post(fused, flow_mask, leeway)
         # A prediction the post-processing rejected must not become memory: it would teach
         # XMem the wrong target for every later frame. The memory is written from the
@@ -236,6 +245,12 @@ class XMemTracker(Tracker):
         elif not window_with_flow and not self._search.active:
             self._follow(mask)
         return mask
+
+    def _image_allows_flow_to_judge(self, image: np.ndarray, network_mask: np.ndarray, flow_mask: np.ndarray) -> bool:
+        factor = self._settings.arbitration.flow_min_contrast
+        if not factor or not network_mask.any():
+            return True
+        return outline_contrast(image, flow_mask) >= factor * outline_contrast(image, network_mask)
 
     def _look_for_lost_target(self, network_mask: np.ndarray, flow_credible: bool) -> bool:
         """Re-detection: start searching when the network sees nothing and the flow cannot say
