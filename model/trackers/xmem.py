@@ -175,8 +175,8 @@ class XMemTracker(Tracker):
         arbitration = settings.arbitration
         normalised = normalise_frame(frame)
         motion = self._flow.estimate(frame) if self._flow is not None else None
-        # The flow judges this frame (trust, crop, alignment) only when it is credible by its
-        # own evidence.
+        # The flow places the window, and may judge the network below, only when it is credible
+        # by its own evidence.
         credible = motion is not None and flow_is_credible(
             motion, arbitration.flow_credible, arbitration.flow_max_residual
         )
@@ -197,11 +197,12 @@ class XMemTracker(Tracker):
         # The network's own mask: the trust and the memory decision below judge it.
         network_mask = self._probability > settings.output.threshold
         found = self._look_for_lost_target(network_mask, credible) if motion is not None else False
-        # The flow judges the network only where the image does not side with the network.
-        judges = credible and self._image_allows_flow_to_judge(normalised, network_mask, motion.mask)
+        # The flow judges the network (trust, alignment, leeway) where the image does not side
+        # with the network's outline.
+        flow_judges = credible and self._image_allows_flow_to_judge(normalised, network_mask, motion.mask)
         trust = 1.0
         if self._trust is not None and motion is not None:
-            trust = self._trust.update(network_mask, motion.mask, judges)
+            trust = self._trust.update(network_mask, motion.mask, flow_judges)
         fused = self._probability
         if motion is not None and self._parts.prior:
             covered = np.zeros(self._probability.shape, bool)
@@ -215,7 +216,7 @@ class XMemTracker(Tracker):
                 settings.motion.motion_prior,
                 trust,
             )
-        if judges and self._parts.align:
+        if flow_judges and self._parts.align:
             # On a frame the flow can judge, its two-way centre places the target more precisely
             # than the project's weights do, and costs a right network little (docs/pipeline.md).
             fused, moved = align_to_flow(fused, self._post.last_mask, motion.centre, self._align_limit)
@@ -223,11 +224,11 @@ class XMemTracker(Tracker):
         # The guards always see the flow mask: a jump of the network's target far from where the
         # flow puts it is implausible whatever the flow's credibility. The leeway is what the
         # network has earned, in full on frames the flow cannot judge.
-        judge = motion is not None and not self._redetected and (self._parts.guards or self._parts.fallback)
-        flow_mask = motion.mask if judge else None
+        guarded = motion is not None and not self._redetected and (self._parts.guards or self._parts.fallback)
+        flow_mask = motion.mask if guarded else None
         leeway = 0.0
         if self._trust is not None:
-            leeway = arbitration.guard_leeway * (trust if judges else 1.0)
+            leeway = arbitration.guard_leeway * (trust if flow_judges else 1.0)
         mask = self._post(fused, flow_mask, leeway)
         # A prediction the post-processing rejected must not become memory: it would teach
         # XMem the wrong target for every later frame. The memory is written from the
@@ -247,6 +248,8 @@ class XMemTracker(Tracker):
         return mask
 
     def _image_allows_flow_to_judge(self, image: np.ndarray, network_mask: np.ndarray, flow_mask: np.ndarray) -> bool:
+        """Whether the flow mask's outline has at least flow_min_contrast times the image
+        contrast of the network mask's (always, with the test off or no network mask)."""
         factor = self._settings.arbitration.flow_min_contrast
         if not factor or not network_mask.any():
             return True
