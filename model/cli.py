@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-from model.settings import add_settings_options
+from model.settings import GroupedSettings, add_settings_options
 from model.trackers import available_trackers, tracker_class
 
 DESCRIPTION = "TrackRAD2025 entry point: read a case, track the first-frame mask through it, write the masks."
@@ -50,12 +51,22 @@ def build_parser(tracker: str, defaults: dict[str, Any] | None = None) -> tuple[
     )
     settings_cls = tracker_class(tracker).Settings
     names = []
-    if settings_cls is not None:
+    if settings_cls is not None and issubclass(settings_cls, GroupedSettings):
+        # One heading per group in --help: "xmem motion settings", ...
+        for field in dataclasses.fields(settings_cls):
+            group_cls = field.metadata["group"]
+            group = parser.add_argument_group(f"{tracker} {field.name} settings", _first_paragraph(group_cls.__doc__))
+            names += add_settings_options(group, group_cls, defaults=defaults)
+    elif settings_cls is not None:
         group = parser.add_argument_group(f"{tracker} settings")
         names = add_settings_options(group, settings_cls, defaults=defaults)
     else:
         parser.add_argument_group(f"{tracker} settings", f"none: the {tracker} tracker has no settings")
     return parser, names
+
+
+def _first_paragraph(text: str | None) -> str | None:
+    return " ".join(text.strip().split("\n\n")[0].split()) if text else None
 
 
 def explain_unknown_options(unknown: list[str], tracker: str) -> str:

@@ -31,8 +31,7 @@ def ema_weight_for_frame_rate(frame_rate: float, time_constant_s: float) -> floa
 
 @dataclass(frozen=True)
 class GuardSettings:
-    """The slow-failure guards of step 5 (0 switches a guard off) and what a rejected frame
-    outputs (step 6)."""
+    """The slow-failure guards (0 switches one off) and what a frame they reject outputs."""
 
     first_area_factor: float = field(
         default=0.0,
