@@ -219,6 +219,7 @@ def test_the_image_keeps_a_wrong_flow_from_judging_a_right_network():
     # The growing edge is in the image: the network's outline has the contrast, the flow's not,
     # so the flow neither moves nor rejects the network's map.
     assert imaged_events["aligned_to_flow"] == 0 and imaged_events["fallback_output_flow_mask"] == 0
+    assert imaged_events["flow_overruled_by_image"] > 0 and judged_events["flow_overruled_by_image"] == 0
     assert imaged.min() > 0.95 and judged.min() < imaged.min() - 0.1
 
 

@@ -99,6 +99,7 @@ class XMemTracker(Tracker):
         self._recentred = 0
         self._aligned = 0
         self._flow_unjudged = 0
+        self._image_overruled = 0
 
     @classmethod
     def from_network(cls, network: torch.nn.Module, settings: XMemSettings | None = None) -> XMemTracker:
@@ -150,6 +151,7 @@ class XMemTracker(Tracker):
         self._flow = None
         self._trust = None
         self._flow_unjudged = 0
+        self._image_overruled = 0
         self._search = WindowSearch(box.size)
         self._redetected = False
         arbitration = settings.arbitration
@@ -200,6 +202,7 @@ class XMemTracker(Tracker):
         # The flow judges the network (trust, alignment, leeway) where the image does not side
         # with the network's outline.
         flow_judges = credible and self._image_allows_flow_to_judge(normalised, network_mask, motion.mask)
+        self._image_overruled += credible and not flow_judges
         trust = 1.0
         if self._trust is not None and motion is not None:
             trust = self._trust.update(network_mask, motion.mask, flow_judges)
@@ -309,5 +312,6 @@ class XMemTracker(Tracker):
             "aligned_to_flow": self._aligned,
             "network_untrusted": self._trust.untrusted_frames if self._trust is not None else 0,
             "flow_not_credible": self._flow_unjudged,
+            "flow_overruled_by_image": self._image_overruled,
             "target_searched": self._search.searches,
         }
