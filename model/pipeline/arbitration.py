@@ -140,7 +140,9 @@ def outline_contrast(image: np.ndarray, mask: np.ndarray) -> float:
     """How sharply the image changes across the mask's outline: the absolute difference between
     the mean intensity of the band just inside it and of the band just outside it
     (CONTRAST_BAND_PX each). A mask on the target's true edge has the most; one that has grown
-    into the tissue around it, or stayed where the edge was, has less. 0 for an empty mask."""
+    into the tissue around it, or stayed where the edge was, has less. On a target a few bands
+    across with a graded edge, a mask on its bright core can have more (docs/results.md, "The
+    image's test of the flow"). 0 for an empty mask."""
     if not mask.any():
         return 0.0
     rows, cols = np.nonzero(mask)
