@@ -225,10 +225,10 @@ class CellStore:
         readable = re.sub(r"[^A-Za-z0-9.=-]+", "_", spec.split("@")[0])[:80]
         return self.folder / f"{readable}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
-    def load(self, spec: str) -> dict[str, dict[str, float]] | None:
-        """The per-case scores of a finished run of `spec` with today's settings, or None. A run
-        is known by its record's content; the file name only finds it fast (a run kept under
-        another name, e.g. before the settings' order changed, is found by the others)."""
+    def load(self, spec: str) -> tuple[Path, dict[str, dict[str, float]]] | None:
+        """(the file, the per-case scores) of a finished run of `spec` with today's settings, or
+        None. A run is known by its record's content; the file name only finds it fast (a run
+        kept under another name, e.g. before the settings' order changed, is found by the others)."""
         identity = self._identity(spec)
         named = self.path(spec)
         for path in [named, *sorted(set(self.folder.glob("*.json")) - {named})]:
@@ -237,7 +237,7 @@ class CellStore:
             except (OSError, ValueError):
                 continue
             if [record.get(key) for key in ("spec", "settings", "weights_sha256", "case_ids")] == identity:
-                return record["cases"]
+                return path, record["cases"]
         return None
 
     def save(self, spec: str, run: TrackerRun, seconds: float) -> dict[str, dict[str, float]]:
@@ -268,10 +268,10 @@ def run_all(
     run_cell = run_cell or benchmark_in_fresh_process
     by_spec: dict[str, dict[str, dict[str, float]]] = {}
     for spec in dict.fromkeys(specs.values()):
-        cached = store.load(spec)
-        if cached is not None:
-            by_spec[spec] = cached
-            _progress(f"{spec}: done before ({store.path(spec)})")
+        kept = store.load(spec)
+        if kept is not None:
+            path, by_spec[spec] = kept
+            _progress(f"{spec}: done before ({path})")
     # Optical flow first: it is quick, and leaves the estimate to the slow cells alone.
     todo = sorted((spec for spec in dict.fromkeys(specs.values()) if spec not in by_spec), key=lambda s: s != PEER)
     timed: list[float] = []

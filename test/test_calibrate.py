@@ -190,7 +190,7 @@ def test_a_run_kept_from_before_a_default_changed_runs_again(dataset, tmp_path, 
     assert sorted(calls) == sorted([FLOW_GRID[0], FLOW_GRID[2]])
 
 
-def test_a_run_kept_under_another_file_name_is_found_by_its_content(dataset, tmp_path):
+def test_a_run_kept_under_another_file_name_is_found_by_its_content(dataset, tmp_path, capsys):
     grid, out, work = grid_file(tmp_path, FLOW_GRID), tmp_path / "pipeline.json", tmp_path / "work"
     calls: list[str] = []
     calibrate(dataset, grid, out, work, folds=3, run_cell=in_process(calls))
@@ -199,7 +199,7 @@ def test_a_run_kept_under_another_file_name_is_found_by_its_content(dataset, tmp
         path.rename(path.with_name(f"kept-{number}.json"))
     calls.clear()
     calibrate(dataset, grid, out, work, folds=3, run_cell=in_process(calls))
-    assert calls == []
+    assert calls == [] and "kept-0.json" in capsys.readouterr().err  # it says where it found the run
     record = json.loads((work / "cells" / "kept-0.json").read_text())
     record["settings"]["refinement"] = -1  # a run with other settings is not today's
     (work / "cells" / "kept-0.json").write_text(json.dumps(record))
