@@ -2,7 +2,7 @@
 
 copy (copy.py) is the challenge's no-tracking baseline; optical-flow and template are the
 non-learned peers a clinic would use; xmem (xmem.py) is the product, the cine-MRI pipeline
-around the XMem network.
+around the XMem network, with its settings in groups (xmem_settings.py).
 """
 
 from model.trackers.base import SequenceInfo, Tracker
