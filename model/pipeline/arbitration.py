@@ -33,12 +33,8 @@ _RING_INNER = np.ones((9, 9), np.uint8)
 _RING_OUTER = np.ones((21, 21), np.uint8)
 # A residual floor (8-bit grey levels) so that a noiseless ring does not make every outline suspect.
 RESIDUAL_FLOOR = 1.0
-# Gaussian smoothing (pixels) before `outline_contrasts` takes the image's gradient: enough to
-# quiet pixel noise, little enough to keep a small target's graded edge apart from its core.
-EDGE_SMOOTHING_PX = 0.6
-# How far the smoothing, the gradient and the outline's outer ring reach past a mask.
-_EDGE_REACH_PX = 6
-_RING = np.ones((3, 3), np.uint8)
+# Width of the bands inside and outside an outline whose mean intensities `outline_contrast` compares.
+CONTRAST_BAND_PX = 2
 
 
 @dataclass(frozen=True)
@@ -140,29 +136,29 @@ def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residua
     return True
 
 
-def outline_contrasts(image: np.ndarray, *masks: np.ndarray) -> tuple[float, ...]:
-    """How sharply the image changes across each mask's outline: the mean gradient magnitude of
-    the image, smoothed by EDGE_SMOOTHING_PX, on the outline's two rings of pixels (the mask's
-    last ones and the first ones outside). A mask on the target's true edge has the most; one
-    that has grown into the tissue around it, shrunk onto its core or stayed where the edge was
-    has less, and a reversed contrast counts alike. 0 for an empty mask. The gradient is taken
-    once, over the box around all the masks."""
-    union = np.logical_or.reduce(masks)
-    if not union.any():
-        return (0.0,) * len(masks)
-    rows, cols = np.nonzero(union)
+def outline_contrast(image: np.ndarray, mask: np.ndarray) -> float:
+    """How sharply the image changes across the mask's outline: the absolute difference between
+    the mean intensity of the band just inside it and of the band just outside it
+    (CONTRAST_BAND_PX each). A mask on the target's true edge has the most; one that has grown
+    into the tissue around it, or stayed where the edge was, has less. On a target a few bands
+    across with a graded edge, a mask on its bright core can have more (docs/results.md, "The
+    image's test of the flow"). 0 for an empty mask."""
+    if not mask.any():
+        return 0.0
+    rows, cols = np.nonzero(mask)
+    reach = CONTRAST_BAND_PX + 1
     box = (
-        slice(max(rows.min() - _EDGE_REACH_PX, 0), rows.max() + _EDGE_REACH_PX + 1),
-        slice(max(cols.min() - _EDGE_REACH_PX, 0), cols.max() + _EDGE_REACH_PX + 1),
+        slice(max(rows.min() - reach, 0), rows.max() + reach + 1),
+        slice(max(cols.min() - reach, 0), cols.max() + reach + 1),
     )
-    smooth = cv2.GaussianBlur(np.asarray(image[box], np.float32), (0, 0), EDGE_SMOOTHING_PX)
-    gradient = np.hypot(cv2.Sobel(smooth, cv2.CV_32F, 1, 0), cv2.Sobel(smooth, cv2.CV_32F, 0, 1))
-    contrasts = []
-    for mask in masks:
-        inside = mask[box].astype(np.uint8)
-        ring = cv2.dilate(inside, _RING) != cv2.erode(inside, _RING)
-        contrasts.append(float(gradient[ring].mean()) if ring.any() else 0.0)
-    return tuple(contrasts)
+    inside = mask[box].astype(np.uint8)
+    kernel = np.ones((2 * CONTRAST_BAND_PX + 1,) * 2, np.uint8)
+    inner = inside.astype(bool) & ~cv2.erode(inside, kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    outer = cv2.dilate(inside, kernel).astype(bool) & ~inside.astype(bool)
+    if not inner.any() or not outer.any():
+        return 0.0
+    window = image[box]
+    return abs(float(window[inner].mean()) - float(window[outer].mean()))
 
 
 class NetworkTrust:

@@ -22,7 +22,7 @@ from model.pipeline.arbitration import (
     align_to_flow,
     flow_is_credible,
     fuse_with_prior,
-    outline_contrasts,
+    outline_contrast,
 )
 from model.pipeline.crop import CropWindow, initial_box
 from model.pipeline.masks import mask_centroid
@@ -256,8 +256,7 @@ class XMemTracker(Tracker):
         factor = self._settings.arbitration.flow_min_contrast
         if not factor or not network_mask.any():
             return True
-        flow_contrast, network_contrast = outline_contrasts(image, flow_mask, network_mask)
-        return flow_contrast >= factor * network_contrast
+        return outline_contrast(image, flow_mask) >= factor * outline_contrast(image, network_mask)
 
     def _look_for_lost_target(self, network_mask: np.ndarray, flow_credible: bool) -> bool:
         """Re-detection: start searching when the network sees nothing and the flow cannot say
