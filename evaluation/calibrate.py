@@ -263,8 +263,9 @@ def run_all(
     run_cell: RunCell | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Per label, the per-case scores of its spec: from the store, else run (and stored), each
-    spec once, by `run_cell` (default: the benchmark's worker in a fresh process). Progress with
-    a time estimate on stderr."""
+    spec once, by `run_cell` (default: the benchmark's worker in a fresh process). The store is
+    read again before each cell, so calibrations sharing a work folder (one per GPU) share
+    their cells. Progress with a time estimate on stderr."""
     run_cell = run_cell or benchmark_in_fresh_process
     by_spec: dict[str, dict[str, dict[str, float]]] = {}
     for spec in dict.fromkeys(specs.values()):
@@ -276,6 +277,11 @@ def run_all(
     todo = sorted((spec for spec in dict.fromkeys(specs.values()) if spec not in by_spec), key=lambda s: s != PEER)
     timed: list[float] = []
     for number, spec in enumerate(todo, 1):
+        kept = store.load(spec)
+        if kept is not None:
+            path, by_spec[spec] = kept
+            _progress(f"[{number}/{len(todo)}] {spec}: done meanwhile ({path})")
+            continue
         left = len(todo) - number + 1
         estimate = f"about {_duration(np.mean(timed) * left)} left" if timed else "estimate after the first cell"
         _progress(f"[{number}/{len(todo)}] {spec}: running ({estimate})")

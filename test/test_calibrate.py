@@ -19,14 +19,17 @@ from evaluation.calibrate import (
     DEFAULT_GRID,
     DEFAULT_LABEL,
     PEER_LABEL,
+    CellStore,
     calibrate,
     cell_spec,
     choose,
     cross_validate,
     make_folds,
     read_grid,
+    weights_of,
 )
 from model.errors import InputError
+from model.io import dataset_case_id, find_case_dirs
 from model.releases import file_digest
 from model.settings_file import read_settings_file
 from model.trackers.optical_flow import OpticalFlowSettings
@@ -174,6 +177,24 @@ def test_a_stopped_calibration_resumes_without_rerunning_finished_cells(dataset,
     calls.clear()
     calibrate(dataset, grid, out, work, folds=3, seed=5, run_cell=run)  # other folds, same runs
     assert calls == []
+
+
+def test_a_cell_another_calibration_finished_meanwhile_is_not_run_again(dataset, tmp_path, capsys):
+    grid, out, work = grid_file(tmp_path, FLOW_GRID), tmp_path / "pipeline.json", tmp_path / "work"
+    calls: list[str] = []
+    run = in_process(calls)
+    case_ids = [dataset_case_id(case_dir) for case_dir in find_case_dirs(dataset)]
+    store = CellStore(work, weights_of("optical-flow", None)[1], case_ids)
+
+    def with_a_neighbour(spec: str, case_dirs: list[Path]):
+        result = run(spec, case_dirs)
+        if len(calls) == 1:  # a second calibration on the same folder finishes the last cell
+            store.save(FLOW_GRID[2], run(FLOW_GRID[2], case_dirs), 1.0)
+        return result
+
+    calibrate(dataset, grid, out, work, folds=3, run_cell=with_a_neighbour)
+    assert calls.count(FLOW_GRID[2]) == 1 and sorted(set(calls)) == sorted(FLOW_GRID)
+    assert "done meanwhile" in capsys.readouterr().err
 
 
 def test_a_run_kept_from_before_a_default_changed_runs_again(dataset, tmp_path, monkeypatch):
