@@ -526,10 +526,15 @@ def test_help_of_a_tracker_without_settings_says_so_and_flow_references_share_xm
             inference.main(["--tracker", tracker, "--help"])
         assert option in (text := " ".join(capsys.readouterr().out.split())), tracker
         assert "first-frame" in text and "previous-frame" in text and "frame-to-frame" not in text
-    # XMem's settings come under one heading per group, each option under its own.
-    help_text = text
+
+
+def test_xmem_help_shows_one_heading_per_settings_group(capsys):
+    with pytest.raises(SystemExit):
+        inference.main(["--tracker", "xmem", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
     headings = [f"xmem {name} settings" for name in ("window", "output", "motion", "arbitration", "guards", "network")]
-    positions = [help_text.index(heading) for heading in headings]
+    positions = [text.index(heading) for heading in headings]
     assert positions == sorted(positions)
-    prior_weight, trust_floor = help_text.index("weight of the flow prior"), help_text.index("the network's trust:")
+    # Each option under its own group's heading.
+    prior_weight, trust_floor = text.index("weight of the flow prior"), text.index("the network's trust:")
     assert positions[2] < prior_weight < positions[3] < trust_floor < positions[4]
