@@ -14,6 +14,7 @@ from model.pipeline.arbitration import (
     align_to_flow,
     flow_is_credible,
     fuse_with_prior,
+    image_overrules_flow,
     outline_contrast,
 )
 from model.pipeline.masks import dice, mask_centroid
@@ -167,6 +168,25 @@ def test_the_outline_on_the_true_edge_has_the_most_image_contrast():
         assert outline_contrast(image, wrong) < 0.8 * on_edge
     assert outline_contrast(-image, truth) == pytest.approx(on_edge)  # a reversed contrast counts alike
     assert outline_contrast(image, np.zeros_like(truth)) == 0.0
+
+
+def test_the_image_weighs_only_outlines_of_about_the_flow_masks_size():
+    rows, cols = np.indices((64, 64))
+    distance = np.hypot(rows - 32, cols - 32)
+    # A sharp bright core (radius 4) inside a graded edge that fades out by radius 10.
+    image = np.where(distance <= 4, 250.0, np.clip(150.0 - 10.0 * (distance - 5.0), 100.0, 150.0))
+    truth, core = distance <= 8, distance <= 4
+    # The core's outline has the sharper contrast, but it is a quarter of the target: not weighed.
+    assert outline_contrast(image, core) > 2 * outline_contrast(image, truth)
+    assert not image_overrules_flow(image, core, truth, 1.0)
+    # A network mask on the true edge against a flow mask stuck inside the target is weighed.
+    stuck = distance <= 6.5
+    edge = np.where(distance <= 8, 200.0, 100.0)
+    assert image_overrules_flow(edge, truth, stuck, 1.0)
+    assert not image_overrules_flow(edge, truth, stuck, 0.0)  # the test off
+    # The same network mask against a flow mask under two thirds of its size is not weighed.
+    assert not image_overrules_flow(edge, truth, distance <= 5, 1.0)
+    assert not image_overrules_flow(edge, np.zeros_like(truth), stuck, 1.0)
 
 
 def translating_scene(n_frames=18, step=(2, 1), radius=8, shape=(112, 96)):

@@ -35,6 +35,11 @@ _RING_OUTER = np.ones((21, 21), np.uint8)
 RESIDUAL_FLOOR = 1.0
 # Width of the bands inside and outside an outline whose mean intensities `outline_contrast` compares.
 CONTRAST_BAND_PX = 2
+# The image compares two outlines of about the same target only: a network mask outside this
+# range of the flow mask's area is not weighed against it. Below, a mask on a small target's
+# bright core, whose outline out-contrasts the target's graded edge; above, a mask grown over
+# tissue that ends at another edge (docs/results.md, "The image's test of the flow").
+IMAGE_TEST_AREA_RATIOS = (0.5, 1.5)
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,8 @@ class ArbitrationSettings:
         metadata={
             "help": "a credible flow judges the network (trust, alignment, the guard's leeway) only "
             "when the image contrast across its mask's outline is at least this times the contrast "
-            "across the network mask's outline (0 = no image test)"
+            "across the network mask's outline, where the network mask is 0.5 to 1.5 times the "
+            "flow mask's area (0 = no image test)"
         },
     )
 
@@ -159,6 +165,21 @@ def outline_contrast(image: np.ndarray, mask: np.ndarray) -> float:
         return 0.0
     window = image[box]
     return abs(float(window[inner].mean()) - float(window[outer].mean()))
+
+
+def image_overrules_flow(image: np.ndarray, network_mask: np.ndarray, flow_mask: np.ndarray, factor: float) -> bool:
+    """Whether the image takes a credible flow's right to judge the network this frame: the
+    network mask is about the flow mask's size (IMAGE_TEST_AREA_RATIOS) and the contrast across
+    the flow mask's outline is below `factor` times that across the network mask's. Never with
+    the test off (factor 0) or no network mask."""
+    network_area = int(np.count_nonzero(network_mask))
+    if not factor or not network_area:
+        return False
+    low, high = IMAGE_TEST_AREA_RATIOS
+    flow_area = int(np.count_nonzero(flow_mask))
+    if not low * flow_area <= network_area <= high * flow_area:
+        return False
+    return outline_contrast(image, flow_mask) < factor * outline_contrast(image, network_mask)
 
 
 class NetworkTrust:

@@ -22,7 +22,7 @@ from model.pipeline.arbitration import (
     align_to_flow,
     flow_is_credible,
     fuse_with_prior,
-    outline_contrast,
+    image_overrules_flow,
 )
 from model.pipeline.crop import CropWindow, initial_box
 from model.pipeline.masks import mask_centroid
@@ -201,7 +201,9 @@ class XMemTracker(Tracker):
         found = self._look_for_lost_target(network_mask, credible) if motion is not None else False
         # The flow judges the network (trust, alignment, leeway) where the image does not side
         # with the network's outline.
-        flow_judges = credible and self._image_allows_flow_to_judge(normalised, network_mask, motion.mask)
+        flow_judges = credible and not image_overrules_flow(
+            normalised, network_mask, motion.mask, arbitration.flow_min_contrast
+        )
         self._image_overruled += credible and not flow_judges
         trust = 1.0
         if self._trust is not None and motion is not None:
@@ -249,14 +251,6 @@ class XMemTracker(Tracker):
         elif not window_with_flow and not self._search.active:
             self._follow(mask)
         return mask
-
-    def _image_allows_flow_to_judge(self, image: np.ndarray, network_mask: np.ndarray, flow_mask: np.ndarray) -> bool:
-        """Whether the flow mask's outline has at least flow_min_contrast times the image
-        contrast of the network mask's (always, with the test off or no network mask)."""
-        factor = self._settings.arbitration.flow_min_contrast
-        if not factor or not network_mask.any():
-            return True
-        return outline_contrast(image, flow_mask) >= factor * outline_contrast(image, network_mask)
 
     def _look_for_lost_target(self, network_mask: np.ndarray, flow_credible: bool) -> bool:
         """Re-detection: start searching when the network sees nothing and the flow cannot say
