@@ -89,8 +89,9 @@ class ArbitrationSettings:
         metadata={
             "help": "a credible flow judges the network (trust, alignment, the guard's leeway) only "
             "when the image contrast across its mask's outline is at least this times the contrast "
-            "across the network mask's outline, where the network mask is 0.5 to 1.5 times the "
-            "flow mask's area (0 = no image test)"
+            "across the network mask's outline, where the network mask is "
+            f"{IMAGE_TEST_AREA_RATIOS[0]} to {IMAGE_TEST_AREA_RATIOS[1]} times the flow mask's area "
+            "(0 = no image test)"
         },
     )
 
@@ -172,8 +173,10 @@ def image_overrules_flow(image: np.ndarray, network_mask: np.ndarray, flow_mask:
     network mask is about the flow mask's size (IMAGE_TEST_AREA_RATIOS) and the contrast across
     the flow mask's outline is below `factor` times that across the network mask's. Never with
     the test off (factor 0) or no network mask."""
+    if not factor:
+        return False
     network_area = int(np.count_nonzero(network_mask))
-    if not factor or not network_area:
+    if not network_area:
         return False
     low, high = IMAGE_TEST_AREA_RATIOS
     flow_area = int(np.count_nonzero(flow_mask))
