@@ -89,6 +89,27 @@ def test_network_trust_maps_the_mean_outline_agreement_of_judged_frames_from_the
         NetworkTrust(1.0, 1.0)
 
 
+def test_a_frame_the_image_sides_with_the_network_on_can_only_raise_its_trust():
+    flow = np.zeros((20, 20), bool)
+    flow[5:15, 5:15] = True
+    spread = np.zeros_like(flow)
+    spread[2:18, 2:18] = True  # no outline pixel agrees
+    nudged = np.zeros_like(flow)
+    nudged[6:16, 5:15] = True  # agrees within the tolerance
+    trust = NetworkTrust(floor=0.7, tolerance_px=1.0)
+    trust.update(flow, flow, flow_credible=True)
+    trust.update(spread, flow, flow_credible=True)  # mean (1 + 0) / 2: below the floor
+    assert trust.trust == 0.0
+    # The image sides with a disagreeing network: the flow cannot condemn it, the mean stays.
+    assert trust.update(spread, flow, flow_credible=True, image_sides_with_network=True) == 0.0
+    assert trust.unjudged_frames == 1
+    # ... but an agreeing one counts: (1 + 0 + 1) / 3 = 0.67, then (1 + 0 + 1 + 1) / 4 = 0.75.
+    trust.update(nudged, flow, flow_credible=True, image_sides_with_network=True)
+    assert trust.update(nudged, flow, flow_credible=True, image_sides_with_network=True) == pytest.approx(1 / 6)
+    # Judged by the flow, the same disagreement counts against it.
+    assert trust.update(spread, flow, flow_credible=True) == 0.0
+
+
 def test_a_trust_with_a_memory_forgets_a_good_start_sooner():
     flow = np.zeros((20, 20), bool)
     flow[5:15, 5:15] = True

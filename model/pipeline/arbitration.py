@@ -202,14 +202,26 @@ class NetworkTrust:
         self.untrusted_frames = 0  # frames whose trust was 0: the flow decided them
         self.unjudged_frames = 0  # frames where the flow was not credible enough to judge
 
-    def update(self, network_mask: np.ndarray, flow_mask: np.ndarray, flow_credible: bool) -> float:
-        """Add this frame's agreement when the flow is credible; the trust now."""
+    def update(
+        self, network_mask: np.ndarray, flow_mask: np.ndarray, flow_credible: bool, image_sides_with_network: bool = False
+    ) -> float:
+        """Add this frame's agreement when the flow is credible; the trust now.
+
+        On a frame where the image sides with the network's outline (`image_overrules_flow`),
+        the flow's disagreement is no evidence against the network, its agreement still is for
+        it: the frame counts only when its agreement is above the mean so far (above 0 while none
+        has counted). Left out altogether, those frames would leave the trust to the frames
+        where the network is plainly wrong (docs/pipeline.md, "Network trust")."""
         if flow_credible:
-            self._frames += 1
-            # The mean of all judged frames, or with a memory an exponential mean of about the
-            # last `memory` of them: a network that goes wrong late loses its trust sooner.
-            step = 1.0 / (min(self._frames, self._memory) if self._memory else self._frames)
-            self._mean += step * (surface_agreement(network_mask, flow_mask, self._tolerance) - self._mean)
+            agreement = surface_agreement(network_mask, flow_mask, self._tolerance)
+            if image_sides_with_network and agreement <= self._mean:
+                self.unjudged_frames += 1
+            else:
+                self._frames += 1
+                # The mean of all counted frames, or with a memory an exponential mean of about
+                # the last `memory` of them: a network that goes wrong late loses its trust sooner.
+                step = 1.0 / (min(self._frames, self._memory) if self._memory else self._frames)
+                self._mean += step * (agreement - self._mean)
         else:
             self.unjudged_frames += 1
         trust = self.trust

@@ -200,14 +200,15 @@ class XMemTracker(Tracker):
         network_mask = self._probability > settings.output.threshold
         found = self._look_for_lost_target(network_mask, credible) if motion is not None else False
         # The flow judges the network (trust, alignment, leeway) where the image does not side
-        # with the network's outline.
-        flow_judges = credible and not image_overrules_flow(
+        # with the network's outline; where it does, the flow can only confirm the trust.
+        overruled = credible and image_overrules_flow(
             normalised, network_mask, motion.mask, arbitration.flow_min_contrast
         )
-        self._image_overruled += credible and not flow_judges
+        flow_judges = credible and not overruled
+        self._image_overruled += overruled
         trust = 1.0
         if self._trust is not None and motion is not None:
-            trust = self._trust.update(network_mask, motion.mask, flow_judges)
+            trust = self._trust.update(network_mask, motion.mask, credible, image_sides_with_network=overruled)
         fused = self._probability
         if motion is not None and self._parts.prior:
             covered = np.zeros(self._probability.shape, bool)
