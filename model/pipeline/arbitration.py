@@ -85,7 +85,7 @@ class ArbitrationSettings:
         metadata={"help": "first-mask radii added to --max-flow-shift at full trust"},
     )
     flow_min_contrast: float = field(
-        default=0.0,
+        default=1.0,
         metadata={
             "help": "a credible flow judges the network (trust, alignment, the guard's leeway) only "
             "when the image contrast across its mask's outline is at least this times the contrast "
