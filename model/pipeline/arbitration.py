@@ -60,7 +60,7 @@ class ArbitrationSettings:
         default=1.0, metadata={"help": "outlines of the network's and the flow's masks closer than this agree"}
     )
     trust_memory: int = field(
-        default=0,
+        default=10,
         metadata={
             "help": "the trust's mean reaches back about this many frames where the flow is "
             "credible (an exponential mean; 0 = every such frame so far)"
