@@ -200,10 +200,14 @@ class NetworkTrust:
         self._mean = 0.0
         self._frames = 0
         self.untrusted_frames = 0  # frames whose trust was 0: the flow decided them
-        self.unjudged_frames = 0  # frames where the flow was not credible enough to judge
+        self.unjudged_frames = 0  # frames left out of the mean (flow not credible, or overruled and no better)
 
     def update(
-        self, network_mask: np.ndarray, flow_mask: np.ndarray, flow_credible: bool, image_sides_with_network: bool = False
+        self,
+        network_mask: np.ndarray,
+        flow_mask: np.ndarray,
+        flow_credible: bool,
+        image_sides_with_network: bool = False,
     ) -> float:
         """Add this frame's agreement when the flow is credible; the trust now.
 
