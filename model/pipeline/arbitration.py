@@ -2,14 +2,15 @@
 
 The flow is a judge only on frames where it is credible by its own evidence: its forward and
 backward fields agree along the target's outline and it explains the image there
-(`flow_is_credible`). The network earns trust
-on those frames by how closely its outline follows the flow's (`NetworkTrust`: the surface
-agreement at a pixel's tolerance, which a right network keeps whatever the flow's sub-pixel
-error, and a creeping or lost one does not). Frames where the flow is not credible (contrast
-change, through-plane change, a lookalike passing, noise) neither cost nor earn the network
-anything. The trust then decides how far the fusion and the centroid guard defer to the flow:
-the fusion's weights, and how far the guard lets the output stray from the flow mask. docs/pipeline.md, "Arbitration".
-"""
+(`flow_is_credible`). The network earns trust on those frames by how closely its outline
+follows the flow's (`NetworkTrust`: the surface agreement at a pixel's tolerance, which a right
+network keeps whatever the flow's sub-pixel error, and a creeping or lost one does not). Frames
+where the flow is not credible (contrast change, through-plane change, a lookalike passing,
+noise) neither cost nor earn the network anything; on frames where the image's contrast sides
+with the network's outline against a credible flow's (`image_overrules_flow`), the flow can
+only confirm the network's trust. The trust then decides how far the fusion and the centroid
+guard defer to the flow: the fusion's weights, and how far the guard lets the output stray from
+the flow mask. docs/pipeline.md, "Arbitration"."""
 
 from __future__ import annotations
 
