@@ -110,21 +110,6 @@ def test_a_frame_the_image_sides_with_the_network_on_can_only_raise_its_trust():
     assert trust.update(spread, flow, flow_credible=True) == 0.0
 
 
-def test_the_first_frames_the_image_sides_with_the_network_on_cannot_take_its_trust():
-    flow = np.zeros((20, 20), bool)
-    flow[5:15, 5:15] = True
-    grown = np.zeros_like(flow)
-    grown[5:18, 5:18] = True  # half of the outline agrees
-    trust = NetworkTrust(floor=0.7, tolerance_px=1.0)
-    # Before any frame has counted, the mean to beat is full agreement: the flow's partial
-    # disagreement on an overruled frame leaves the trust at 1 instead of setting it to 0.
-    for _ in range(3):
-        assert trust.update(grown, flow, flow_credible=True, image_sides_with_network=True) == 1.0
-    assert trust.unjudged_frames == 3
-    # The first frame the flow judges sets the mean: 0.5, below the floor.
-    assert trust.update(grown, flow, flow_credible=True) == 0.0
-
-
 def test_a_trust_with_a_memory_forgets_a_good_start_sooner():
     flow = np.zeros((20, 20), bool)
     flow[5:15, 5:15] = True

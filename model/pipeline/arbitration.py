@@ -198,7 +198,7 @@ class NetworkTrust:
         self._floor = floor
         self._tolerance = tolerance_px
         self._memory = memory
-        self._mean = 1.0  # the trust before any frame has counted; the first one replaces it
+        self._mean = 0.0
         self._frames = 0
         self.untrusted_frames = 0  # frames whose trust was 0: the flow decided them
         self.unjudged_frames = 0  # frames left out of the mean (flow not credible, or overruled and no better)
@@ -214,10 +214,9 @@ class NetworkTrust:
 
         On a frame where the image sides with the network's outline (`image_overrules_flow`),
         the flow's disagreement is no evidence against the network, its agreement still is for
-        it: the frame counts only when its agreement is above the mean so far, which is full
-        agreement while no frame has counted (the trust starts at 1, and such a frame cannot
-        lower it). Left out altogether, those frames would leave the trust to the frames where
-        the network is plainly wrong (docs/pipeline.md, "Network trust")."""
+        it: the frame counts only when its agreement is above the mean so far (above 0 while none
+        has counted). Left out altogether, those frames would leave the trust to the frames
+        where the network is plainly wrong (docs/pipeline.md, "Network trust")."""
         if flow_credible:
             agreement = surface_agreement(network_mask, flow_mask, self._tolerance)
             if image_sides_with_network and agreement <= self._mean:
