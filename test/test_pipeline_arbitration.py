@@ -14,7 +14,8 @@ from model.pipeline.arbitration import (
     align_to_flow,
     flow_is_credible,
     fuse_with_prior,
-    image_overrules_flow,
+    fusion_trust,
+    image_contrast_ratio,
     outline_contrast,
 )
 from model.pipeline.masks import dice, mask_centroid
@@ -199,15 +200,41 @@ def test_the_image_weighs_only_outlines_of_about_the_flow_masks_size():
     truth, core = distance <= 8, distance <= 4
     # The core's outline has the sharper contrast, but it is a quarter of the target: not weighed.
     assert outline_contrast(image, core) > 2 * outline_contrast(image, truth)
-    assert not image_overrules_flow(image, core, truth, 1.0)
+    assert image_contrast_ratio(image, core, truth) is None
     # A network mask on the true edge against a flow mask stuck inside the target is weighed.
     stuck = distance <= 6.5
     edge = np.where(distance <= 8, 200.0, 100.0)
-    assert image_overrules_flow(edge, truth, stuck, 1.0)
-    assert not image_overrules_flow(edge, truth, stuck, 0.0)  # the test off
+    assert image_contrast_ratio(edge, truth, stuck) < 1.0
     # The same network mask against a flow mask under two thirds of its size is not weighed.
-    assert not image_overrules_flow(edge, truth, distance <= 5, 1.0)
-    assert not image_overrules_flow(edge, np.zeros_like(truth), stuck, 1.0)
+    assert image_contrast_ratio(edge, truth, distance <= 5) is None
+    assert image_contrast_ratio(edge, np.zeros_like(truth), stuck) is None
+    # A network outline across no change of intensity at all: the flow's can only be sharper.
+    assert image_contrast_ratio(np.full_like(edge, 100.0), truth, stuck) == np.inf
+
+
+def test_a_decisive_image_gives_the_fusion_a_trusted_network_in_full():
+    rows, cols = np.indices((48, 48))
+    distance = np.hypot(rows - 24, cols - 24)
+    image = np.where(distance <= 7, 200.0, 100.0)  # the target shrank to radius 7
+    network, flow = distance <= 7, distance <= 9  # the flow kept the larger outline
+    ratio = image_contrast_ratio(image, network, flow)
+    assert ratio < 0.25  # the flow's outline lies off the edge
+    probability = np.where(network, 0.98, 0.02).astype(np.float32)  # sure of its outline
+    prior = np.clip(9.5 - distance, 0.0, 1.0).astype(np.float32)
+    covered, confident = np.ones(image.shape, bool), np.ones(image.shape, np.float32)
+
+    def fused_mask(weight):
+        return fuse_with_prior(probability, covered, prior, confident, 0.3, "confidence", weight) > 0.5
+
+    partly = 0.3  # a trust the flow has lowered but not spent
+    assert dice(fused_mask(fusion_trust(partly, ratio, 0.0)), flow) > 0.95  # off: the prior wins
+    assert dice(fused_mask(fusion_trust(partly, ratio, 0.7)), network) > 0.95
+    assert fusion_trust(partly, ratio, 0.7) == 1.0
+    assert fusion_trust(partly, 0.8, 0.7) == partly  # not decisive
+    assert fusion_trust(partly, None, 0.7) == partly  # the image did not weigh the two
+    # A network the flow has left no trust gets none: where the target does not show, any sharp
+    # structure it lands on out-contrasts the flow's outline.
+    assert fusion_trust(0.0, ratio, 0.7) == 0.0
 
 
 def translating_scene(n_frames=18, step=(2, 1), radius=8, shape=(112, 96)):
@@ -262,6 +289,20 @@ def test_the_image_keeps_a_wrong_flow_from_judging_a_right_network():
     assert imaged_events["aligned_to_flow"] == 0 and imaged_events["fallback_output_flow_mask"] == 0
     assert imaged_events["flow_overruled_by_image"] > 0 and judged_events["flow_overruled_by_image"] == 0
     assert imaged.min() > 0.95 and judged.min() < imaged.min() - 0.1
+
+
+def test_a_decisive_image_reaches_the_tracker_only_when_asked():
+    # The flow that keeps the first, small mask judges every frame; the `jitter` stand-in's
+    # outline disagrees with it a little even where the flow is right, so its trust is below 1.
+    frames, masks = growing_cut()
+    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0}
+    default, default_events = run_stand_in("jitter", frames, masks, **blind)
+    decided, decided_events = run_stand_in("jitter", frames, masks, **blind, decisive_contrast=0.7)
+    assert default_events["network_weighed_in_full_by_image"] == 0
+    assert decided_events["network_weighed_in_full_by_image"] > 0
+    assert decided.mean() >= default.mean()
+    with pytest.raises(ValueError, match="decisive_contrast"):
+        XMemSettings(decisive_contrast=0.7, flow_min_contrast=0.0)  # a decisive case of no test
 
 
 def test_a_wrong_network_against_a_right_flow_is_kept_out():

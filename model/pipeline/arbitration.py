@@ -7,13 +7,15 @@ follows the flow's (`NetworkTrust`: the surface agreement at a pixel's tolerance
 network keeps whatever the flow's sub-pixel error, and a creeping or lost one does not). Frames
 where the flow is not credible (contrast change, through-plane change, a lookalike passing,
 noise) neither cost nor earn the network anything; on frames where the image's contrast sides
-with the network's outline against a credible flow's (`image_overrules_flow`), the flow can
+with the network's outline against a credible flow's (`image_contrast_ratio`), the flow can
 only confirm the network's trust. The trust then decides how far the fusion and the centroid
 guard defer to the flow: the fusion's weights, and how far the guard lets the output stray from
-the flow mask. docs/pipeline.md, "Arbitration"."""
+the flow mask; where the image's verdict is decisive, the fusion may weigh the network in full
+(`fusion_trust`, a setting, off by default). docs/pipeline.md, "Arbitration"."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -95,6 +97,15 @@ class ArbitrationSettings:
             "(0 = no image test)"
         },
     )
+    decisive_contrast: float = field(
+        default=0.0,
+        metadata={
+            "help": "on a frame where the contrast across the flow mask's outline is below this times "
+            "the contrast across the network mask's (a decisive case of --flow-min-contrast), the "
+            "fusion weighs the network in full, unless the flow has left it no trust (0 = off; at "
+            "most --flow-min-contrast)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.trust_floor < 1.0:
@@ -111,6 +122,11 @@ class ArbitrationSettings:
             raise ValueError(f"guard_leeway must be >= 0, got {self.guard_leeway}")
         if self.flow_min_contrast < 0:
             raise ValueError(f"flow_min_contrast must be >= 0, got {self.flow_min_contrast}")
+        if not 0.0 <= self.decisive_contrast <= self.flow_min_contrast:
+            raise ValueError(
+                f"decisive_contrast must be in [0, flow_min_contrast = {self.flow_min_contrast}], "
+                f"got {self.decisive_contrast}"
+            )
 
 
 def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residual_ratio: float) -> bool:
@@ -169,21 +185,34 @@ def outline_contrast(image: np.ndarray, mask: np.ndarray) -> float:
     return abs(float(window[inner].mean()) - float(window[outer].mean()))
 
 
-def image_overrules_flow(image: np.ndarray, network_mask: np.ndarray, flow_mask: np.ndarray, factor: float) -> bool:
-    """Whether the image takes a credible flow's right to judge the network this frame: the
-    network mask is about the flow mask's size (IMAGE_TEST_AREA_RATIOS) and the contrast across
-    the flow mask's outline is below `factor` times that across the network mask's. Never with
-    the test off (factor 0) or no network mask."""
-    if not factor:
-        return False
+def image_contrast_ratio(image: np.ndarray, network_mask: np.ndarray, flow_mask: np.ndarray) -> float | None:
+    """How the image weighs a credible flow's outline against the network's: the contrast across
+    the flow mask's outline over the contrast across the network mask's (`outline_contrast`;
+    below 1, the image sides with the network). None when the image does not weigh the two: no
+    network mask, or one outside IMAGE_TEST_AREA_RATIOS of the flow mask's area; infinite when
+    the network's outline has no contrast at all."""
     network_area = int(np.count_nonzero(network_mask))
     if not network_area:
-        return False
+        return None
     low, high = IMAGE_TEST_AREA_RATIOS
     flow_area = int(np.count_nonzero(flow_mask))
     if not low * flow_area <= network_area <= high * flow_area:
-        return False
-    return outline_contrast(image, flow_mask) < factor * outline_contrast(image, network_mask)
+        return None
+    network_contrast = outline_contrast(image, network_mask)
+    if network_contrast == 0.0:
+        return math.inf
+    return outline_contrast(image, flow_mask) / network_contrast
+
+
+def fusion_trust(trust: float, contrast_ratio: float | None, decisive: float) -> float:
+    """The network's trust as the fusion weighs it this frame: in full where the image's verdict
+    against the flow's outline is decisive (`contrast_ratio` below `decisive`), unless the flow
+    has left the network no trust: an image that shows no target (a faint one under noise) makes
+    any sharp structure the network lands on out-contrast the flow's outline. Otherwise the
+    trust as it is. `decisive` 0 is off."""
+    if decisive and trust > 0.0 and contrast_ratio is not None and contrast_ratio < decisive:
+        return 1.0
+    return trust
 
 
 class NetworkTrust:
@@ -212,7 +241,7 @@ class NetworkTrust:
     ) -> float:
         """Add this frame's agreement when the flow is credible; the trust now.
 
-        On a frame where the image sides with the network's outline (`image_overrules_flow`),
+        On a frame where the image sides with the network's outline (`image_contrast_ratio`),
         the flow's disagreement is no evidence against the network, its agreement still is for
         it: the frame counts only when its agreement is above the mean so far (above 0 while none
         has counted). Left out altogether, those frames would leave the trust to the frames

@@ -22,7 +22,8 @@ from model.pipeline.arbitration import (
     align_to_flow,
     flow_is_credible,
     fuse_with_prior,
-    image_overrules_flow,
+    fusion_trust,
+    image_contrast_ratio,
 )
 from model.pipeline.crop import CropWindow, initial_box
 from model.pipeline.masks import mask_centroid
@@ -100,6 +101,7 @@ class XMemTracker(Tracker):
         self._aligned = 0
         self._flow_unjudged = 0
         self._image_overruled = 0
+        self._image_decided = 0
 
     @classmethod
     def from_network(cls, network: torch.nn.Module, settings: XMemSettings | None = None) -> XMemTracker:
@@ -152,6 +154,7 @@ class XMemTracker(Tracker):
         self._trust = None
         self._flow_unjudged = 0
         self._image_overruled = 0
+        self._image_decided = 0
         self._search = WindowSearch(box.size)
         self._redetected = False
         arbitration = settings.arbitration
@@ -201,14 +204,17 @@ class XMemTracker(Tracker):
         found = self._look_for_lost_target(network_mask, credible) if motion is not None else False
         # The flow judges the network (trust, alignment, leeway) where the image does not side
         # with the network's outline; where it does, the flow can only confirm the trust.
-        overruled = credible and image_overrules_flow(
-            normalised, network_mask, motion.mask, arbitration.flow_min_contrast
-        )
+        contrast_ratio = None
+        if credible and arbitration.flow_min_contrast:
+            contrast_ratio = image_contrast_ratio(normalised, network_mask, motion.mask)
+        overruled = contrast_ratio is not None and contrast_ratio < arbitration.flow_min_contrast
         flow_judges = credible and not overruled
         self._image_overruled += overruled
-        trust = 1.0
+        trust = weight = 1.0
         if self._trust is not None and motion is not None:
             trust = self._trust.update(network_mask, motion.mask, credible, image_sides_with_network=overruled)
+            weight = fusion_trust(trust, contrast_ratio, arbitration.decisive_contrast)
+            self._image_decided += weight > trust
         fused = self._probability
         if motion is not None and self._parts.prior:
             covered = np.zeros(self._probability.shape, bool)
@@ -220,7 +226,7 @@ class XMemTracker(Tracker):
                 motion.confidence,
                 settings.motion.prior_weight,
                 settings.motion.motion_prior,
-                trust,
+                weight,
             )
         if flow_judges and self._parts.align:
             # On a frame the flow can judge, its two-way centre places the target more precisely
@@ -308,5 +314,6 @@ class XMemTracker(Tracker):
             "network_untrusted": self._trust.untrusted_frames if self._trust is not None else 0,
             "flow_not_credible": self._flow_unjudged,
             "flow_overruled_by_image": self._image_overruled,
+            "network_weighed_in_full_by_image": self._image_decided,
             "target_searched": self._search.searches,
         }
