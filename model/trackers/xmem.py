@@ -203,18 +203,19 @@ class XMemTracker(Tracker):
         network_mask = self._probability > settings.output.threshold
         found = self._look_for_lost_target(network_mask, credible) if motion is not None else False
         # The flow judges the network (trust, alignment, leeway) where the image does not side
-        # with the network's outline; where it does, the flow can only confirm the trust.
+        # with the network's outline; where it does, the flow can only confirm the trust, and
+        # where it does by a wide margin the fusion may weigh a trusted network in full.
         contrast_ratio = None
         if credible and arbitration.flow_min_contrast:
             contrast_ratio = image_contrast_ratio(normalised, network_mask, motion.mask)
         overruled = contrast_ratio is not None and contrast_ratio < arbitration.flow_min_contrast
         flow_judges = credible and not overruled
         self._image_overruled += overruled
-        trust = weight = 1.0
+        trust = trust_in_fusion = 1.0
         if self._trust is not None and motion is not None:
             trust = self._trust.update(network_mask, motion.mask, credible, image_sides_with_network=overruled)
-            weight = fusion_trust(trust, contrast_ratio, arbitration.decisive_contrast)
-            self._image_decided += weight > trust
+            trust_in_fusion = fusion_trust(trust, contrast_ratio, arbitration.decisive_contrast)
+            self._image_decided += trust_in_fusion > trust
         fused = self._probability
         if motion is not None and self._parts.prior:
             covered = np.zeros(self._probability.shape, bool)
@@ -226,7 +227,7 @@ class XMemTracker(Tracker):
                 motion.confidence,
                 settings.motion.prior_weight,
                 settings.motion.motion_prior,
-                weight,
+                trust_in_fusion,
             )
         if flow_judges and self._parts.align:
             # On a frame the flow can judge, its two-way centre places the target more precisely
