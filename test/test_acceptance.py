@@ -119,6 +119,20 @@ def test_the_arbitration_bar_passes_and_compares_with_the_earlier_table(tmp_path
     ],
 )
 def test_each_unmet_arbitration_check_fails(tmp_path, capsys, change, failing):
-    assert main(["--arbitration", str(_write_results(tmp_path / "set", {**ARBITRATION, **change}))]) == 1
+    # The bar asks for the exact checks on the flow-failure set.
+    assert main(["--arbitration", str(_write_results(tmp_path / "flowfail", {**ARBITRATION, **change}))]) == 1
     out = capsys.readouterr().out
     assert [line.split()[0] for line in out.splitlines() if failing in line] == ["FAIL"]
+
+
+def test_the_exact_checks_bind_only_on_the_flow_failure_sets(tmp_path, capsys):
+    short = {**ARBITRATION, EXACT: [(0.99, 0.10), (0.94, 0.20)]}
+    other = _write_results(tmp_path / "hard12", short) / "cases.csv"
+    named = other.rename(other.with_name("arbitration-hard12.csv"))
+    assert main(["--arbitration", str(named)]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "exact: no case" in line]
+    assert lines[0].split()[0] == "miss" and "beyond the bar here" in lines[0]
+    assert main(["--arbitration", str(named), "--exact-sets", "hard12"]) == 1
+    assert "FAIL  exact: no case" in capsys.readouterr().out
+    flowfail = _write_results(tmp_path / "flowfail", short) / "cases.csv"
+    assert main(["--arbitration", str(flowfail.rename(flowfail.with_name("arbitration-flowfail.csv")))]) == 1
