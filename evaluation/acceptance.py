@@ -191,15 +191,20 @@ def _means(by_case: dict[str, dict[str, float]]) -> dict[str, float]:
     return mean_over_cases(list(by_case.values())).means
 
 
+def result_name(source: Path) -> str:
+    """A result's name: the folder's (SET) or the cases CSV's without its suffix (...-SET)."""
+    return source.name if source.is_dir() else source.stem
+
+
 def before_for(source: Path, before: list[Path]) -> Path | None:
     """The earlier cases CSV of the same set: the one whose name ends in -SET.csv."""
-    name = source.name if source.is_dir() else source.stem
+    name = result_name(source)
     return next((path for path in before if path.stem.endswith(f"-{name}") or path.stem == name), None)
 
 
 def is_one_of(source: Path, set_names: list[str]) -> bool:
     """Whether a result (a folder SET or a CSV ...-SET.csv) is one of the named sets."""
-    name = source.name if source.is_dir() else source.stem
+    name = result_name(source)
     return any(name == set_name or name.endswith(f"-{set_name}") for set_name in set_names)
 
 
@@ -210,7 +215,7 @@ def format_checks(source: Path, checks: list[Check]) -> str:
     width = max(len(name) for name in names)
     lines = [str(source)]
     for check, name in zip(checks, names, strict=True):
-        verdict = verdicts[check.passed] if check.binding or check.passed else "miss"
+        verdict = "miss" if check.passed is False and not check.binding else verdicts[check.passed]
         lines.append(f"  {verdict:4s}  {name.ljust(width)}  {check.detail}")
     return "\n".join(lines)
 
