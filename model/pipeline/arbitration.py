@@ -76,14 +76,6 @@ class ArbitrationSettings:
             "backward consistency around the flow mask's outline reaches this (0 = always)"
         },
     )
-    first_judgement_credible: float = field(
-        default=0.98,
-        metadata={
-            "help": "the trust's first judgement waits for a frame where the flow's forward-backward "
-            "consistency around its mask's outline reaches this (at least --flow-credible): the first "
-            "judged frame sets the trust's mean on its own"
-        },
-    )
     flow_max_residual: float = field(
         default=1.5,
         metadata={
@@ -124,11 +116,6 @@ class ArbitrationSettings:
             raise ValueError(f"trust_memory must be >= 0, got {self.trust_memory}")
         if not 0.0 <= self.flow_credible <= 1.0:
             raise ValueError(f"flow_credible must be in [0, 1], got {self.flow_credible}")
-        if not self.flow_credible <= self.first_judgement_credible <= 1.0:
-            raise ValueError(
-                f"first_judgement_credible must be in [flow_credible = {self.flow_credible}, 1], "
-                f"got {self.first_judgement_credible}"
-            )
         if self.flow_max_residual < 0:
             raise ValueError(f"flow_max_residual must be >= 0, got {self.flow_max_residual}")
         if self.guard_leeway < 0:
@@ -274,11 +261,6 @@ class NetworkTrust:
         trust = self.trust
         self.untrusted_frames += trust == 0.0
         return trust
-
-    @property
-    def has_judged(self) -> bool:
-        """Whether any frame has counted in the mean yet."""
-        return self._frames > 0
 
     @property
     def trust(self) -> float:

@@ -213,12 +213,7 @@ class XMemTracker(Tracker):
         self._image_overruled += overruled
         trust = trust_in_fusion = 1.0
         if self._trust is not None and motion is not None:
-            # The first judged frame sets the mean on its own: it needs a clearly consistent flow.
-            judges_trust = credible and (
-                self._trust.has_judged
-                or flow_is_credible(motion, arbitration.first_judgement_credible, arbitration.flow_max_residual)
-            )
-            trust = self._trust.update(network_mask, motion.mask, judges_trust, image_sides_with_network=overruled)
+            trust = self._trust.update(network_mask, motion.mask, credible, image_sides_with_network=overruled)
             trust_in_fusion = fusion_trust(trust, contrast_ratio, arbitration.decisive_contrast)
             self._image_decided += trust_in_fusion > trust
         fused = self._probability
