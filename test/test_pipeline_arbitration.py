@@ -18,7 +18,7 @@ from model.pipeline.arbitration import (
     image_contrast_ratio,
     outline_contrast,
 )
-from model.pipeline.masks import dice, mask_centroid
+from model.pipeline.masks import dice, mask_centroid, outline_disagreement, surface_agreement
 from model.pipeline.motion import MotionEstimate
 from model.runner import run_tracker
 from model.trackers import SequenceInfo, build_tracker
@@ -123,6 +123,59 @@ def test_a_trust_with_a_memory_forgets_a_good_start_sooner():
         whole.update(spread, flow, True), recent.update(spread, flow, True)
     assert whole.trust > 0.4  # the mean of 24 frames (20 good) is 0.83, 0.44 above the floor
     assert recent.trust == 0.0  # about the last 4 frames: (3/4)^4 = 0.32 of the start is left
+
+
+def _cut(right_radius: float, centre=(32.0, 32.0)) -> np.ndarray:
+    """A disc of radius 10 whose right half has `right_radius` instead: a cut that shrank or
+    grew on one side (through the plane) while its left edge stayed where it was."""
+    rows, cols = np.indices((64, 64), dtype=np.float32)
+    distance = np.hypot(rows - centre[0], cols - centre[1])
+    return np.where(cols < centre[1], distance <= 10.0, distance <= right_radius)
+
+
+def test_outline_disagreement_says_which_way_the_outlines_part():
+    flow, shrunk, grown = _cut(10.0), _cut(7.0), _cut(13.0)
+    beyond, short = outline_disagreement(shrunk, flow, 1.0)
+    assert beyond == 0.0 and short > 0.3
+    assert outline_disagreement(grown, flow, 1.0)[0] > 0.3 and outline_disagreement(grown, flow, 1.0)[1] == 0.0
+    assert outline_disagreement(flow, shrunk, 1.0) == (short, beyond)  # the same pixels, seen from the flow
+    assert surface_agreement(shrunk, flow, 1.0) == pytest.approx(1.0 - short)
+
+
+def _trust_over(network_masks, flow_masks, own_change_allowance):
+    trust = NetworkTrust(0.7, 1.0, first_mask=flow_masks[0], own_change_allowance=own_change_allowance)
+    return [
+        trust.update(network, flow, flow_credible=True, image_sides_with_network=True)
+        for network, flow in zip(network_masks, flow_masks, strict=True)
+    ]
+
+
+def test_own_change_allowance_keeps_the_trust_of_a_network_that_follows_a_shrinking_cut():
+    # The flow, carried from the first frame, keeps the cut's first size; the network follows
+    # the cut as it shrinks and swells back, and the image sides with it on every frame.
+    flow = [_cut(10.0)] * 6
+    network = [_cut(7.0), _cut(10.0)] * 3
+    assert min(_trust_over(network, flow, own_change_allowance=True)) == 1.0
+    without = _trust_over(network, flow, own_change_allowance=False)
+    assert without[0] == 0.0  # half its outline short of the flow's: agreement about 0.5
+
+
+def test_own_change_allowance_never_excuses_growth_or_a_steady_shortfall():
+    flow = [_cut(10.0)] * 4
+    grown = [_cut(13.0), _cut(10.0)] * 2  # the same change, beyond the flow's outline
+    assert _trust_over(grown, flow, True) == _trust_over(grown, flow, False)
+    assert _trust_over(grown, flow, True)[0] == 0.0
+    # Short of the flow's outline from the first frame on, and moving with the target as the
+    # flow does (5 px down a frame) without changing: only frame 1, where it left the first
+    # mask's outline, is excused; from then on its outline has not moved.
+    moving_flow = [_cut(10.0, (20.0 + 5 * t, 32.0)) for t in range(1, 5)]
+    steady = [_cut(7.0, (20.0 + 5 * t, 32.0)) for t in range(1, 5)]
+    trust = NetworkTrust(0.7, 1.0, memory=1, first_mask=_cut(10.0, (20.0, 32.0)), own_change_allowance=True)
+    assert trust.update(steady[0], moving_flow[0], True, image_sides_with_network=True) == 1.0
+    assert trust.update(steady[1], moving_flow[1], True) == 0.0  # judged by the flow: half its outline short
+    # The image sides with it again, but nothing changed: no allowance, no better than the mean.
+    assert trust.update(steady[2], moving_flow[2], True, image_sides_with_network=True) == 0.0
+    assert trust.unjudged_frames == 1
 
 
 def _disc_probability(centre, radius=9.0, shape=(64, 64)):

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from model.pipeline.masks import mask_centroid, select_component, surface_agreement
+from model.pipeline.masks import (
+    mask_centroid,
+    outline_disagreement,
+    select_component,
+    shift_mask,
+    surface_agreement,
+)
 from model.pipeline.motion import MotionEstimate
 
 FUSION_RULES = ("fixed", "confidence")
@@ -104,6 +110,17 @@ class ArbitrationSettings:
             "the contrast across the network mask's (a decisive case of --flow-min-contrast), the "
             "fusion weighs the network in full, unless the flow has left it no trust (0 = off; at "
             "most --flow-min-contrast)"
+        },
+    )
+
+    own_change_allowance: bool = field(
+        default=False,
+        metadata={
+            "help": "on a frame where the image sides with the network, the part of its outline that "
+            "falls short of a credible flow's counts as agreeing, up to how far the network's outline "
+            "changed since the last frame (moved by the flow): a cut that shrinks through the plane, "
+            "which the flow carried from the first frame cannot follow (docs/pipeline.md, "
+            '"Network trust")'
         },
     )
 
@@ -221,12 +238,27 @@ class NetworkTrust:
     until the flow has judged a frame (docs/pipeline.md, "Network trust").
     """
 
-    def __init__(self, floor: float, tolerance_px: float, memory: int = 0) -> None:
+    def __init__(
+        self,
+        floor: float,
+        tolerance_px: float,
+        memory: int = 0,
+        first_mask: np.ndarray | None = None,
+        own_change_allowance: bool = False,
+    ) -> None:
+        """`first_mask`: the mask the network was given on frame 0, its outline before frame 1
+        (for `own_change_allowance`, ArbitrationSettings)."""
         if not 0.0 <= floor < 1.0:
             raise ValueError(f"floor must be in [0, 1), got {floor}")
         self._floor = floor
         self._tolerance = tolerance_px
         self._memory = memory
+        self._own_change_allowance = own_change_allowance
+        # The last frame's network mask and flow mask: where the network's outline was, and
+        # the flow's estimate of the target then (its move to this frame carries the outline).
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
+        if first_mask is not None:
+            self._last = (first_mask, first_mask)
         self._mean = 0.0
         self._frames = 0
         self.untrusted_frames = 0  # frames whose trust was 0: the flow decided them
@@ -245,9 +277,14 @@ class NetworkTrust:
         the flow's disagreement is no evidence against the network, its agreement still is for
         it: the frame counts only when its agreement is above the mean so far (above 0 while none
         has counted). Left out altogether, those frames would leave the trust to the frames
-        where the network is plainly wrong (docs/pipeline.md, "Network trust")."""
+        where the network is plainly wrong. With the own-change allowance, the network's outline
+        falling short of the flow's counts as agreeing there, up to how far the network's
+        outline moved since the last frame (docs/pipeline.md, "Network trust")."""
+        last, self._last = self._last, (network_mask, flow_mask)
         if flow_credible:
             agreement = surface_agreement(network_mask, flow_mask, self._tolerance)
+            if image_sides_with_network and self._own_change_allowance:
+                agreement += self._own_change(network_mask, flow_mask, last)
             if image_sides_with_network and agreement <= self._mean:
                 self.unjudged_frames += 1
             else:
@@ -261,6 +298,23 @@ class NetworkTrust:
         trust = self.trust
         self.untrusted_frames += trust == 0.0
         return trust
+
+    def _own_change(
+        self, network_mask: np.ndarray, flow_mask: np.ndarray, last: tuple[np.ndarray, np.ndarray] | None
+    ) -> float:
+        """The part of the network's disagreement with the flow that its own change accounts
+        for: where its outline falls short of the flow's (a cut shrinking through the plane,
+        which a flow carried from the first frame cannot follow), at most the share of its
+        outline that moved since the last frame, once carried along by the flow's move of the
+        target. Never where it reaches beyond (growth over the tissue around the target is how
+        a network fails), and nothing for a network that stays where it was."""
+        if last is None or not (network_mask.any() and flow_mask.any() and last[0].any() and last[1].any()):
+            return 0.0
+        last_network, last_flow = last
+        moved = shift_mask(last_network, tuple(np.subtract(mask_centroid(flow_mask), mask_centroid(last_flow))))
+        changed = 1.0 - surface_agreement(network_mask, moved, self._tolerance)
+        _, short = outline_disagreement(network_mask, flow_mask, self._tolerance)
+        return min(short, changed)
 
     @property
     def trust(self) -> float:

@@ -1,5 +1,5 @@
 """The mask helpers every part of the pipeline shares: overlap, centroid, component, shift, and
-the boundary agreement of two masks."""
+the boundary agreement of two masks and where they disagree."""
 
 from __future__ import annotations
 
@@ -49,17 +49,38 @@ def surface_agreement(a: np.ndarray, b: np.ndarray, tolerance_px: float) -> floa
     the tolerance, whatever the masks' size; 0 when one is empty and the other is not."""
     if not a.any() or not b.any():
         return float(not a.any() and not b.any())
+    agreeing, _, _, total = _compare_outlines(a, b, tolerance_px)
+    return agreeing / total
+
+
+def outline_disagreement(a: np.ndarray, b: np.ndarray, tolerance_px: float) -> tuple[float, float]:
+    """Where the outlines of two non-empty masks disagree, as fractions of both masks' boundary
+    pixels (what `surface_agreement` leaves out, split by direction): (beyond, short), the
+    boundary pixels farther than `tolerance_px` from the other outline where `a` reaches beyond
+    `b` (a's outline outside b, or b's inside a) and where it falls short of it (a's outline
+    inside b, or b's outside a)."""
+    _, beyond, short, total = _compare_outlines(a, b, tolerance_px)
+    return beyond / total, short / total
+
+
+def _compare_outlines(a: np.ndarray, b: np.ndarray, tolerance_px: float) -> tuple[int, int, int, int]:
+    """Boundary pixel counts of two non-empty masks: (within the tolerance of the other outline,
+    beyond, short, all), in `outline_disagreement`'s terms."""
     rows, cols = np.nonzero(a | b)
     margin = int(np.ceil(tolerance_px)) + 2
     box = (
         slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
         slice(max(cols.min() - margin, 0), cols.max() + margin + 1),
     )
-    edge_a, edge_b = _boundary(a[box]), _boundary(b[box])
+    a, b = a[box], b[box]
+    edge_a, edge_b = _boundary(a), _boundary(b)
     near_a = cv2.distanceTransform((~edge_a).astype(np.uint8), cv2.DIST_L2, 5) <= tolerance_px
     near_b = cv2.distanceTransform((~edge_b).astype(np.uint8), cv2.DIST_L2, 5) <= tolerance_px
     agreeing = np.count_nonzero(near_b[edge_a]) + np.count_nonzero(near_a[edge_b])
-    return agreeing / (np.count_nonzero(edge_a) + np.count_nonzero(edge_b))
+    off_a, off_b = edge_a & ~near_b, edge_b & ~near_a
+    beyond = np.count_nonzero(off_a & ~b) + np.count_nonzero(off_b & a)
+    short = np.count_nonzero(off_a & b) + np.count_nonzero(off_b & ~a)
+    return agreeing, beyond, short, np.count_nonzero(edge_a) + np.count_nonzero(edge_b)
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:

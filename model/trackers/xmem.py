@@ -160,7 +160,11 @@ class XMemTracker(Tracker):
         arbitration = settings.arbitration
         if self._parts.trust:
             self._trust = NetworkTrust(
-                arbitration.trust_floor, arbitration.agreement_tolerance_px, arbitration.trust_memory
+                arbitration.trust_floor,
+                arbitration.agreement_tolerance_px,
+                arbitration.trust_memory,
+                first_mask=first_mask,
+                own_change_allowance=arbitration.own_change_allowance,
             )
         if self._parts.names():
             motion = settings.motion
