@@ -312,6 +312,22 @@ def growing_cut(n_frames=18, shape=(96, 96)):
     return frames, masks
 
 
+def breathing_cut(n_frames=12, shape=(96, 96)):
+    """A rigid textured tumour whose cut's right half shrinks from radius 14 to 9 px on every
+    other frame and swells back (through-plane change at 1 frame/s) while nothing moves: the
+    flow keeps the first, full mask."""
+    background, tumour = _texture(shape, 100.0, 15.0, 4), _texture(shape, 300.0, 40.0, 5)
+    masks = np.stack([_cut_at(14.0 if t % 2 == 0 else 9.0, shape) for t in range(n_frames)], axis=2)
+    frames = np.where(masks, tumour[:, :, None], background[:, :, None]).astype(np.float32)
+    return frames, masks
+
+
+def _cut_at(right_radius, shape):
+    rows, cols = np.indices(shape, dtype=np.float32)
+    distance = np.hypot(rows - 48, cols - 48)
+    return np.where(cols < 48, distance <= 14.0, distance <= right_radius)
+
+
 def run_stand_in(kind, frames, masks, **settings):
     core = StandInCore(kind, masks, frames)
     tracker = XMemTracker(XMemSettings(crop_size=64, margin_mm="12", ema_weight="1", **settings), core=core)
@@ -356,6 +372,20 @@ def test_a_decisive_image_reaches_the_tracker_only_when_asked():
     assert decided.mean() >= default.mean()
     with pytest.raises(ValueError, match="decisive_contrast"):
         XMemSettings(decisive_contrast=0.7, flow_min_contrast=0.0)  # a decisive case of no test
+
+
+def test_the_own_change_allowance_reaches_the_tracker():
+    # The flow's own tests off: the flow judges every frame. It follows the shrinking edge only
+    # part of the way, so on the shrunk frames the network's outline falls a little short of the
+    # flow mask's and its trust dips below 1; with the allowance it stays at 1 and the output
+    # keeps to the network's outline.
+    frames, masks = breathing_cut()
+    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0}
+    shrunk = slice(0, None, 2)  # frames 1, 3, 5, ...: the scores' index is the frame's minus 1
+    default, default_events = run_stand_in("exact", frames, masks, **blind)
+    allowed, allowed_events = run_stand_in("exact", frames, masks, **blind, own_change_allowance=True)
+    assert default_events["flow_overruled_by_image"] > 0
+    assert np.all(allowed[shrunk] >= default[shrunk]) and allowed[0] > default[0] + 0.004
 
 
 def test_a_wrong_network_against_a_right_flow_is_kept_out():
