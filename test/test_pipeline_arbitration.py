@@ -11,6 +11,7 @@ import pytest
 from evaluation.standins import StandInCore
 from model.pipeline.arbitration import (
     NetworkTrust,
+    SteadyOffset,
     align_to_flow,
     flow_is_credible,
     fuse_with_prior,
@@ -176,6 +177,30 @@ def test_own_change_allowance_never_excuses_growth_or_a_steady_shortfall():
     # The image sides with it again, but nothing changed: no allowance, no better than the mean.
     assert trust.update(steady[2], moving_flow[2], True, image_sides_with_network=True) == 0.0
     assert trust.unjudged_frames == 1
+
+
+def _offset_pair(offset_cols: float, rng: np.random.Generator):
+    """A network mask `offset_cols` px right of the target and a flow mask off it by its own
+    error (0.3 px standard deviation along each axis)."""
+    target = (32.0, 32.0)
+    flow_error = rng.normal(0.0, 0.3, 2)
+    network = _disc_probability((target[0], target[1] + offset_cols)) > 0.5
+    flow = _disc_probability((target[0] + flow_error[0], target[1] + flow_error[1])) > 0.5
+    return network, flow
+
+
+def test_a_steady_offset_from_the_flow_is_corrected_a_fluctuating_one_is_not():
+    rng = np.random.default_rng(0)
+    steady, fluctuating = SteadyOffset(2.0, memory=10), SteadyOffset(2.0, memory=10)
+    for _ in range(12):
+        steady.update(*_offset_pair(1.0, rng))  # a network a pixel right of the target
+        fluctuating.update(*_offset_pair(0.0, rng))  # a right network: the offset is the flow's error
+    rows, cols = steady.correction()
+    assert rows == 0.0 and cols == pytest.approx(-1.0, abs=0.25)
+    assert fluctuating.correction() is None and fluctuating.corrected_frames == 0
+    assert SteadyOffset(2.0, memory=10).correction() is None  # nothing judged yet
+    with pytest.raises(ValueError, match="steady_offset_factor"):
+        XMemSettings(steady_offset_factor=-1.0)
 
 
 def _disc_probability(centre, radius=9.0, shape=(64, 64)):
@@ -386,6 +411,34 @@ def test_the_own_change_allowance_reaches_the_tracker():
     allowed, allowed_events = run_stand_in("exact", frames, masks, **blind, own_change_allowance=True)
     assert default_events["flow_overruled_by_image"] > 0
     assert np.all(allowed[shrunk] >= default[shrunk]) and allowed[0] > default[0] + 0.004
+
+
+class _OffsetStandIn(StandInCore):
+    """The `exact` stand-in a pixel right of the target on every frame: within the trust's
+    tolerance of a right flow's outline."""
+
+    def frame_map(self, t):
+        return np.roll(super().frame_map(t), 1, axis=1)
+
+
+def test_a_network_that_sits_off_the_target_is_moved_back():
+    # The alignment off: on its own it would move this map onto the flow's centre, as the gap
+    # is within its limit here; on a small target it is not (0.1 radii).
+    frames, masks = translating_scene()
+    centre_error = {}
+    for factor in (0.0, 2.0):
+        core = _OffsetStandIn("exact", masks, frames)
+        settings = XMemSettings(
+            crop_size=64, margin_mm="12", ema_weight="1", align_max_px=0.0, steady_offset_factor=factor
+        )
+        tracker = XMemTracker(settings, core=core)
+        core.see_through(tracker)
+        out = run_tracker(tracker, frames, masks[:, :, 0], _info(frames)).masks
+        gaps = [np.subtract(mask_centroid(out[:, :, t] > 0), mask_centroid(masks[:, :, t])) for t in range(6, 18)]
+        centre_error[factor] = float(np.mean(np.hypot(*np.transpose(gaps))))
+        moved = tracker.events()["network_moved_by_steady_offset"]
+        assert (moved > 0) == bool(factor)
+    assert centre_error[2.0] < centre_error[0.0] - 0.3, centre_error
 
 
 def test_a_wrong_network_against_a_right_flow_is_kept_out():

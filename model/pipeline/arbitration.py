@@ -25,6 +25,7 @@ from model.pipeline.masks import (
     mask_centroid,
     outline_disagreement,
     select_component,
+    shift_map,
     shift_mask,
     surface_agreement,
 )
@@ -124,6 +125,17 @@ class ArbitrationSettings:
         },
     )
 
+    steady_offset_factor: float = field(
+        default=0.0,
+        metadata={
+            "help": "move the network's map back by its steady offset from a credible flow: the "
+            "running mean, over about --trust-memory credible frames, of its mask's centroid minus "
+            "the flow mask's, per axis, where that mean is more than this many times its running "
+            "spread (the flow's own error fluctuates around zero; a network that sits off the "
+            "target does not) (0 = off)"
+        },
+    )
+
     def __post_init__(self) -> None:
         if not 0.0 <= self.trust_floor < 1.0:
             raise ValueError(f"trust_floor must be in [0, 1), got {self.trust_floor}")
@@ -139,6 +151,8 @@ class ArbitrationSettings:
             raise ValueError(f"guard_leeway must be >= 0, got {self.guard_leeway}")
         if self.flow_min_contrast < 0:
             raise ValueError(f"flow_min_contrast must be >= 0, got {self.flow_min_contrast}")
+        if self.steady_offset_factor < 0:
+            raise ValueError(f"steady_offset_factor must be >= 0, got {self.steady_offset_factor}")
         if not 0.0 <= self.decisive_contrast <= self.flow_min_contrast:
             raise ValueError(
                 f"decisive_contrast must be in [0, flow_min_contrast = {self.flow_min_contrast}], "
@@ -323,6 +337,47 @@ class NetworkTrust:
         return float(np.clip((self._mean - self._floor) / (1.0 - self._floor), 0.0, 1.0))
 
 
+class SteadyOffset:
+    """The network's steady offset from a credible flow, and the correction it calls for.
+
+    On each frame the flow is credible, the offset of the network mask's centroid from the flow
+    mask's joins an exponential mean and mean square over about the last `memory` such frames
+    (0: all of them). A right network's offset is the flow's own error, which fluctuates around
+    zero; a network that sits a steady fraction of a pixel off the target keeps one sign. Along
+    an axis where the mean is more than `factor` times the spread, after MIN_FRAMES credible
+    frames, the network's map is moved back by the mean (docs/pipeline.md, "Steady offset").
+    """
+
+    MIN_FRAMES = 3
+
+    def __init__(self, factor: float, memory: int) -> None:
+        self._factor = factor
+        self._memory = memory
+        self._mean = np.zeros(2)
+        self._mean_square = np.zeros(2)
+        self._frames = 0
+        self.corrected_frames = 0
+
+    def correction(self) -> tuple[float, float] | None:
+        """(rows, columns) to move the network's map by now, or None."""
+        if self._frames < self.MIN_FRAMES:
+            return None
+        spread = np.sqrt(np.maximum(self._mean_square - self._mean**2, 0.0))
+        steady = np.abs(self._mean) > self._factor * spread
+        if not steady.any():
+            return None
+        self.corrected_frames += 1
+        return (-float(self._mean[0]) * steady[0], -float(self._mean[1]) * steady[1])
+
+    def update(self, network_mask: np.ndarray, flow_mask: np.ndarray) -> None:
+        """Add a credible frame's offset (both masks non-empty)."""
+        offset = np.subtract(mask_centroid(network_mask), mask_centroid(flow_mask))
+        self._frames += 1
+        step = 1.0 / (min(self._frames, self._memory) if self._memory else self._frames)
+        self._mean += step * (offset - self._mean)
+        self._mean_square += step * (offset**2 - self._mean_square)
+
+
 def fuse_with_prior(
     network: np.ndarray,
     covered: np.ndarray,
@@ -370,9 +425,7 @@ def align_to_flow(
     gap = np.subtract(flow_centre, mask_centroid(target))
     if float(np.hypot(*gap)) > limit_px:
         return probability, False
-    matrix = np.float32([[1, 0, gap[1]], [0, 1, gap[0]]])
-    moved = cv2.warpAffine(probability, matrix, probability.shape[::-1], flags=cv2.INTER_LINEAR)
-    return moved, True
+    return shift_map(probability, (float(gap[0]), float(gap[1]))), True
 
 
 class WindowSearch:

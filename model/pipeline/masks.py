@@ -36,11 +36,15 @@ def select_component(binary: np.ndarray, previous: np.ndarray) -> np.ndarray:
     return labels == best
 
 
+def shift_map(values: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
+    """Translate a float32 map by (axis 0, axis 1) pixels, bilinear; 0 comes in at the edges."""
+    matrix = np.float32([[1, 0, shift[1]], [0, 1, shift[0]]])
+    return cv2.warpAffine(values, matrix, values.shape[::-1], flags=cv2.INTER_LINEAR)
+
+
 def shift_mask(mask: np.ndarray, shift: tuple[float, float]) -> np.ndarray:
     """Translate a bool mask by (axis 0, axis 1) pixels, sub-pixel, threshold 0.5."""
-    matrix = np.float32([[1, 0, shift[1]], [0, 1, shift[0]]])
-    moved = cv2.warpAffine(mask.astype(np.float32), matrix, mask.shape[::-1], flags=cv2.INTER_LINEAR)
-    return moved > 0.5
+    return shift_map(mask.astype(np.float32), shift) > 0.5
 
 
 def surface_agreement(a: np.ndarray, b: np.ndarray, tolerance_px: float) -> float:

@@ -18,6 +18,7 @@ import torch
 from model.device import describe_device
 from model.pipeline.arbitration import (
     NetworkTrust,
+    SteadyOffset,
     WindowSearch,
     align_to_flow,
     flow_is_credible,
@@ -26,7 +27,7 @@ from model.pipeline.arbitration import (
     image_contrast_ratio,
 )
 from model.pipeline.crop import CropWindow, initial_box
-from model.pipeline.masks import mask_centroid
+from model.pipeline.masks import mask_centroid, shift_map
 from model.pipeline.motion import MaskFlow
 from model.pipeline.postprocess import PostProcessor
 from model.pipeline.preprocess import grey_to_network_channels, normalise_frame
@@ -94,6 +95,7 @@ class XMemTracker(Tracker):
         self._resolved: dict[str, Any] = {}
         self._flow: MaskFlow | None = None
         self._trust: NetworkTrust | None = None
+        self._offset: SteadyOffset | None = None
         self._search = WindowSearch((1, 1))
         self._redetected = False  # found by the search: the flow must find it again before it judges
         # Event counters.
@@ -158,6 +160,9 @@ class XMemTracker(Tracker):
         self._search = WindowSearch(box.size)
         self._redetected = False
         arbitration = settings.arbitration
+        self._offset = None
+        if arbitration.steady_offset_factor and self._parts.names():
+            self._offset = SteadyOffset(arbitration.steady_offset_factor, arbitration.trust_memory)
         if self._parts.trust:
             self._trust = NetworkTrust(
                 arbitration.trust_floor,
@@ -205,6 +210,13 @@ class XMemTracker(Tracker):
         self._window.paste(foreground, self._probability)
         # The network's own mask: the trust and the memory decision below judge it.
         network_mask = self._probability > settings.output.threshold
+        if self._offset is not None and motion is not None and network_mask.any() and motion.mask.any():
+            correction = self._offset.correction()
+            if credible:
+                self._offset.update(network_mask, motion.mask)
+            if correction is not None:
+                self._probability = shift_map(self._probability, correction)
+                network_mask = self._probability > settings.output.threshold
         found = self._look_for_lost_target(network_mask, credible) if motion is not None else False
         # The flow judges the network (trust, alignment, leeway) where the image does not side
         # with the network's outline; where it does, the flow can only confirm the trust, and
@@ -320,5 +332,6 @@ class XMemTracker(Tracker):
             "flow_not_credible": self._flow_unjudged,
             "flow_overruled_by_image": self._image_overruled,
             "network_weighed_in_full_by_image": self._image_decided,
+            "network_moved_by_steady_offset": self._offset.corrected_frames if self._offset is not None else 0,
             "target_searched": self._search.searches,
         }
