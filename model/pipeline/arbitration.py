@@ -121,7 +121,7 @@ class ArbitrationSettings:
             "falls short of a credible flow's counts as agreeing, up to how far the network's outline "
             "changed since the last frame (moved by the flow): a cut that shrinks through the plane, "
             "which the flow carried from the first frame cannot follow (docs/pipeline.md, "
-            '"Network trust")'
+            '"An allowance for the network\'s own change")'
         },
     )
 
@@ -356,7 +356,6 @@ class SteadyOffset:
         self._mean = np.zeros(2)
         self._mean_square = np.zeros(2)
         self._frames = 0
-        self.corrected_frames = 0
 
     def correction(self) -> tuple[float, float] | None:
         """(rows, columns) to move the network's map by now, or None."""
@@ -366,7 +365,6 @@ class SteadyOffset:
         steady = np.abs(self._mean) > self._factor * spread
         if not steady.any():
             return None
-        self.corrected_frames += 1
         return (-float(self._mean[0]) * steady[0], -float(self._mean[1]) * steady[1])
 
     def update(self, network_mask: np.ndarray, flow_mask: np.ndarray) -> None:

@@ -104,6 +104,7 @@ class XMemTracker(Tracker):
         self._flow_unjudged = 0
         self._image_overruled = 0
         self._image_decided = 0
+        self._moved_by_offset = 0
 
     @classmethod
     def from_network(cls, network: torch.nn.Module, settings: XMemSettings | None = None) -> XMemTracker:
@@ -157,6 +158,7 @@ class XMemTracker(Tracker):
         self._flow_unjudged = 0
         self._image_overruled = 0
         self._image_decided = 0
+        self._moved_by_offset = 0
         self._search = WindowSearch(box.size)
         self._redetected = False
         arbitration = settings.arbitration
@@ -211,12 +213,15 @@ class XMemTracker(Tracker):
         # The network's own mask: the trust and the memory decision below judge it.
         network_mask = self._probability > settings.output.threshold
         if self._offset is not None and motion is not None and network_mask.any() and motion.mask.any():
+            # The correction comes from the frames before this one; this frame's offset is
+            # measured on the network's map as it came.
             correction = self._offset.correction()
             if credible:
                 self._offset.update(network_mask, motion.mask)
             if correction is not None:
                 self._probability = shift_map(self._probability, correction)
                 network_mask = self._probability > settings.output.threshold
+                self._moved_by_offset += 1
         found = self._look_for_lost_target(network_mask, credible) if motion is not None else False
         # The flow judges the network (trust, alignment, leeway) where the image does not side
         # with the network's outline; where it does, the flow can only confirm the trust, and
@@ -332,6 +337,6 @@ class XMemTracker(Tracker):
             "flow_not_credible": self._flow_unjudged,
             "flow_overruled_by_image": self._image_overruled,
             "network_weighed_in_full_by_image": self._image_decided,
-            "network_moved_by_steady_offset": self._offset.corrected_frames if self._offset is not None else 0,
+            "network_moved_by_steady_offset": self._moved_by_offset,
             "target_searched": self._search.searches,
         }
