@@ -126,12 +126,12 @@ def test_a_trust_with_a_memory_forgets_a_good_start_sooner():
     assert recent.trust == 0.0  # about the last 4 frames: (3/4)^4 = 0.32 of the start is left
 
 
-def _cut(right_radius: float, centre=(32.0, 32.0)) -> np.ndarray:
-    """A disc of radius 10 whose right half has `right_radius` instead: a cut that shrank or
+def _cut(right_radius: float, centre=(32.0, 32.0), shape=(64, 64), radius=10.0) -> np.ndarray:
+    """A disc of `radius` whose right half has `right_radius` instead: a cut that shrank or
     grew on one side (through the plane) while its left edge stayed where it was."""
-    rows, cols = np.indices((64, 64), dtype=np.float32)
+    rows, cols = np.indices(shape, dtype=np.float32)
     distance = np.hypot(rows - centre[0], cols - centre[1])
-    return np.where(cols < centre[1], distance <= 10.0, distance <= right_radius)
+    return np.where(cols < centre[1], distance <= radius, distance <= right_radius)
 
 
 def test_outline_disagreement_says_which_way_the_outlines_part():
@@ -342,15 +342,10 @@ def breathing_cut(n_frames=12, shape=(96, 96)):
     other frame and swells back (through-plane change at 1 frame/s) while nothing moves: the
     flow keeps the first, full mask."""
     background, tumour = _texture(shape, 100.0, 15.0, 4), _texture(shape, 300.0, 40.0, 5)
-    masks = np.stack([_cut_at(14.0 if t % 2 == 0 else 9.0, shape) for t in range(n_frames)], axis=2)
+    radii = [14.0 if t % 2 == 0 else 9.0 for t in range(n_frames)]
+    masks = np.stack([_cut(right, (48.0, 48.0), shape, radius=14.0) for right in radii], axis=2)
     frames = np.where(masks, tumour[:, :, None], background[:, :, None]).astype(np.float32)
     return frames, masks
-
-
-def _cut_at(right_radius, shape):
-    rows, cols = np.indices(shape, dtype=np.float32)
-    distance = np.hypot(rows - 48, cols - 48)
-    return np.where(cols < 48, distance <= 14.0, distance <= right_radius)
 
 
 def run_stand_in(kind, frames, masks, **settings):
