@@ -10,6 +10,7 @@ import pytest
 
 from evaluation.standins import StandInCore
 from model.pipeline.arbitration import (
+    STEADY_OFFSET_MAX_PX,
     NetworkTrust,
     SteadyOffset,
     align_to_flow,
@@ -192,15 +193,36 @@ def _offset_pair(offset_cols: float, rng: np.random.Generator):
 def test_a_steady_offset_from_the_flow_is_corrected_a_fluctuating_one_is_not():
     rng = np.random.default_rng(0)
     steady, fluctuating = SteadyOffset(2.0, memory=10), SteadyOffset(2.0, memory=10)
+    within_alignment = SteadyOffset(2.0, memory=10, least_px=1.5)
     for _ in range(12):
-        steady.update(*_offset_pair(1.0, rng))  # a network a pixel right of the target
+        pair = _offset_pair(1.0, rng)  # a network a pixel right of the target
+        steady.update(*pair)
+        within_alignment.update(*pair)
         fluctuating.update(*_offset_pair(0.0, rng))  # a right network: the offset is the flow's error
     rows, cols = steady.correction()
     assert rows == 0.0 and cols == pytest.approx(-1.0, abs=0.25)
     assert fluctuating.correction() is None
+    assert within_alignment.correction() is None  # the alignment's to correct
     assert SteadyOffset(2.0, memory=10).correction() is None  # nothing judged yet
     with pytest.raises(ValueError, match="steady_offset_factor"):
         XMemSettings(steady_offset_factor=-1.0)
+
+
+def test_a_network_far_off_the_flow_is_a_disagreement_not_an_offset():
+    # A network a pixel right of the target, then lost two radii away (as the `lost` stand-in):
+    # the lost frames are the guards' business and must not drag the correction after them.
+    rng = np.random.default_rng(1)
+    offset = SteadyOffset(2.0, memory=10)
+    for _ in range(12):
+        offset.update(*_offset_pair(1.0, rng))
+    for _ in range(12):
+        offset.update(*_offset_pair(STEADY_OFFSET_MAX_PX + 8.0, rng))
+    rows, cols = offset.correction()
+    assert rows == 0.0 and cols == pytest.approx(-1.0, abs=0.25)
+    lost_from_the_start = SteadyOffset(2.0, memory=10)
+    for _ in range(12):
+        lost_from_the_start.update(*_offset_pair(STEADY_OFFSET_MAX_PX + 8.0, rng))
+    assert lost_from_the_start.correction() is None
 
 
 def _disc_probability(centre, radius=9.0, shape=(64, 64)):
@@ -434,6 +456,23 @@ def test_a_network_that_sits_off_the_target_is_moved_back():
         moved = tracker.events()["network_moved_by_steady_offset"]
         assert (moved > 0) == bool(factor)
     assert centre_error[2.0] < centre_error[0.0] - 0.3, centre_error
+
+
+def test_an_offset_within_the_alignments_limit_is_left_to_the_alignment():
+    # A pixel right of a target of radius 8: beyond the alignment's limit at 0.1 radii (0.8 px),
+    # within it at 0.2 radii (1.6 px), where the alignment moves the map on the frames it may.
+    frames, masks = translating_scene()
+    moved = {}
+    for max_flow_shift in (0.1, 0.2):
+        core = _OffsetStandIn("exact", masks, frames)
+        settings = XMemSettings(
+            crop_size=64, margin_mm="12", ema_weight="1", max_flow_shift=max_flow_shift, steady_offset_factor=2.0
+        )
+        tracker = XMemTracker(settings, core=core)
+        core.see_through(tracker)
+        run_tracker(tracker, frames, masks[:, :, 0], _info(frames))
+        moved[max_flow_shift] = tracker.events()["network_moved_by_steady_offset"]
+    assert moved[0.1] > 0 and moved[0.2] == 0, moved
 
 
 def test_a_wrong_network_against_a_right_flow_is_kept_out():

@@ -50,6 +50,10 @@ CONTRAST_BAND_PX = 2
 # bright core, whose outline out-contrasts the target's graded edge; above, a mask grown over
 # tissue that ends at another edge (docs/results.md, "The image's test of the flow").
 IMAGE_TEST_AREA_RATIOS = (0.5, 1.5)
+# A network mask whose centroid lies farther than this (pixels) from a credible flow mask's is in
+# disagreement with the flow (one of them lost the target), not placed a little off it: such a
+# frame is the trust's and the guards' business and stays out of the steady offset's mean.
+STEADY_OFFSET_MAX_PX = 2.0
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ class ArbitrationSettings:
             "running mean, over about --trust-memory credible frames, of its mask's centroid minus "
             "the flow mask's, per axis, where that mean is more than this many times its running "
             "spread (the flow's own error fluctuates around zero; a network that sits off the "
-            "target does not) (0 = off)"
+            f"target does not); frames more than {STEADY_OFFSET_MAX_PX:g} px apart are not counted (0 = off)"
         },
     )
 
@@ -346,13 +350,17 @@ class SteadyOffset:
     zero; a network that sits a steady fraction of a pixel off the target keeps one sign. Along
     an axis where the mean is more than `factor` times the spread, after MIN_FRAMES credible
     frames, the network's map is moved back by the mean (docs/pipeline.md, "Steady offset").
+    Offsets beyond STEADY_OFFSET_MAX_PX are disagreements, not placement, and are not counted; a
+    correction of at most `least_px` is left to the alignment (a flow steadily off a right
+    network by a fraction of a pixel makes one that large).
     """
 
     MIN_FRAMES = 3
 
-    def __init__(self, factor: float, memory: int) -> None:
+    def __init__(self, factor: float, memory: int, least_px: float = 0.0) -> None:
         self._factor = factor
         self._memory = memory
+        self._least = least_px
         self._mean = np.zeros(2)
         self._mean_square = np.zeros(2)
         self._frames = 0
@@ -363,13 +371,16 @@ class SteadyOffset:
             return None
         spread = np.sqrt(np.maximum(self._mean_square - self._mean**2, 0.0))
         steady = np.abs(self._mean) > self._factor * spread
-        if not steady.any():
+        correction = -self._mean * steady
+        if float(np.hypot(*correction)) <= self._least:
             return None
-        return (-float(self._mean[0]) * steady[0], -float(self._mean[1]) * steady[1])
+        return (float(correction[0]), float(correction[1]))
 
     def update(self, network_mask: np.ndarray, flow_mask: np.ndarray) -> None:
-        """Add a credible frame's offset (both masks non-empty)."""
+        """Add a credible frame's offset (both masks non-empty), unless it is a disagreement."""
         offset = np.subtract(mask_centroid(network_mask), mask_centroid(flow_mask))
+        if float(np.hypot(*offset)) > STEADY_OFFSET_MAX_PX:
+            return
         self._frames += 1
         step = 1.0 / (min(self._frames, self._memory) if self._memory else self._frames)
         self._mean += step * (offset - self._mean)

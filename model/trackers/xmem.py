@@ -164,7 +164,9 @@ class XMemTracker(Tracker):
         arbitration = settings.arbitration
         self._offset = None
         if arbitration.steady_offset_factor and self._parts.names():
-            self._offset = SteadyOffset(arbitration.steady_offset_factor, arbitration.trust_memory)
+            # An offset within the alignment's limit is as large as a flow's own steady error.
+            least = self._align_limit if self._parts.align else 0.0
+            self._offset = SteadyOffset(arbitration.steady_offset_factor, arbitration.trust_memory, least)
         if self._parts.trust:
             self._trust = NetworkTrust(
                 arbitration.trust_floor,
