@@ -136,7 +136,8 @@ class ArbitrationSettings:
             "running mean, over about --trust-memory credible frames, of its mask's centroid minus "
             "the flow mask's, per axis, where that mean is more than this many times its running "
             "spread (the flow's own error fluctuates around zero; a network that sits off the "
-            f"target does not); frames more than {STEADY_OFFSET_MAX_PX:g} px apart are not counted (0 = off)"
+            f"target does not); frames more than {STEADY_OFFSET_MAX_PX:g} px apart are not counted, and a "
+            "correction within the alignment's limit is left to the alignment (0 = off)"
         },
     )
 
