@@ -370,13 +370,17 @@ def breathing_cut(n_frames=12, shape=(96, 96)):
     return frames, masks
 
 
-def run_stand_in(kind, frames, masks, **settings):
-    core = StandInCore(kind, masks, frames)
+def track_with(core, frames, masks, **settings):
+    """The XMem tracker around a stand-in `core` on a hand-made scene: (its result, its events)."""
     tracker = XMemTracker(XMemSettings(crop_size=64, margin_mm="12", ema_weight="1", **settings), core=core)
     core.see_through(tracker)
-    result = run_tracker(tracker, frames, masks[:, :, 0], _info(frames))
+    return run_tracker(tracker, frames, masks[:, :, 0], _info(frames)), tracker.events()
+
+
+def run_stand_in(kind, frames, masks, **settings):
+    result, events = track_with(StandInCore(kind, masks, frames), frames, masks, **settings)
     scores = [dice(result.masks[:, :, t] > 0, masks[:, :, t]) for t in range(1, frames.shape[2])]
-    return np.array(scores), tracker.events()
+    return np.array(scores), events
 
 
 def test_a_right_network_against_a_wrong_flow_goes_through():
@@ -445,16 +449,11 @@ def test_a_network_that_sits_off_the_target_is_moved_back():
     centre_error = {}
     for factor in (0.0, 2.0):
         core = _OffsetStandIn("exact", masks, frames)
-        settings = XMemSettings(
-            crop_size=64, margin_mm="12", ema_weight="1", align_max_px=0.0, steady_offset_factor=factor
-        )
-        tracker = XMemTracker(settings, core=core)
-        core.see_through(tracker)
-        out = run_tracker(tracker, frames, masks[:, :, 0], _info(frames)).masks
+        result, events = track_with(core, frames, masks, align_max_px=0.0, steady_offset_factor=factor)
+        out = result.masks
         gaps = [np.subtract(mask_centroid(out[:, :, t] > 0), mask_centroid(masks[:, :, t])) for t in range(6, 18)]
         centre_error[factor] = float(np.mean(np.hypot(*np.transpose(gaps))))
-        moved = tracker.events()["network_moved_by_steady_offset"]
-        assert (moved > 0) == bool(factor)
+        assert (events["network_moved_by_steady_offset"] > 0) == bool(factor)
     assert centre_error[2.0] < centre_error[0.0] - 0.3, centre_error
 
 
@@ -465,13 +464,8 @@ def test_an_offset_within_the_alignments_limit_is_left_to_the_alignment():
     moved = {}
     for max_flow_shift in (0.1, 0.2):
         core = _OffsetStandIn("exact", masks, frames)
-        settings = XMemSettings(
-            crop_size=64, margin_mm="12", ema_weight="1", max_flow_shift=max_flow_shift, steady_offset_factor=2.0
-        )
-        tracker = XMemTracker(settings, core=core)
-        core.see_through(tracker)
-        run_tracker(tracker, frames, masks[:, :, 0], _info(frames))
-        moved[max_flow_shift] = tracker.events()["network_moved_by_steady_offset"]
+        _, events = track_with(core, frames, masks, max_flow_shift=max_flow_shift, steady_offset_factor=2.0)
+        moved[max_flow_shift] = events["network_moved_by_steady_offset"]
     assert moved[0.1] > 0 and moved[0.2] == 0, moved
 
 

@@ -165,7 +165,7 @@ class XMemTracker(Tracker):
         self._offset = None
         if arbitration.steady_offset_factor and self._parts.names():
             # An offset within the alignment's limit is as large as a flow's own steady error.
-            least = self._align_limit if self._parts.align else 0.0
+            least = self._resolved["align_limit_px"]
             self._offset = SteadyOffset(arbitration.steady_offset_factor, arbitration.trust_memory, least)
         if self._parts.trust:
             self._trust = NetworkTrust(
