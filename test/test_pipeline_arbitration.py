@@ -10,17 +10,21 @@ import pytest
 
 from evaluation.standins import StandInCore
 from model.pipeline.arbitration import (
+    GROWTH_DEAD_ZONE_PX,
     STEADY_OFFSET_MAX_PX,
     NetworkTrust,
     SteadyOffset,
+    SustainedGrowth,
     align_to_flow,
     flow_is_credible,
     fuse_with_prior,
     fusion_trust,
+    grown_over_carried_tissue,
+    growth_factor,
     image_contrast_ratio,
     outline_contrast,
 )
-from model.pipeline.masks import dice, mask_centroid, outline_disagreement, surface_agreement
+from model.pipeline.masks import dice, mask_centroid, outline_disagreement, outward_offset, surface_agreement
 from model.pipeline.motion import MotionEstimate
 from model.runner import run_tracker
 from model.trackers import SequenceInfo, build_tracker
@@ -253,7 +257,8 @@ def _estimate(confidence_on_outline=1.0, residual_on_outline=1.0, residual_aroun
     )
     confidence = np.where(outline, confidence_on_outline, 1.0).astype(np.float32)
     residual = np.where(outline, residual_on_outline, residual_around).astype(np.float32)
-    return MotionEstimate(mask.astype(np.float32), confidence, mask, mask_centroid(mask), residual)
+    image = np.where(mask, 200, 100).astype(np.uint8)
+    return MotionEstimate(mask.astype(np.float32), confidence, mask, mask_centroid(mask), residual, image)
 
 
 def test_the_flow_is_credible_only_where_its_outline_holds():
@@ -266,6 +271,84 @@ def test_the_flow_is_credible_only_where_its_outline_holds():
     lost = _estimate()
     lost.mask[:] = False
     assert not flow_is_credible(lost, 0.9, 1.5)
+
+
+def _disc(radius, centre=(32.0, 32.0), shape=(64, 64)):
+    rows, cols = np.indices(shape, dtype=np.float32)
+    return np.hypot(rows - centre[0], cols - centre[1]) <= radius
+
+
+def _carried(flow_mask, residual_beyond, residual_band=4.0, contrast=40):
+    """A flow estimate whose mask is `flow_mask`, with this residual everywhere outside the mask
+    (where a grown network reaches) and `residual_band` on and inside it, on an image where the
+    target is `contrast` grey levels brighter than its surroundings."""
+    residual = np.where(flow_mask, residual_band, residual_beyond).astype(np.float32)
+    confidence = np.ones(flow_mask.shape, np.float32)
+    image = np.where(flow_mask, 100 + contrast, 100).astype(np.uint8)
+    centre = mask_centroid(flow_mask)
+    return MotionEstimate(flow_mask.astype(np.float32), confidence, flow_mask, centre, residual, image)
+
+
+def test_the_outward_offset_is_how_far_an_outline_moved_out():
+    # About 0.8 of the distance on a round mask, at any size (a small one is coarser).
+    for radius in (5.0, 10.0, 20.0):
+        assert 1.4 < outward_offset(_disc(radius + 2.0), _disc(radius)) < 2.0
+        assert -1.7 < outward_offset(_disc(radius - 2.0), _disc(radius)) < -1.3
+    assert outward_offset(_disc(10.0), _disc(10.0)) == 0.0
+
+
+def test_growth_over_tissue_the_flow_explains_is_told_from_a_cut_that_grew():
+    flow = _disc(10.0)
+    grown = _disc(12.0)
+    # The pixels the network took look as they did on the first frame: tissue it grew over.
+    assert grown_over_carried_tissue(grown, _carried(flow, residual_beyond=4.0), max_residual_ratio=0.9) is False
+    assert grown_over_carried_tissue(grown, _carried(flow, residual_beyond=3.0), max_residual_ratio=0.9)
+    # They changed their look (a cut growing through the plane): the flow cannot explain them.
+    assert not grown_over_carried_tissue(grown, _carried(flow, residual_beyond=12.0), max_residual_ratio=0.9)
+    # Not told where the image barely shows the target: a changed look would not stand out.
+    assert not grown_over_carried_tissue(grown, _carried(flow, residual_beyond=1.0, contrast=3), 0.9)
+    # Not growth: a few pixels of outline noise, or a network that left the flow mask (lost).
+    noisy = flow.copy()
+    noisy[32, 42:45] = True
+    assert not grown_over_carried_tissue(noisy, _carried(flow, residual_beyond=1.0), 0.9)
+    assert not grown_over_carried_tissue(np.roll(grown, 12, axis=1), _carried(flow, residual_beyond=1.0), 0.9)
+
+
+def test_growth_counts_once_it_lasts_three_credible_frames():
+    flow = _disc(10.0)
+    carried = _carried(flow, residual_beyond=1.0)
+    growth = SustainedGrowth(max_residual_ratio=0.9)
+    assert [growth.update(_disc(12.0), carried, True) for _ in range(2)] == [None, None]  # a swell, so far
+    assert growth.update(_disc(12.0), carried, True) == pytest.approx(outward_offset(_disc(12.0), flow))
+    # A frame where the flow is not credible, or where the network did not grow, starts the count again.
+    for interruption in ((_disc(12.0), False), (_disc(10.0), True)):
+        growth.update(*interruption[:1], carried, interruption[1])
+        assert [growth.update(_disc(12.0), carried, True) for _ in range(3)][:2] == [None, None]
+    # Growth the flow cannot explain never counts.
+    changed = _carried(flow, residual_beyond=12.0)
+    through_plane = SustainedGrowth(0.9)
+    assert [through_plane.update(_disc(12.0), changed, True) for _ in range(4)] == [None] * 4
+
+
+def test_sustained_growth_leaves_a_network_no_refuge_in_the_image():
+    flow = np.zeros((20, 20), bool)
+    flow[5:15, 5:15] = True
+    grown = np.zeros_like(flow)
+    grown[3:17, 3:17] = True  # 2 px out all round: no outline pixel agrees
+    assert growth_factor(0.3) == 1.0 and growth_factor(GROWTH_DEAD_ZONE_PX + 1.0) == 0.0
+    spared, judged = NetworkTrust(0.7, 1.0), NetworkTrust(0.7, 1.0)
+    for _ in range(3):
+        spared.update(grown, flow, flow_credible=True, image_sides_with_network=True)
+        judged.update(grown, flow, flow_credible=True, image_sides_with_network=True, grown_px=2.0)
+    assert spared.trust == 1.0 and spared.unjudged_frames == 3
+    assert judged.trust == 0.0 and judged.grown_frames == 3
+    # Grown evenly by under the dead zone, an outline within the tolerance keeps its agreement.
+    nudged = np.zeros_like(flow)
+    nudged[5:16, 5:15] = True
+    kept = NetworkTrust(0.7, 1.0)
+    assert kept.update(nudged, flow, flow_credible=True, grown_px=0.2) == 1.0
+    # Grown by a pixel and a half, the same outline counts as not agreeing at all.
+    assert kept.update(nudged, flow, flow_credible=True, grown_px=1.5) == 0.0
 
 
 def _info(frames):
@@ -507,3 +590,52 @@ def test_a_target_that_left_the_window_is_found_again_within_a_few_frames():
     jump_at = 8
     assert scores[: jump_at - 1].min() > 0.9  # scores[t - 1] is frame t
     assert scores[jump_at - 1 + 5 :].min() > 0.9, scores  # back within 5 frames, and kept
+
+
+def haloed_scene(n_frames=16, radius=14, halo=17, step=(1, 1), shape=(112, 96)):
+    """A textured disc inside a ring of brighter tissue, all moving `step` px a frame over a
+    darker textured background, with noise: the flow is right, and the ring's outer edge has
+    more contrast than the target's own."""
+    rows, cols = np.indices(shape)
+    distance = np.hypot(rows - 48, cols - 44)
+    frame = np.where(distance <= halo, _texture(shape, 230.0, 15.0, 6), _texture(shape, 100.0, 15.0, 7))
+    frame = np.where(distance <= radius, _texture(shape, 160.0, 15.0, 8), frame)
+    moves = [(t * step[0], t * step[1]) for t in range(n_frames)]
+    frames = np.stack([np.roll(frame, m, axis=(0, 1)) for m in moves], axis=2)
+    frames += np.random.default_rng(9).normal(0.0, 8.0, frames.shape)
+    return frames.astype(np.float32), np.stack([np.roll(distance <= radius, m, axis=(0, 1)) for m in moves], axis=2)
+
+
+class _GrownStandIn(StandInCore):
+    """From frame 2 on, the label grown by 3 px over the ring around it (a network that crept)."""
+
+    def frame_map(self, t):
+        label = super().frame_map(t)
+        if t < 2:
+            return label
+        return cv2.dilate(label, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+
+
+def test_a_network_grown_over_the_tissue_around_the_target_loses_its_trust():
+    frames, masks = haloed_scene()
+    runs = {}
+    for ratio in (0.0, 0.9):
+        result, events = track_with(_GrownStandIn("exact", masks, frames), frames, masks, growth_max_residual=ratio)
+        scores = [dice(result.masks[:, :, t] > 0, masks[:, :, t]) for t in range(1, frames.shape[2])]
+        runs[ratio] = (np.mean(scores[4:]), events)
+    (spared, spared_events), (judged, judged_events) = runs[0.0], runs[0.9]
+    # The ring's edge out-contrasts the target's: the image sides with the grown outline.
+    assert spared_events["flow_overruled_by_image"] > 0 and spared_events["network_grown_over_tissue"] == 0
+    assert judged_events["network_grown_over_tissue"] > 0 and judged_events["network_untrusted"] > 0
+    assert judged > spared + 0.05, (judged, spared)
+
+
+def test_a_cut_that_grows_through_the_plane_is_not_taken_for_creep():
+    # The flow's own tests off: the flow that keeps the first, small mask judges every frame,
+    # and the right network reaches beyond it over pixels whose look changed.
+    frames, masks = growing_cut()
+    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0}
+    scores, events = run_stand_in("exact", frames, masks, **blind)
+    assert events["network_grown_over_tissue"] == 0
+    off, _ = run_stand_in("exact", frames, masks, **blind, growth_max_residual=0.0)
+    assert np.array_equal(scores, off)

@@ -22,8 +22,10 @@ import cv2
 import numpy as np
 
 from model.pipeline.masks import (
+    box_around,
     mask_centroid,
     outline_disagreement,
+    outward_offset,
     select_component,
     shift_map,
     shift_mask,
@@ -54,6 +56,19 @@ IMAGE_TEST_AREA_RATIOS = (0.5, 1.5)
 # disagreement with the flow (one of them lost the target), not placed a little off it: such a
 # frame is the trust's and the guards' business and stays out of the steady offset's mean.
 STEADY_OFFSET_MAX_PX = 2.0
+# Growth over carried tissue (`grown_over_carried_tissue`): fewer pixels than this beyond the flow
+# mask are an outline's noise, not growth ...
+GROWTH_MIN_PX = 10
+# ... and a network mask holding less than this share of the flow mask has left it (a lost
+# network), not grown out of it.
+GROWTH_MIN_COVER = 0.8
+# ... and it is told only where the target's contrast across the flow mask's outline is at least
+# this times the residual along it: below, a pixel whose look changed would not stand out of the
+# noise (a small target at low SNR).
+GROWTH_MIN_CONTRAST = 1.0
+# A network grown over carried tissue by at most this mean outward offset (pixels) keeps its
+# agreement; its agreement then falls to 0 one pixel farther out (`growth_factor`).
+GROWTH_DEAD_ZONE_PX = 0.5
 
 
 @dataclass(frozen=True)
@@ -129,6 +144,18 @@ class ArbitrationSettings:
         },
     )
 
+    growth_max_residual: float = field(
+        default=0.9,
+        metadata={
+            "help": "a network mask that holds a credible flow's mask and reaches beyond it over pixels "
+            "the flow explains (their image residual at most this times that along the rest of the flow "
+            "mask's outline), on three credible frames running, has grown over tissue that lay outside the "
+            "target on the first frame and looks as it did: the image's siding with its outline no longer "
+            "spares it in the trust, and its agreement falls with its outward offset beyond "
+            f'{GROWTH_DEAD_ZONE_PX:g} px (0 = off; docs/pipeline.md, "Growth over carried tissue")'
+        },
+    )
+
     steady_offset_factor: float = field(
         default=0.0,
         metadata={
@@ -156,6 +183,8 @@ class ArbitrationSettings:
             raise ValueError(f"guard_leeway must be >= 0, got {self.guard_leeway}")
         if self.flow_min_contrast < 0:
             raise ValueError(f"flow_min_contrast must be >= 0, got {self.flow_min_contrast}")
+        if self.growth_max_residual < 0:
+            raise ValueError(f"growth_max_residual must be >= 0, got {self.growth_max_residual}")
         if self.steady_offset_factor < 0:
             raise ValueError(f"steady_offset_factor must be >= 0, got {self.steady_offset_factor}")
         if not 0.0 <= self.decisive_contrast <= self.flow_min_contrast:
@@ -175,12 +204,7 @@ def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residua
     if not motion.mask.any():
         return False
     # Only the neighbourhood of the outline matters: work in the mask's box widened by the ring.
-    rows, cols = np.nonzero(motion.mask)
-    reach = _RING_OUTER.shape[0] // 2 + 1
-    box = (
-        slice(max(rows.min() - reach, 0), rows.max() + reach + 1),
-        slice(max(cols.min() - reach, 0), cols.max() + reach + 1),
-    )
+    box = box_around(motion.mask, _RING_OUTER.shape[0] // 2 + 1)
     mask = motion.mask[box].astype(np.uint8)
     confidence, residual = motion.confidence[box], motion.residual[box]
     band_kernel = np.ones((2 * CREDIBILITY_BAND_PX + 1,) * 2, np.uint8)
@@ -205,12 +229,7 @@ def outline_contrast(image: np.ndarray, mask: np.ndarray) -> float:
     image's test of the flow"). 0 for an empty mask."""
     if not mask.any():
         return 0.0
-    rows, cols = np.nonzero(mask)
-    reach = CONTRAST_BAND_PX + 1
-    box = (
-        slice(max(rows.min() - reach, 0), rows.max() + reach + 1),
-        slice(max(cols.min() - reach, 0), cols.max() + reach + 1),
-    )
+    box = box_around(mask, CONTRAST_BAND_PX + 1)
     inside = mask[box].astype(np.uint8)
     kernel = np.ones((2 * CONTRAST_BAND_PX + 1,) * 2, np.uint8)
     inner = inside.astype(bool) & ~cv2.erode(inside, kernel, borderType=cv2.BORDER_REPLICATE).astype(bool)
@@ -238,6 +257,66 @@ def image_contrast_ratio(image: np.ndarray, network_mask: np.ndarray, flow_mask:
     if network_contrast == 0.0:
         return math.inf
     return outline_contrast(image, flow_mask) / network_contrast
+
+
+def grown_over_carried_tissue(network_mask: np.ndarray, motion: MotionEstimate, max_residual_ratio: float) -> bool:
+    """Whether the network's mask has grown over tissue the flow carries unchanged from the first
+    frame: it holds most of the flow mask (GROWTH_MIN_COVER), reaches beyond it by at least
+    GROWTH_MIN_PX pixels, and the flow explains those pixels about as well as the rest of the flow
+    mask's outline band (their mean residual at most `max_residual_ratio` times the band's). Such
+    pixels lay outside the target on the first frame and look as they did then; a cut that grows
+    through the plane changes the look of what it takes, so the flow cannot explain it. Not told
+    where the image barely shows the target (GROWTH_MIN_CONTRAST)."""
+    flow_mask = motion.mask
+    beyond = network_mask & ~flow_mask
+    if np.count_nonzero(beyond) < GROWTH_MIN_PX:
+        return False
+    if np.count_nonzero(network_mask & flow_mask) < GROWTH_MIN_COVER * np.count_nonzero(flow_mask):
+        return False
+    box = box_around(network_mask | flow_mask, CREDIBILITY_BAND_PX + 1)
+    flow_box = flow_mask[box].astype(np.uint8)
+    kernel = np.ones((2 * CREDIBILITY_BAND_PX + 1,) * 2, np.uint8)
+    band = cv2.dilate(flow_box, kernel).astype(bool) & ~cv2.erode(flow_box, kernel).astype(bool)
+    rest = band & ~(network_mask[box] ^ flow_mask[box])
+    if not rest.any():
+        return False
+    residual = motion.residual[box]
+    level = max(float(residual[rest].mean()), RESIDUAL_FLOOR)
+    if outline_contrast(motion.image[box], flow_mask[box]) < GROWTH_MIN_CONTRAST * level:
+        return False
+    return float(residual[beyond[box]].mean()) <= max_residual_ratio * level
+
+
+class SustainedGrowth:
+    """Whether the network keeps growing over tissue the flow carries (`grown_over_carried_tissue`),
+    and by how much, over the frames where the flow is credible.
+
+    A growth counts once it has been seen on RUN credible frames running; a frame where the flow
+    is not credible, or where the network has not grown so, starts the count again. A network
+    that creeps keeps what it took, frame after frame; a noisy outline on a small target swells
+    over a frame or two now and then (docs/pipeline.md, "Growth over carried tissue").
+    """
+
+    RUN = 3
+
+    def __init__(self, max_residual_ratio: float) -> None:
+        self._ratio = max_residual_ratio
+        self._run = 0
+
+    def update(self, network_mask: np.ndarray, motion: MotionEstimate, flow_credible: bool) -> float | None:
+        """This frame's evidence: the network's outward offset from the flow mask (pixels) when
+        its growth over carried tissue has lasted RUN credible frames, else None."""
+        if flow_credible and grown_over_carried_tissue(network_mask, motion, self._ratio):
+            self._run += 1
+        else:
+            self._run = 0
+        return outward_offset(network_mask, motion.mask) if self._run >= self.RUN else None
+
+
+def growth_factor(offset_px: float) -> float:
+    """What is left of the agreement of a network grown over carried tissue by `offset_px` on
+    average: all of it up to GROWTH_DEAD_ZONE_PX, nothing one pixel farther out."""
+    return float(np.clip(1.0 - (offset_px - GROWTH_DEAD_ZONE_PX), 0.0, 1.0))
 
 
 def fusion_trust(trust: float, contrast_ratio: float | None, decisive: float) -> float:
@@ -282,6 +361,7 @@ class NetworkTrust:
         self._frames = 0
         self.untrusted_frames = 0  # frames whose trust was 0: the flow decided them
         self.unjudged_frames = 0  # frames left out of the mean (flow not credible, or overruled and no better)
+        self.grown_frames = 0  # frames judged as grown over carried tissue
 
     def update(
         self,
@@ -289,6 +369,7 @@ class NetworkTrust:
         flow_mask: np.ndarray,
         flow_credible: bool,
         image_sides_with_network: bool = False,
+        grown_px: float | None = None,
     ) -> float:
         """Add this frame's agreement when the flow is credible; the trust now.
 
@@ -298,10 +379,20 @@ class NetworkTrust:
         has counted). Left out altogether, those frames would leave the trust to the frames
         where the network is plainly wrong. With the own-change allowance, the network's outline
         falling short of the flow's counts as agreeing there, up to how far the network's
-        outline moved since the last frame (docs/pipeline.md, "Network trust")."""
+        outline moved since the last frame (docs/pipeline.md, "Network trust").
+
+        `grown_px`: the network's sustained growth over tissue the flow carries, when there is
+        one (`SustainedGrowth`). Then the image's siding spares it nothing, and its agreement is
+        scaled by `growth_factor`: an outline grown evenly by under a pixel still agrees at the
+        tolerance."""
         last, self._last = self._last, (network_mask, flow_mask)
+        if grown_px is not None:
+            image_sides_with_network = False
+            self.grown_frames += 1
         if flow_credible:
             agreement = surface_agreement(network_mask, flow_mask, self._tolerance)
+            if grown_px is not None:
+                agreement *= growth_factor(grown_px)
             if image_sides_with_network and self._own_change_allowance:
                 agreement += self._own_change(network_mask, flow_mask, last)
             if image_sides_with_network and agreement <= self._mean:

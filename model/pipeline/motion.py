@@ -116,6 +116,7 @@ class MotionEstimate:
     # float32: |this frame - the reference frame pulled along the flow|, 8-bit scale: where the
     # flow explains the image, only noise is left.
     residual: np.ndarray
+    image: np.ndarray  # uint8: this frame on the residual's scale (to_uint8)
 
 
 class MaskFlow:
@@ -166,7 +167,7 @@ class MaskFlow:
                 centre = self._two_way_centre(centre, backward)
         self._current = current
         residual = np.abs(current.astype(np.float32) - pull(self._reference.astype(np.float32), forward))
-        return MotionEstimate(prior, confidence, mask, centre, residual)
+        return MotionEstimate(prior, confidence, mask, centre, residual, current)
 
     def _two_way_centre(self, pulled: tuple[float, float], backward: np.ndarray) -> tuple[float, float]:
         """The mean of two estimates of the target's centroid with partly independent errors:

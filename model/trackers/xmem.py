@@ -19,6 +19,7 @@ from model.device import describe_device
 from model.pipeline.arbitration import (
     NetworkTrust,
     SteadyOffset,
+    SustainedGrowth,
     WindowSearch,
     align_to_flow,
     flow_is_credible,
@@ -95,6 +96,7 @@ class XMemTracker(Tracker):
         self._resolved: dict[str, Any] = {}
         self._flow: MaskFlow | None = None
         self._trust: NetworkTrust | None = None
+        self._growth: SustainedGrowth | None = None
         self._offset: SteadyOffset | None = None
         self._search = WindowSearch((1, 1))
         self._redetected = False  # found by the search: the flow must find it again before it judges
@@ -175,6 +177,9 @@ class XMemTracker(Tracker):
                 first_mask=first_mask,
                 own_change_allowance=arbitration.own_change_allowance,
             )
+        self._growth = None
+        if self._trust is not None and arbitration.growth_max_residual:
+            self._growth = SustainedGrowth(arbitration.growth_max_residual)
         if self._parts.names():
             motion = settings.motion
             self._flow = MaskFlow(
@@ -236,7 +241,10 @@ class XMemTracker(Tracker):
         self._image_overruled += overruled
         trust = trust_in_fusion = 1.0
         if self._trust is not None and motion is not None:
-            trust = self._trust.update(network_mask, motion.mask, credible, image_sides_with_network=overruled)
+            grown_px = self._growth.update(network_mask, motion, credible) if self._growth is not None else None
+            trust = self._trust.update(
+                network_mask, motion.mask, credible, image_sides_with_network=overruled, grown_px=grown_px
+            )
             trust_in_fusion = fusion_trust(trust, contrast_ratio, arbitration.decisive_contrast)
             self._image_decided += trust_in_fusion > trust
         fused = self._probability
@@ -336,6 +344,7 @@ class XMemTracker(Tracker):
             "crop_recentred": self._recentred,
             "aligned_to_flow": self._aligned,
             "network_untrusted": self._trust.untrusted_frames if self._trust is not None else 0,
+            "network_grown_over_tissue": self._trust.grown_frames if self._trust is not None else 0,
             "flow_not_credible": self._flow_unjudged,
             "flow_overruled_by_image": self._image_overruled,
             "network_weighed_in_full_by_image": self._image_decided,
