@@ -207,8 +207,7 @@ def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residua
     box = box_around(motion.mask, _RING_OUTER.shape[0] // 2 + 1)
     mask = motion.mask[box].astype(np.uint8)
     confidence, residual = motion.confidence[box], motion.residual[box]
-    band_kernel = np.ones((2 * CREDIBILITY_BAND_PX + 1,) * 2, np.uint8)
-    band = cv2.dilate(mask, band_kernel).astype(bool) & ~cv2.erode(mask, band_kernel).astype(bool)
+    band = _outline_band(mask)
     if min_consistency and confidence[band].mean() < min_consistency:
         return False
     if max_residual_ratio:
@@ -218,6 +217,12 @@ def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residua
             if float(residual[band].mean()) > max_residual_ratio * max(outside, RESIDUAL_FLOOR):
                 return False
     return True
+
+
+def _outline_band(mask: np.ndarray) -> np.ndarray:
+    """The pixels within CREDIBILITY_BAND_PX of a uint8 mask's outline, on either side."""
+    kernel = np.ones((2 * CREDIBILITY_BAND_PX + 1,) * 2, np.uint8)
+    return cv2.dilate(mask, kernel).astype(bool) & ~cv2.erode(mask, kernel).astype(bool)
 
 
 def outline_contrast(image: np.ndarray, mask: np.ndarray) -> float:
@@ -274,10 +279,7 @@ def grown_over_carried_tissue(network_mask: np.ndarray, motion: MotionEstimate, 
     if np.count_nonzero(network_mask & flow_mask) < GROWTH_MIN_COVER * np.count_nonzero(flow_mask):
         return False
     box = box_around(network_mask | flow_mask, CREDIBILITY_BAND_PX + 1)
-    flow_box = flow_mask[box].astype(np.uint8)
-    kernel = np.ones((2 * CREDIBILITY_BAND_PX + 1,) * 2, np.uint8)
-    band = cv2.dilate(flow_box, kernel).astype(bool) & ~cv2.erode(flow_box, kernel).astype(bool)
-    rest = band & ~(network_mask[box] ^ flow_mask[box])
+    rest = _outline_band(flow_mask[box].astype(np.uint8)) & ~(network_mask[box] ^ flow_mask[box])
     if not rest.any():
         return False
     residual = motion.residual[box]
