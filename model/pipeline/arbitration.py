@@ -272,21 +272,22 @@ def grown_over_carried_tissue(network_mask: np.ndarray, motion: MotionEstimate, 
     pixels lay outside the target on the first frame and look as they did then; a cut that grows
     through the plane changes the look of what it takes, so the flow cannot explain it. Not told
     where the image barely shows the target (GROWTH_MIN_CONTRAST)."""
-    flow_mask = motion.mask
-    beyond = network_mask & ~flow_mask
+    # Both masks lie within this box: everything below works on it alone.
+    box = box_around(network_mask | motion.mask, CREDIBILITY_BAND_PX + 1)
+    network, flow = network_mask[box], motion.mask[box]
+    beyond = network & ~flow
     if np.count_nonzero(beyond) < GROWTH_MIN_PX:
         return False
-    if np.count_nonzero(network_mask & flow_mask) < GROWTH_MIN_COVER * np.count_nonzero(flow_mask):
+    if np.count_nonzero(network & flow) < GROWTH_MIN_COVER * np.count_nonzero(flow):
         return False
-    box = box_around(network_mask | flow_mask, CREDIBILITY_BAND_PX + 1)
-    rest = _outline_band(flow_mask[box].astype(np.uint8)) & ~(network_mask[box] ^ flow_mask[box])
+    rest = _outline_band(flow.astype(np.uint8)) & ~(network ^ flow)
     if not rest.any():
         return False
     residual = motion.residual[box]
     level = max(float(residual[rest].mean()), RESIDUAL_FLOOR)
-    if outline_contrast(motion.image[box], flow_mask[box]) < GROWTH_MIN_CONTRAST * level:
+    if outline_contrast(motion.image[box], flow) < GROWTH_MIN_CONTRAST * level:
         return False
-    return float(residual[beyond[box]].mean()) <= max_residual_ratio * level
+    return float(residual[beyond].mean()) <= max_residual_ratio * level
 
 
 class SustainedGrowth:
