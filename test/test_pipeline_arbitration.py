@@ -10,12 +10,14 @@ import pytest
 
 from evaluation.standins import StandInCore
 from model.pipeline.arbitration import (
+    EDGE_MIN_EVIDENCE,
     GROWTH_DEAD_ZONE_PX,
     STEADY_OFFSET_MAX_PX,
     NetworkTrust,
     SteadyOffset,
     SustainedGrowth,
     align_to_flow,
+    edge_shift,
     flow_is_credible,
     fuse_with_prior,
     fusion_trust,
@@ -273,6 +275,48 @@ def test_the_flow_is_credible_only_where_its_outline_holds():
     assert not flow_is_credible(lost, 0.9, 1.5)
 
 
+def _shrunk_or_grown(radius_now, contrast=40.0, gain_now=1.0, noise=3.0, seed=0):
+    """A flow estimate of a disc of radius 10 on frame 0, carried by a flow that is right about
+    the texture (no motion), on a frame where the cut has radius `radius_now` and the target's
+    difference from the tissue is scaled by `gain_now`, with noise of this level on each frame."""
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.normal(0.0, 10.0, (64, 64)), (0, 0), 2.0) + 100.0
+    then = texture + contrast * _disc(10.0) + rng.normal(0.0, noise, (64, 64))
+    now = texture + gain_now * contrast * _disc(radius_now) + rng.normal(0.0, noise, (64, 64))
+    image = np.clip(now, 0, 255).astype(np.uint8)
+    change = (image.astype(np.float32) - np.clip(then, 0, 255)).astype(np.float32)
+    mask = _disc(10.0)
+    confidence = np.ones(mask.shape, np.float32)
+    return MotionEstimate(mask.astype(np.float32), confidence, mask, mask_centroid(mask), change, image)
+
+
+def test_the_edge_shift_is_how_far_the_cut_moved_off_the_flow_outline():
+    for radius, expected in ((8.0, -2.0), (12.0, 2.0), (10.0, 0.0)):
+        shift, evidence = edge_shift(_shrunk_or_grown(radius))
+        assert abs(shift - expected) <= 0.5, (radius, shift)
+        if expected:
+            assert evidence >= EDGE_MIN_EVIDENCE
+    # A contrast that drifts is not a move: the gain absorbs it.
+    shift, evidence = edge_shift(_shrunk_or_grown(10.0, gain_now=1.3))
+    assert abs(shift) <= 0.25 or evidence < EDGE_MIN_EVIDENCE
+    # Noise alone is no evidence, over many draws.
+    for seed in range(10):
+        shift, evidence = edge_shift(_shrunk_or_grown(10.0, contrast=15.0, noise=15.0, seed=seed))
+        assert abs(shift) <= 0.5 or evidence < EDGE_MIN_EVIDENCE, (seed, shift, evidence)
+    lost = _shrunk_or_grown(10.0)
+    lost.mask[:] = False
+    assert edge_shift(lost) == (0.0, 0.0)
+
+
+def test_a_cut_that_shrank_under_noise_leaves_the_flow_without_credit():
+    # A faint target under strong noise: the residual along the outline barely rises, its mean
+    # profile across the outline does.
+    shrunk = _shrunk_or_grown(7.0, contrast=15.0, noise=15.0)
+    assert flow_is_credible(shrunk, 0.9, 1.5)
+    assert not flow_is_credible(shrunk, 0.9, 1.5, max_edge_shift_px=0.5)
+    assert flow_is_credible(_shrunk_or_grown(10.0, contrast=15.0, noise=15.0), 0.9, 1.5, max_edge_shift_px=0.5)
+
+
 def _disc(radius, centre=(32.0, 32.0), shape=(64, 64)):
     rows, cols = np.indices(shape, dtype=np.float32)
     return np.hypot(rows - centre[0], cols - centre[1]) <= radius
@@ -475,10 +519,35 @@ def test_a_right_network_against_a_wrong_flow_goes_through():
     assert dice(flow[:, :, -1] > 0, masks[:, :, -1]) < min(0.85, scores[-1] - 0.1)
 
 
+def faint_growing_cut(n_frames=16, shape=(96, 96), seed=6):
+    """A faint target (20 grey levels above its tissue, both textured) whose cut grows from radius
+    8 to 12 px while nothing moves, under noise of the target's own level on every frame: the
+    residual along the flow's outline stays at the noise's, the mean profile across it moves."""
+    rng = np.random.default_rng(seed)
+    background = _texture(shape, 100.0, 15.0, 7)
+    rows, cols = np.indices(shape)
+    distance = np.hypot(rows - 48, cols - 48)
+    masks = np.stack([distance <= 8 + 4 * t / (n_frames - 1) for t in range(n_frames)], axis=2)
+    frames = background[:, :, None] + 20.0 * masks + rng.normal(0.0, 20.0, (*shape, n_frames))
+    return frames.astype(np.float32), masks
+
+
+def test_a_cut_that_grows_under_noise_is_left_to_the_network():
+    frames, masks = faint_growing_cut()
+    # The residual does not show it: without the edge test (the default) the flow judges every
+    # frame, the right network loses its trust, and the output keeps to the first, small mask.
+    without, without_events = run_stand_in("exact", frames, masks)
+    assert without_events["flow_not_credible"] == 0 and without_events["network_untrusted"] > 0
+    assert without.min() < 0.8
+    with_edge, with_events = run_stand_in("exact", frames, masks, flow_max_edge_shift=0.5)
+    assert with_events["flow_not_credible"] >= frames.shape[2] // 2 and with_events["network_untrusted"] == 0
+    assert with_edge.min() > 0.9
+
+
 def test_the_image_keeps_a_wrong_flow_from_judging_a_right_network():
     # The flow's own tests off: the flow that keeps the first, small mask judges every frame.
     frames, masks = growing_cut()
-    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0}
+    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0, "flow_max_edge_shift": 0.0}
     judged, judged_events = run_stand_in("exact", frames, masks, **blind, flow_min_contrast=0.0)
     imaged, imaged_events = run_stand_in("exact", frames, masks, **blind, flow_min_contrast=1.0)
     assert judged_events["aligned_to_flow"] > 0 and judged_events["fallback_output_flow_mask"] > 0
@@ -493,7 +562,7 @@ def test_a_decisive_image_reaches_the_tracker_only_when_asked():
     # The flow that keeps the first, small mask judges every frame; the `jitter` stand-in's
     # outline disagrees with it a little even where the flow is right, so its trust is below 1.
     frames, masks = growing_cut()
-    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0}
+    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0, "flow_max_edge_shift": 0.0}
     default, default_events = run_stand_in("jitter", frames, masks, **blind)
     decided, decided_events = run_stand_in("jitter", frames, masks, **blind, decisive_contrast=0.7)
     assert default_events["network_weighed_in_full_by_image"] == 0
@@ -509,7 +578,7 @@ def test_the_own_change_allowance_reaches_the_tracker():
     # flow mask's and its trust dips below 1; with the allowance it stays at 1 and the output
     # keeps to the network's outline.
     frames, masks = breathing_cut()
-    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0}
+    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0, "flow_max_edge_shift": 0.0}
     shrunk = slice(0, None, 2)  # frames 1, 3, 5, ...: the scores' index is the frame's minus 1
     default, default_events = run_stand_in("exact", frames, masks, **blind)
     allowed, allowed_events = run_stand_in("exact", frames, masks, **blind, own_change_allowance=True)
@@ -634,7 +703,7 @@ def test_a_cut_that_grows_through_the_plane_is_not_taken_for_creep():
     # The flow's own tests off: the flow that keeps the first, small mask judges every frame,
     # and the right network reaches beyond it over pixels whose look changed.
     frames, masks = growing_cut()
-    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0}
+    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0, "flow_max_edge_shift": 0.0}
     scores, events = run_stand_in("exact", frames, masks, **blind)
     assert events["network_grown_over_tissue"] == 0
     off, _ = run_stand_in("exact", frames, masks, **blind, growth_max_residual=0.0)

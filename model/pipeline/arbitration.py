@@ -52,6 +52,18 @@ CONTRAST_BAND_PX = 2
 # bright core, whose outline out-contrasts the target's graded edge; above, a mask grown over
 # tissue that ends at another edge (docs/results.md, "The image's test of the flow").
 IMAGE_TEST_AREA_RATIOS = (0.5, 1.5)
+# The target's edge against the flow mask's outline (`edge_shift`): the mean intensity at each
+# whole pixel of distance from the outline, within EDGE_PROFILE_PX on either side, ...
+EDGE_PROFILE_PX = 5
+# ... against the first frame's, moved outward or inward by up to EDGE_SEARCH_PX in steps of
+# EDGE_STEP_PX, ...
+EDGE_SEARCH_PX = 6.0
+EDGE_STEP_PX = 0.25
+# ... up to an offset and a gain within this range (a contrast that drifts, not one that reverses).
+EDGE_GAIN_RANGE = (0.5, 2.0)
+# A move counts when it explains the profile better than none by at least this much: the drop in
+# the squared misfit of the profile's means, in units of their noise (a chi-square).
+EDGE_MIN_EVIDENCE = 10.0
 # A network mask whose centroid lies farther than this (pixels) from a credible flow mask's is in
 # disagreement with the flow (one of them lost the target), not placed a little off it: such a
 # frame is the trust's and the guards' business and stays out of the steady offset's mean.
@@ -107,6 +119,15 @@ class ArbitrationSettings:
         metadata={
             "help": "... and when the image residual it leaves around that outline is at most this "
             "many times the residual a few pixels farther out (0 = no residual test)"
+        },
+    )
+    flow_max_edge_shift: float = field(
+        default=0.0,
+        metadata={
+            "help": "... and when the target's edge has not moved off its mask's outline by more than this "
+            "many pixels since the first frame: this frame's intensity profile across the outline against "
+            "the first frame's, pulled along the flow (a cut that grows or shrinks through the plane under "
+            'noise; 0 = no edge test, the default; docs/pipeline.md, "The edge test")'
         },
     )
     guard_leeway: float = field(
@@ -179,6 +200,8 @@ class ArbitrationSettings:
             raise ValueError(f"flow_credible must be in [0, 1], got {self.flow_credible}")
         if self.flow_max_residual < 0:
             raise ValueError(f"flow_max_residual must be >= 0, got {self.flow_max_residual}")
+        if self.flow_max_edge_shift < 0:
+            raise ValueError(f"flow_max_edge_shift must be >= 0, got {self.flow_max_edge_shift}")
         if self.guard_leeway < 0:
             raise ValueError(f"guard_leeway must be >= 0, got {self.guard_leeway}")
         if self.flow_min_contrast < 0:
@@ -194,19 +217,24 @@ class ArbitrationSettings:
             )
 
 
-def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residual_ratio: float) -> bool:
+def flow_is_credible(
+    motion: MotionEstimate, min_consistency: float, max_residual_ratio: float, max_edge_shift_px: float = 0.0
+) -> bool:
     """Whether the flow may judge this frame, from its own evidence around its mask's outline,
     where it must be right for the mask to be: its forward and backward fields agree there
-    (mean consistency at least `min_consistency`), and it explains the image there about as
-    well as a little farther out (the mean residual on the outline at most `max_residual_ratio`
-    times that of a ring 4-10 px outside it: a cut that grows or a contrast that changes leaves
-    its trace on the outline, texture the flow follows does not). 0 switches a test off."""
+    (mean consistency at least `min_consistency`), it explains the image there about as well as
+    a little farther out (the mean residual on the outline at most `max_residual_ratio` times
+    that of a ring 4-10 px outside it: a cut that grows or a contrast that changes leaves its
+    trace on the outline, texture the flow follows does not), and the target's edge has not
+    moved off its outline by more than `max_edge_shift_px` (`edge_shift`: a cut that grows or
+    shrinks through the plane under noise, which the residual does not show). 0 switches a test
+    off."""
     if not motion.mask.any():
         return False
     # Only the neighbourhood of the outline matters: work in the mask's box widened by the ring.
     box = box_around(motion.mask, _RING_OUTER.shape[0] // 2 + 1)
     mask = motion.mask[box].astype(np.uint8)
-    confidence, residual = motion.confidence[box], motion.residual[box]
+    confidence, residual = motion.confidence[box], np.abs(motion.change[box])
     band = _outline_band(mask)
     if min_consistency and confidence[band].mean() < min_consistency:
         return False
@@ -216,7 +244,73 @@ def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residua
             outside = float(residual[ring].mean())
             if float(residual[band].mean()) > max_residual_ratio * max(outside, RESIDUAL_FLOOR):
                 return False
+    if max_edge_shift_px:
+        shift, evidence = edge_shift(motion)
+        if abs(shift) > max_edge_shift_px and evidence >= EDGE_MIN_EVIDENCE:
+            return False
     return True
+
+
+def edge_shift(motion: MotionEstimate) -> tuple[float, float]:
+    """How far the target's edge has moved off the flow mask's outline since the first frame, and
+    how clearly: (pixels, outward positive; evidence).
+
+    The flow carries the first frame's mask with the texture, so on the first frame pulled along
+    the flow the target's edge lies on the mask's outline. The mean intensity at each whole pixel
+    of signed distance from the outline (EDGE_PROFILE_PX either side) is this frame's profile
+    across the edge; the same profile of the pulled first frame, moved by a shift s, predicts it
+    up to an offset and a gain (EDGE_GAIN_RANGE, for a contrast that drifts). The shift is the s
+    that predicts it best, searched to EDGE_SEARCH_PX in steps of EDGE_STEP_PX. The evidence is
+    how much better it predicts than no shift: the drop in the squared misfit of the profile's
+    means, each weighed by its pixel count, over the noise's variance (half that of the change
+    over the profile's pixels, which holds the noise of two frames). (0, 0) for a flow that lost
+    the target."""
+    if not motion.mask.any():
+        return 0.0, 0.0
+    reach = EDGE_PROFILE_PX + math.ceil(EDGE_SEARCH_PX)  # the first frame's profile must cover every shift
+    box = box_around(motion.mask, reach + 1)
+    mask = motion.mask[box].astype(np.uint8)
+    inside = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+    outside = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 3)
+    # Pixel centres' signed distance from the outline: -0.5 just inside it, +0.5 just outside.
+    distance = np.where(mask.astype(bool), 0.5 - inside, outside - 0.5)
+    near = np.abs(distance) < reach
+    bins = np.floor(distance[near] + reach).astype(np.intp)
+    n_bins = 2 * reach
+    counts = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    change = motion.change[box]
+    now = motion.image[box].astype(np.float32)
+    then = now - change  # the first frame pulled along the flow
+    centres = np.arange(n_bins) - reach + 0.5
+    filled = counts > 0  # a small target has no pixels far inside
+    then_profile = np.bincount(bins, then[near], minlength=n_bins)[filled] / counts[filled]
+    then_centres = centres[filled]
+    profiled = filled & (np.abs(centres) < EDGE_PROFILE_PX)
+    weights = counts[profiled]
+    now_profile = np.bincount(bins, now[near], minlength=n_bins)[profiled] / weights
+    shifts = np.arange(-EDGE_SEARCH_PX, EDGE_SEARCH_PX + EDGE_STEP_PX / 2, EDGE_STEP_PX)
+    # Row k: the first frame's profile moved outward by shifts[k], read at this frame's distances.
+    predicted = np.stack([np.interp(centres[profiled] - shift, then_centres, then_profile) for shift in shifts])
+    misfit = _affine_misfit(predicted, now_profile, weights)
+    best = int(np.argmin(misfit))
+    noise_variance = float(change[near & (np.abs(distance) < EDGE_PROFILE_PX)].var()) / 2.0
+    unmoved = misfit[int(np.argmin(np.abs(shifts)))]
+    return float(shifts[best]), float((unmoved - misfit[best]) / max(noise_variance, 1e-6))
+
+
+def _affine_misfit(predicted: np.ndarray, observed: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row of `predicted`, the weighted squared misfit of `observed` after the best offset and
+    a gain clipped to EDGE_GAIN_RANGE (weighted least squares)."""
+    total = weights.sum()
+    predicted_mean = (predicted * weights).sum(axis=1, keepdims=True) / total
+    observed_mean = float((observed * weights).sum() / total)
+    centred = predicted - predicted_mean
+    spread = (weights * centred**2).sum(axis=1)
+    covariance = (weights * centred * (observed - observed_mean)).sum(axis=1)
+    gain = np.divide(covariance, spread, out=np.ones_like(spread), where=spread > 0)
+    gain = np.clip(gain, *EDGE_GAIN_RANGE)[:, None]
+    residual = observed - observed_mean - gain * centred
+    return (weights * residual**2).sum(axis=1)
 
 
 def _outline_band(mask: np.ndarray) -> np.ndarray:
@@ -283,7 +377,7 @@ def grown_over_carried_tissue(network_mask: np.ndarray, motion: MotionEstimate, 
     rest = _outline_band(flow.astype(np.uint8)) & ~(network ^ flow)
     if not rest.any():
         return False
-    residual = motion.residual[box]
+    residual = np.abs(motion.change[box])
     level = max(float(residual[rest].mean()), RESIDUAL_FLOOR)
     if outline_contrast(motion.image[box], flow) < GROWTH_MIN_CONTRAST * level:
         return False

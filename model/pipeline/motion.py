@@ -113,10 +113,10 @@ class MotionEstimate:
     mask: np.ndarray  # bool: prior > 0.5 (may be empty when the flow lost the target)
     # The flow's estimate of the target's centroid (axis 0, axis 1); None when it lost it.
     centre: tuple[float, float] | None
-    # float32: |this frame - the reference frame pulled along the flow|, 8-bit scale: where the
-    # flow explains the image, only noise is left.
-    residual: np.ndarray
-    image: np.ndarray  # uint8: this frame on the residual's scale (to_uint8)
+    # float32: this frame minus the reference frame pulled along the flow, 8-bit scale: where the
+    # flow explains the image, only noise is left. Its magnitude is the flow's residual.
+    change: np.ndarray
+    image: np.ndarray  # uint8: this frame on the change's scale (to_uint8)
 
 
 class MaskFlow:
@@ -166,8 +166,8 @@ class MaskFlow:
             if self._centre == "two-way" and centre is not None:
                 centre = self._two_way_centre(centre, backward)
         self._current = current
-        residual = np.abs(current.astype(np.float32) - pull(self._reference.astype(np.float32), forward))
-        return MotionEstimate(prior, confidence, mask, centre, residual, current)
+        change = current.astype(np.float32) - pull(self._reference.astype(np.float32), forward)
+        return MotionEstimate(prior, confidence, mask, centre, change, current)
 
     def _two_way_centre(self, pulled: tuple[float, float], backward: np.ndarray) -> tuple[float, float]:
         """The mean of two estimates of the target's centroid with partly independent errors:

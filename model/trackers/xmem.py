@@ -201,7 +201,7 @@ class XMemTracker(Tracker):
         # The flow places the window, and may judge the network below, only when it is credible
         # by its own evidence.
         credible = motion is not None and flow_is_credible(
-            motion, arbitration.flow_credible, arbitration.flow_max_residual
+            motion, arbitration.flow_credible, arbitration.flow_max_residual, arbitration.flow_max_edge_shift
         )
         self._flow_unjudged += motion is not None and not credible
         self._redetected &= not credible
