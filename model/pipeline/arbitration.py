@@ -217,18 +217,14 @@ class ArbitrationSettings:
             )
 
 
-def flow_is_credible(
-    motion: MotionEstimate, min_consistency: float, max_residual_ratio: float, max_edge_shift_px: float = 0.0
-) -> bool:
+def flow_is_credible(motion: MotionEstimate, min_consistency: float, max_residual_ratio: float) -> bool:
     """Whether the flow may judge this frame, from its own evidence around its mask's outline,
     where it must be right for the mask to be: its forward and backward fields agree there
-    (mean consistency at least `min_consistency`), it explains the image there about as well as
-    a little farther out (the mean residual on the outline at most `max_residual_ratio` times
-    that of a ring 4-10 px outside it: a cut that grows or a contrast that changes leaves its
-    trace on the outline, texture the flow follows does not), and the target's edge has not
-    moved off its outline by more than `max_edge_shift_px` (`edge_shift`: a cut that grows or
-    shrinks through the plane under noise, which the residual does not show). 0 switches a test
-    off."""
+    (mean consistency at least `min_consistency`), and it explains the image there about as
+    well as a little farther out (the mean residual on the outline at most `max_residual_ratio`
+    times that of a ring 4-10 px outside it: a cut that grows or a contrast that changes leaves
+    its trace on the outline, texture the flow follows does not). 0 switches a test off. A cut
+    that grows or shrinks under noise can pass both: `edge_has_moved`."""
     if not motion.mask.any():
         return False
     # Only the neighbourhood of the outline matters: work in the mask's box widened by the ring.
@@ -244,11 +240,17 @@ def flow_is_credible(
             outside = float(residual[ring].mean())
             if float(residual[band].mean()) > max_residual_ratio * max(outside, RESIDUAL_FLOOR):
                 return False
-    if max_edge_shift_px:
-        shift, evidence = edge_shift(motion)
-        if abs(shift) > max_edge_shift_px and evidence >= EDGE_MIN_EVIDENCE:
-            return False
     return True
+
+
+def edge_has_moved(motion: MotionEstimate, max_shift_px: float) -> bool:
+    """Whether the target's edge has clearly moved off the flow mask's outline by more than
+    `max_shift_px` since the first frame (`edge_shift`, with at least EDGE_MIN_EVIDENCE): a cut
+    that grew or shrank through the plane, which the flow carried from the first frame cannot
+    follow. The residual misses it where the target differs from its tissue by about the
+    noise's level."""
+    shift, evidence = edge_shift(motion)
+    return abs(shift) > max_shift_px and evidence >= EDGE_MIN_EVIDENCE
 
 
 def edge_shift(motion: MotionEstimate) -> tuple[float, float]:

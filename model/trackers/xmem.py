@@ -22,6 +22,7 @@ from model.pipeline.arbitration import (
     SustainedGrowth,
     WindowSearch,
     align_to_flow,
+    edge_has_moved,
     flow_is_credible,
     fuse_with_prior,
     fusion_trust,
@@ -104,6 +105,7 @@ class XMemTracker(Tracker):
         self._recentred = 0
         self._aligned = 0
         self._flow_unjudged = 0
+        self._edge_moved = 0
         self._image_overruled = 0
         self._image_decided = 0
         self._moved_by_offset = 0
@@ -158,6 +160,7 @@ class XMemTracker(Tracker):
         self._flow = None
         self._trust = None
         self._flow_unjudged = 0
+        self._edge_moved = 0
         self._image_overruled = 0
         self._image_decided = 0
         self._moved_by_offset = 0
@@ -201,8 +204,13 @@ class XMemTracker(Tracker):
         # The flow places the window, and may judge the network below, only when it is credible
         # by its own evidence.
         credible = motion is not None and flow_is_credible(
-            motion, arbitration.flow_credible, arbitration.flow_max_residual, arbitration.flow_max_edge_shift
+            motion, arbitration.flow_credible, arbitration.flow_max_residual
         )
+        edge_moved = (
+            credible and arbitration.flow_max_edge_shift > 0 and edge_has_moved(motion, arbitration.flow_max_edge_shift)
+        )
+        self._edge_moved += edge_moved
+        credible &= not edge_moved
         self._flow_unjudged += motion is not None and not credible
         self._redetected &= not credible
         searching = self._search.active
@@ -346,6 +354,7 @@ class XMemTracker(Tracker):
             "network_untrusted": self._trust.untrusted_frames if self._trust is not None else 0,
             "network_grown_over_tissue": self._trust.grown_frames if self._trust is not None else 0,
             "flow_not_credible": self._flow_unjudged,
+            "flow_edge_moved": self._edge_moved,
             "flow_overruled_by_image": self._image_overruled,
             "network_weighed_in_full_by_image": self._image_decided,
             "network_moved_by_steady_offset": self._moved_by_offset,
