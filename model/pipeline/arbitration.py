@@ -292,7 +292,7 @@ def edge_shift(motion: MotionEstimate) -> tuple[float, float]:
     now_profile = np.bincount(bins, now[near], minlength=n_bins)[profiled] / weights
     shifts = np.arange(-EDGE_SEARCH_PX, EDGE_SEARCH_PX + EDGE_STEP_PX / 2, EDGE_STEP_PX)
     # Row k: the first frame's profile moved outward by shifts[k], read at this frame's distances.
-    predicted = np.stack([np.interp(centres[profiled] - shift, then_centres, then_profile) for shift in shifts])
+    predicted = np.interp(centres[profiled][None, :] - shifts[:, None], then_centres, then_profile)
     misfit = _affine_misfit(predicted, now_profile, weights)
     best = int(np.argmin(misfit))
     noise_variance = float(change[near & (np.abs(distance) < EDGE_PROFILE_PX)].var()) / 2.0
