@@ -520,6 +520,10 @@ def test_a_right_network_against_a_wrong_flow_goes_through():
     assert dice(flow[:, :, -1] > 0, masks[:, :, -1]) < min(0.85, scores[-1] - 0.1)
 
 
+# The flow's own credibility tests off (consistency, residual, edge): the flow judges every frame.
+FLOW_TESTS_OFF = {"flow_credible": 0.0, "flow_max_residual": 0.0, "flow_max_edge_shift": 0.0}
+
+
 def faint_growing_cut(n_frames=16, shape=(96, 96), seed=6):
     """A faint target (20 grey levels above its tissue, both textured) whose cut grows from radius
     8 to 12 px while nothing moves, under noise of the target's own level on every frame: the
@@ -549,9 +553,8 @@ def test_a_cut_that_grows_under_noise_is_left_to_the_network():
 def test_the_image_keeps_a_wrong_flow_from_judging_a_right_network():
     # The flow's own tests off: the flow that keeps the first, small mask judges every frame.
     frames, masks = growing_cut()
-    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0, "flow_max_edge_shift": 0.0}
-    judged, judged_events = run_stand_in("exact", frames, masks, **blind, flow_min_contrast=0.0)
-    imaged, imaged_events = run_stand_in("exact", frames, masks, **blind, flow_min_contrast=1.0)
+    judged, judged_events = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF, flow_min_contrast=0.0)
+    imaged, imaged_events = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF, flow_min_contrast=1.0)
     assert judged_events["aligned_to_flow"] > 0 and judged_events["fallback_output_flow_mask"] > 0
     # The growing edge is in the image: the network's outline has the contrast, the flow's not,
     # so the flow neither moves nor rejects the network's map.
@@ -564,9 +567,8 @@ def test_a_decisive_image_reaches_the_tracker_only_when_asked():
     # The flow that keeps the first, small mask judges every frame; the `jitter` stand-in's
     # outline disagrees with it a little even where the flow is right, so its trust is below 1.
     frames, masks = growing_cut()
-    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0, "flow_max_edge_shift": 0.0}
-    default, default_events = run_stand_in("jitter", frames, masks, **blind)
-    decided, decided_events = run_stand_in("jitter", frames, masks, **blind, decisive_contrast=0.7)
+    default, default_events = run_stand_in("jitter", frames, masks, **FLOW_TESTS_OFF)
+    decided, decided_events = run_stand_in("jitter", frames, masks, **FLOW_TESTS_OFF, decisive_contrast=0.7)
     assert default_events["network_weighed_in_full_by_image"] == 0
     assert decided_events["network_weighed_in_full_by_image"] > 0
     assert decided.mean() >= default.mean()
@@ -580,10 +582,9 @@ def test_the_own_change_allowance_reaches_the_tracker():
     # flow mask's and its trust dips below 1; with the allowance it stays at 1 and the output
     # keeps to the network's outline.
     frames, masks = breathing_cut()
-    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0, "flow_max_edge_shift": 0.0}
     shrunk = slice(0, None, 2)  # frames 1, 3, 5, ...: the scores' index is the frame's minus 1
-    default, default_events = run_stand_in("exact", frames, masks, **blind)
-    allowed, allowed_events = run_stand_in("exact", frames, masks, **blind, own_change_allowance=True)
+    default, default_events = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF)
+    allowed, allowed_events = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF, own_change_allowance=True)
     assert default_events["flow_overruled_by_image"] > 0
     assert np.all(allowed[shrunk] >= default[shrunk]) and allowed[0] > default[0] + 0.004
 
@@ -705,8 +706,7 @@ def test_a_cut_that_grows_through_the_plane_is_not_taken_for_creep():
     # The flow's own tests off: the flow that keeps the first, small mask judges every frame,
     # and the right network reaches beyond it over pixels whose look changed.
     frames, masks = growing_cut()
-    blind = {"flow_credible": 0.0, "flow_max_residual": 0.0, "flow_max_edge_shift": 0.0}
-    scores, events = run_stand_in("exact", frames, masks, **blind)
+    scores, events = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF)
     assert events["network_grown_over_tissue"] == 0
-    off, _ = run_stand_in("exact", frames, masks, **blind, growth_max_residual=0.0)
+    off, _ = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF, growth_max_residual=0.0)
     assert np.array_equal(scores, off)
