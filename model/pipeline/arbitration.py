@@ -177,6 +177,16 @@ class ArbitrationSettings:
         },
     )
 
+    growth_beyond_edge: float = field(
+        default=0.0,
+        metadata={
+            "help": "... or over pixels beyond the target's edge: its outline at least this many pixels "
+            "farther out than the edge the image shows (this frame's intensity profile across the flow "
+            "mask's outline against the first frame's, pulled along the flow; 0 = off; docs/pipeline.md, "
+            '"Growth over carried tissue")'
+        },
+    )
+
     steady_offset_factor: float = field(
         default=0.0,
         metadata={
@@ -208,6 +218,8 @@ class ArbitrationSettings:
             raise ValueError(f"flow_min_contrast must be >= 0, got {self.flow_min_contrast}")
         if self.growth_max_residual < 0:
             raise ValueError(f"growth_max_residual must be >= 0, got {self.growth_max_residual}")
+        if self.growth_beyond_edge < 0:
+            raise ValueError(f"growth_beyond_edge must be >= 0, got {self.growth_beyond_edge}")
         if self.steady_offset_factor < 0:
             raise ValueError(f"steady_offset_factor must be >= 0, got {self.steady_offset_factor}")
         if not 0.0 <= self.decisive_contrast <= self.flow_min_contrast:
@@ -255,49 +267,72 @@ def edge_has_moved(motion: MotionEstimate, max_shift_px: float) -> bool:
 
 def edge_shift(motion: MotionEstimate) -> tuple[float, float]:
     """How far the target's edge has moved off the flow mask's outline since the first frame, and
-    how clearly: (pixels, outward positive; evidence).
+    how clearly: (pixels, outward positive; evidence against no move, `EdgeFit`). (0, 0) for a
+    flow that lost the target."""
+    fit = EdgeFit.of(motion)
+    if fit is None:
+        return 0.0, 0.0
+    return fit.shift, fit.evidence_against(0.0)
+
+
+@dataclass(frozen=True)
+class EdgeFit:
+    """Where the target's edge lies against the flow mask's outline, by the image alone.
 
     The flow carries the first frame's mask with the texture, so on the first frame pulled along
     the flow the target's edge lies on the mask's outline. The mean intensity at each whole pixel
     of signed distance from the outline (EDGE_PROFILE_PX either side) is this frame's profile
     across the edge; the same profile of the pulled first frame, moved by a shift s, predicts it
-    up to an offset and a gain (EDGE_GAIN_RANGE, for a contrast that drifts). The shift is the s
-    that predicts it best, searched to EDGE_SEARCH_PX in steps of EDGE_STEP_PX. The evidence is
-    how much better it predicts than no shift: the drop in the squared misfit of the profile's
-    means, each weighed by its pixel count, over the noise's variance (half that of the change
-    over the profile's pixels, which holds the noise of two frames). (0, 0) for a flow that lost
-    the target."""
-    if not motion.mask.any():
-        return 0.0, 0.0
-    reach = EDGE_PROFILE_PX + math.ceil(EDGE_SEARCH_PX)  # the first frame's profile must cover every shift
-    box = box_around(motion.mask, reach + 1)
-    mask = motion.mask[box].astype(np.uint8)
-    inside = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
-    outside = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 3)
-    # Pixel centres' signed distance from the outline: -0.5 just inside it, +0.5 just outside.
-    distance = np.where(mask.astype(bool), 0.5 - inside, outside - 0.5)
-    near = np.abs(distance) < reach
-    bins = np.floor(distance[near] + reach).astype(np.intp)
-    n_bins = 2 * reach
-    counts = np.bincount(bins, minlength=n_bins).astype(np.float64)
-    change = motion.change[box]
-    now = motion.image[box].astype(np.float32)
-    then = now - change  # the first frame pulled along the flow
-    centres = np.arange(n_bins) - reach + 0.5
-    filled = counts > 0  # a small target has no pixels far inside
-    then_profile = np.bincount(bins, then[near], minlength=n_bins)[filled] / counts[filled]
-    then_centres = centres[filled]
-    profiled = filled & (np.abs(centres) < EDGE_PROFILE_PX)
-    weights = counts[profiled]
-    now_profile = np.bincount(bins, now[near], minlength=n_bins)[profiled] / weights
-    shifts = np.arange(-EDGE_SEARCH_PX, EDGE_SEARCH_PX + EDGE_STEP_PX / 2, EDGE_STEP_PX)
-    # Row k: the first frame's profile moved outward by shifts[k], read at this frame's distances.
-    predicted = np.interp(centres[profiled][None, :] - shifts[:, None], then_centres, then_profile)
-    misfit = _affine_misfit(predicted, now_profile, weights)
-    best = int(np.argmin(misfit))
-    noise_variance = float(change[near & (np.abs(distance) < EDGE_PROFILE_PX)].var()) / 2.0
-    unmoved = misfit[int(np.argmin(np.abs(shifts)))]
-    return float(shifts[best]), float((unmoved - misfit[best]) / max(noise_variance, 1e-6))
+    up to an offset and a gain (EDGE_GAIN_RANGE, for a contrast that drifts). `misfit[k]`: how
+    badly it predicts it moved by `shifts[k]` (searched to EDGE_SEARCH_PX in steps of
+    EDGE_STEP_PX): the squared misfit of the profile's means, each weighed by its pixel count, over
+    the noise's variance (half that of the change over the profile's pixels, which holds the noise
+    of two frames), a chi-square."""
+
+    shifts: np.ndarray
+    misfit: np.ndarray
+
+    @classmethod
+    def of(cls, motion: MotionEstimate) -> EdgeFit | None:
+        """The fit on this frame; None for a flow that lost the target."""
+        if not motion.mask.any():
+            return None
+        reach = EDGE_PROFILE_PX + math.ceil(EDGE_SEARCH_PX)  # the first frame's profile must cover every shift
+        box = box_around(motion.mask, reach + 1)
+        mask = motion.mask[box].astype(np.uint8)
+        inside = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
+        outside = cv2.distanceTransform(1 - mask, cv2.DIST_L2, 3)
+        # Pixel centres' signed distance from the outline: -0.5 just inside it, +0.5 just outside.
+        distance = np.where(mask.astype(bool), 0.5 - inside, outside - 0.5)
+        near = np.abs(distance) < reach
+        bins = np.floor(distance[near] + reach).astype(np.intp)
+        n_bins = 2 * reach
+        counts = np.bincount(bins, minlength=n_bins).astype(np.float64)
+        change = motion.change[box]
+        now = motion.image[box].astype(np.float32)
+        then = now - change  # the first frame pulled along the flow
+        centres = np.arange(n_bins) - reach + 0.5
+        filled = counts > 0  # a small target has no pixels far inside
+        then_profile = np.bincount(bins, then[near], minlength=n_bins)[filled] / counts[filled]
+        then_centres = centres[filled]
+        profiled = filled & (np.abs(centres) < EDGE_PROFILE_PX)
+        weights = counts[profiled]
+        now_profile = np.bincount(bins, now[near], minlength=n_bins)[profiled] / weights
+        shifts = np.arange(-EDGE_SEARCH_PX, EDGE_SEARCH_PX + EDGE_STEP_PX / 2, EDGE_STEP_PX)
+        # Row k: the first frame's profile moved outward by shifts[k], read at this frame's distances.
+        predicted = np.interp(centres[profiled][None, :] - shifts[:, None], then_centres, then_profile)
+        noise_variance = float(change[near & (np.abs(distance) < EDGE_PROFILE_PX)].var()) / 2.0
+        misfit = _affine_misfit(predicted, now_profile, weights) / max(noise_variance, 1e-6)
+        return cls(shifts, misfit)
+
+    @property
+    def shift(self) -> float:
+        """How far the edge moved off the outline (pixels, outward positive): the best move."""
+        return float(self.shifts[int(np.argmin(self.misfit))])
+
+    def evidence_against(self, shift_px: float) -> float:
+        """How much worse a move of `shift_px` predicts this frame's profile than the best move."""
+        return float(np.interp(shift_px, self.shifts, self.misfit) - self.misfit.min())
 
 
 def _affine_misfit(predicted: np.ndarray, observed: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -360,14 +395,23 @@ def image_contrast_ratio(image: np.ndarray, network_mask: np.ndarray, flow_mask:
     return outline_contrast(image, flow_mask) / network_contrast
 
 
-def grown_over_carried_tissue(network_mask: np.ndarray, motion: MotionEstimate, max_residual_ratio: float) -> bool:
+def grown_over_carried_tissue(
+    network_mask: np.ndarray, motion: MotionEstimate, max_residual_ratio: float, beyond_edge_px: float = 0.0
+) -> bool:
     """Whether the network's mask has grown over tissue the flow carries unchanged from the first
-    frame: it holds most of the flow mask (GROWTH_MIN_COVER), reaches beyond it by at least
-    GROWTH_MIN_PX pixels, and the flow explains those pixels about as well as the rest of the flow
-    mask's outline band (their mean residual at most `max_residual_ratio` times the band's). Such
-    pixels lay outside the target on the first frame and look as they did then; a cut that grows
-    through the plane changes the look of what it takes, so the flow cannot explain it. Not told
-    where the image barely shows the target (GROWTH_MIN_CONTRAST)."""
+    frame: it holds most of the flow mask (GROWTH_MIN_COVER) and reaches beyond it by at least
+    GROWTH_MIN_PX pixels, and either of two kinds of evidence says those pixels are not the
+    target's:
+    - the image: its outline lies at least `beyond_edge_px` farther out than the target's edge
+      (its outward offset from the flow mask less the edge's move, `EdgeFit`), and that edge
+      predicts the profile across the outline clearly better than one where the network puts it
+      (by EDGE_MIN_EVIDENCE);
+    - the flow: it explains those pixels about as well as the rest of the flow mask's outline
+      band (their mean residual at most `max_residual_ratio` times the band's). Such pixels lay
+      outside the target on the first frame and look as they did then; a cut that grows through
+      the plane changes the look of what it takes, so the flow cannot explain it. Not told where
+      the image barely shows the target (GROWTH_MIN_CONTRAST).
+    0 switches a kind of evidence off."""
     # Both masks lie within this box: everything below works on it alone.
     box = box_around(network_mask | motion.mask, CREDIBILITY_BAND_PX + 1)
     network, flow = network_mask[box], motion.mask[box]
@@ -376,14 +420,24 @@ def grown_over_carried_tissue(network_mask: np.ndarray, motion: MotionEstimate, 
         return False
     if np.count_nonzero(network & flow) < GROWTH_MIN_COVER * np.count_nonzero(flow):
         return False
+    if beyond_edge_px and _beyond_the_edge(outward_offset(network, flow), EdgeFit.of(motion), beyond_edge_px):
+        return True
     rest = _outline_band(flow.astype(np.uint8)) & ~(network ^ flow)
-    if not rest.any():
+    if not max_residual_ratio or not rest.any():
         return False
     residual = np.abs(motion.change[box])
     level = max(float(residual[rest].mean()), RESIDUAL_FLOOR)
     if outline_contrast(motion.image[box], flow) < GROWTH_MIN_CONTRAST * level:
         return False
     return float(residual[beyond].mean()) <= max_residual_ratio * level
+
+
+def _beyond_the_edge(offset_px: float, fit: EdgeFit | None, min_px: float) -> bool:
+    """Whether an outline `offset_px` out from the flow mask's lies at least `min_px` beyond the
+    target's edge, and the image clearly says so."""
+    if fit is None:
+        return False
+    return offset_px - fit.shift >= min_px and fit.evidence_against(offset_px) >= EDGE_MIN_EVIDENCE
 
 
 class SustainedGrowth:
@@ -398,14 +452,15 @@ class SustainedGrowth:
 
     RUN = 3
 
-    def __init__(self, max_residual_ratio: float) -> None:
+    def __init__(self, max_residual_ratio: float, beyond_edge_px: float = 0.0) -> None:
         self._ratio = max_residual_ratio
+        self._beyond_edge = beyond_edge_px
         self._run = 0
 
     def update(self, network_mask: np.ndarray, motion: MotionEstimate, flow_credible: bool) -> float | None:
         """This frame's evidence: the network's outward offset from the flow mask (pixels) when
         its growth over carried tissue has lasted RUN credible frames, else None."""
-        if flow_credible and grown_over_carried_tissue(network_mask, motion, self._ratio):
+        if flow_credible and grown_over_carried_tissue(network_mask, motion, self._ratio, self._beyond_edge):
             self._run += 1
         else:
             self._run = 0

@@ -181,8 +181,8 @@ class XMemTracker(Tracker):
                 own_change_allowance=arbitration.own_change_allowance,
             )
         self._growth = None
-        if self._trust is not None and arbitration.growth_max_residual:
-            self._growth = SustainedGrowth(arbitration.growth_max_residual)
+        if self._trust is not None and (arbitration.growth_max_residual or arbitration.growth_beyond_edge):
+            self._growth = SustainedGrowth(arbitration.growth_max_residual, arbitration.growth_beyond_edge)
         if self._parts.names():
             motion = settings.motion
             self._flow = MaskFlow(
