@@ -359,6 +359,26 @@ def test_growth_over_tissue_the_flow_explains_is_told_from_a_cut_that_grew():
     assert not grown_over_carried_tissue(np.roll(grown, 12, axis=1), _carried(flow, residual_beyond=1.0), 0.9)
 
 
+def test_growth_beyond_the_edge_the_image_shows_is_growth_whatever_the_residual():
+    # Textured tissue the flow carries, a target 40 grey levels above it, noise on both frames:
+    # the residual beyond the flow mask is the noise's, about the outline band's, so the flow
+    # alone does not tell a network grown by 2 px (radius 12 on a disc of 10) from a right one.
+    unchanged, grew = _shrunk_or_grown(10.0), _shrunk_or_grown(12.0)
+    grown = _disc(12.0)
+    assert not grown_over_carried_tissue(grown, unchanged, max_residual_ratio=0.9)
+    # The image says where the edge is: still on the flow mask's outline, 2 px inside the
+    # network's; or moved out with the cut, under the network's outline.
+    assert grown_over_carried_tissue(grown, unchanged, max_residual_ratio=0.0, beyond_edge_px=0.75)
+    assert not grown_over_carried_tissue(grown, grew, max_residual_ratio=0.0, beyond_edge_px=0.75)
+    # An outline less far out than the setting is not counted, nor one the image does not show
+    # (a target as faint as the noise).
+    assert not grown_over_carried_tissue(grown, unchanged, max_residual_ratio=0.0, beyond_edge_px=3.0)
+    faint = _shrunk_or_grown(10.0, contrast=2.0, noise=15.0)
+    assert not grown_over_carried_tissue(grown, faint, max_residual_ratio=0.0, beyond_edge_px=0.75)
+    # Off (0), neither kind of evidence is asked.
+    assert not grown_over_carried_tissue(grown, unchanged, max_residual_ratio=0.0)
+
+
 def test_growth_counts_once_it_lasts_three_credible_frames():
     flow = _disc(10.0)
     carried = _carried(flow, residual_beyond=1.0)
@@ -710,3 +730,21 @@ def test_a_cut_that_grows_through_the_plane_is_not_taken_for_creep():
     assert events["network_grown_over_tissue"] == 0
     off, _ = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF, growth_max_residual=0.0)
     assert np.array_equal(scores, off)
+    # Nor by the image: the target's edge moved out with the network's outline.
+    edged, edged_events = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF, growth_beyond_edge=0.75)
+    assert edged_events["network_grown_over_tissue"] == 0 and np.array_equal(edged, scores)
+
+
+def test_a_network_grown_beyond_the_edge_loses_its_trust_by_the_image_alone():
+    # The flow's evidence of growth off: only the image can tell the grown outline.
+    frames, masks = haloed_scene()
+    runs = {}
+    for beyond_edge in (0.0, 0.75):
+        core = _GrownStandIn("exact", masks, frames)
+        result, events = track_with(core, frames, masks, growth_max_residual=0.0, growth_beyond_edge=beyond_edge)
+        scores = [dice(result.masks[:, :, t] > 0, masks[:, :, t]) for t in range(1, frames.shape[2])]
+        runs[beyond_edge] = (np.mean(scores[4:]), events)
+    (spared, spared_events), (judged, judged_events) = runs[0.0], runs[0.75]
+    assert spared_events["network_grown_over_tissue"] == 0 and spared_events["network_untrusted"] == 0
+    assert judged_events["network_grown_over_tissue"] > 0 and judged_events["network_untrusted"] > 0
+    assert judged > spared + 0.05, (judged, spared)
