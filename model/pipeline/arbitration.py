@@ -178,7 +178,7 @@ class ArbitrationSettings:
     )
 
     growth_beyond_edge: float = field(
-        default=0.0,
+        default=0.75,
         metadata={
             "help": "... or over pixels beyond the target's edge: its outline at least this many pixels "
             "farther out than the edge the image shows (this frame's intensity profile across the flow "
