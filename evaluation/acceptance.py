@@ -196,10 +196,16 @@ def result_name(source: Path) -> str:
     return source.name if source.is_dir() else source.stem
 
 
-def before_for(source: Path, before: list[Path]) -> Path | None:
-    """The earlier cases CSV of the same set: the one whose name ends in -SET.csv."""
+def set_name(source: Path) -> str:
+    """The set a result is of: a folder's name (SET); a cases CSV's name without its first word
+    (WHAT-SET.csv, e.g. bar-flowfail-sel.csv), or its whole name when it has one word."""
     name = result_name(source)
-    return next((path for path in before if path.stem.endswith(f"-{name}") or path.stem == name), None)
+    return name if source.is_dir() else name.split("-", 1)[-1]
+
+
+def before_for(source: Path, before: list[Path]) -> Path | None:
+    """The earlier cases CSV of the same set (WHAT-SET.csv)."""
+    return next((path for path in before if set_name(path) == set_name(source)), None)
 
 
 def is_one_of(source: Path, set_names: list[str]) -> bool:

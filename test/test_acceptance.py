@@ -108,6 +108,20 @@ def test_the_arbitration_bar_passes_and_compares_with_the_earlier_table(tmp_path
     assert "FAIL" not in out and "as bar-val10.csv" in out
 
 
+def test_a_results_csv_is_compared_with_the_earlier_table_of_its_set(tmp_path, capsys):
+    # As the committed tables are named: arbitration-SET.csv against bar-SET.csv, the set's
+    # name itself holding a hyphen; a result of another set is compared with nothing.
+    results = _write_results(tmp_path / "now", ARBITRATION) / "cases.csv"
+    named = results.rename(results.with_name("arbitration-flowfail-sel.csv"))
+    earlier = {}
+    for set_ in ("flowfail-sel", "sel"):
+        path = _write_results(tmp_path / set_, {DEFAULT: [(0.95, 0.30), (0.95, 0.30)]}) / "cases.csv"
+        earlier[set_] = path.rename(path.with_name(f"bar-{set_}.csv"))
+    assert main(["--arbitration", str(named), "--before", str(earlier["sel"])]) == 0
+    assert main(["--arbitration", str(named), "--before", *map(str, earlier.values())]) == 1
+    assert "FAIL  real network: as bar-flowfail-sel.csv" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("change", "failing"),
     [
