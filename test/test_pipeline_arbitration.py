@@ -12,6 +12,7 @@ from evaluation.standins import StandInCore
 from model.pipeline.arbitration import (
     EDGE_MIN_EVIDENCE,
     GROWTH_DEAD_ZONE_PX,
+    STEADY_OFFSET_LEAST_RADII,
     STEADY_OFFSET_MAX_PX,
     NetworkTrust,
     SteadyOffset,
@@ -618,9 +619,10 @@ class _OffsetStandIn(StandInCore):
 
 
 def test_a_network_that_sits_off_the_target_is_moved_back():
-    # The alignment off: on its own it would move this map onto the flow's centre, as the gap
-    # is within its limit here; on a small target it is not (0.1 radii).
-    frames, masks = translating_scene()
+    # A pixel right of a target of radius 5 (0.2 radii). The alignment off: on its own it would
+    # move this map onto the flow's centre, as the gap is within its limit here; on a small
+    # target it is not (0.1 radii).
+    frames, masks = translating_scene(radius=5)
     centre_error = {}
     for factor in (0.0, 2.0):
         core = _OffsetStandIn("exact", masks, frames)
@@ -632,16 +634,29 @@ def test_a_network_that_sits_off_the_target_is_moved_back():
     assert centre_error[2.0] < centre_error[0.0] - 0.3, centre_error
 
 
-def test_an_offset_within_the_alignments_limit_is_left_to_the_alignment():
-    # A pixel right of a target of radius 8: beyond the alignment's limit at 0.1 radii (0.8 px),
-    # within it at 0.2 radii (1.6 px), where the alignment moves the map on the frames it may.
-    frames, masks = translating_scene()
+def test_an_offset_as_small_as_a_flows_own_error_is_left_alone():
+    # The same pixel is 0.2 radii of a target of radius 5 but 0.125 of one of radius 8: below
+    # STEADY_OFFSET_LEAST_RADII a credible flow is steadily that far off a right network.
     moved = {}
-    for max_flow_shift in (0.1, 0.2):
+    for radius in (5, 8):
+        frames, masks = translating_scene(radius=radius)
+        core = _OffsetStandIn("exact", masks, frames)
+        _, events = track_with(core, frames, masks, align_max_px=0.0, steady_offset_factor=2.0)
+        moved[radius] = events["network_moved_by_steady_offset"]
+    assert 1 / 8 < STEADY_OFFSET_LEAST_RADII < 1 / 5
+    assert moved[5] > 0 and moved[8] == 0, moved
+
+
+def test_an_offset_within_the_alignments_limit_is_left_to_the_alignment():
+    # A pixel right of a target of radius 5: beyond the alignment's limit at 0.1 radii (0.5 px),
+    # within it at 0.3 radii (1.5 px), where the alignment moves the map on the frames it may.
+    frames, masks = translating_scene(radius=5)
+    moved = {}
+    for max_flow_shift in (0.1, 0.3):
         core = _OffsetStandIn("exact", masks, frames)
         _, events = track_with(core, frames, masks, max_flow_shift=max_flow_shift, steady_offset_factor=2.0)
         moved[max_flow_shift] = events["network_moved_by_steady_offset"]
-    assert moved[0.1] > 0 and moved[0.2] == 0, moved
+    assert moved[0.1] > 0 and moved[0.3] == 0, moved
 
 
 def test_a_wrong_network_against_a_right_flow_is_kept_out():

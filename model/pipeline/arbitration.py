@@ -68,6 +68,11 @@ EDGE_MIN_EVIDENCE = 10.0
 # disagreement with the flow (one of them lost the target), not placed a little off it: such a
 # frame is the trust's and the guards' business and stays out of the steady offset's mean.
 STEADY_OFFSET_MAX_PX = 2.0
+# A credible flow's own steady error from a right network: up to 0.14 first-mask radii on the
+# generated and real sets (a target of radius 4.7 px at SNR 2.4), where weights that sit off a
+# small target do so by 0.17 radii and more (docs/results.md, "A steady offset"). A correction
+# no larger than this many radii is the flow's error, not the network's.
+STEADY_OFFSET_LEAST_RADII = 0.15
 # Growth over carried tissue (`grown_over_carried_tissue`): fewer pixels than this beyond the flow
 # mask are an outline's noise, not growth ...
 GROWTH_MIN_PX = 10
@@ -188,14 +193,15 @@ class ArbitrationSettings:
     )
 
     steady_offset_factor: float = field(
-        default=0.0,
+        default=1.5,
         metadata={
             "help": "move the network's map back by its steady offset from a credible flow: the "
             "running mean, over about --trust-memory credible frames, of its mask's centroid minus "
             "the flow mask's, per axis, where that mean is more than this many times its running "
             "spread (the flow's own error fluctuates around zero; a network that sits off the "
             f"target does not); frames more than {STEADY_OFFSET_MAX_PX:g} px apart are not counted, and a "
-            "correction within the alignment's limit is left to the alignment (0 = off)"
+            "correction within the alignment's limit or within "
+            f"{STEADY_OFFSET_LEAST_RADII:g} first-mask radii (a flow's own steady error) is left alone (0 = off)"
         },
     )
 
@@ -597,8 +603,9 @@ class SteadyOffset:
     an axis where the mean is more than `factor` times the spread, after MIN_FRAMES credible
     frames, the network's map is moved back by the mean (docs/pipeline.md, "Steady offset").
     Offsets beyond STEADY_OFFSET_MAX_PX are disagreements, not placement, and are not counted; a
-    correction of at most `least_px` is left to the alignment (a flow steadily off a right
-    network by a fraction of a pixel makes one that large).
+    correction of at most `least_px` is left alone (a flow steadily off a right network by a
+    fraction of a pixel makes one that large: the tracker passes the larger of the alignment's
+    limit and STEADY_OFFSET_LEAST_RADII first-mask radii).
     """
 
     MIN_FRAMES = 3

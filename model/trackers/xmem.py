@@ -17,6 +17,7 @@ import torch
 
 from model.device import describe_device
 from model.pipeline.arbitration import (
+    STEADY_OFFSET_LEAST_RADII,
     NetworkTrust,
     SteadyOffset,
     SustainedGrowth,
@@ -143,8 +144,8 @@ class XMemTracker(Tracker):
         # A gap the centroid guard would reject is a disagreement, not a placement error:
         # aligning it away would hide a slow failure from the guard.
         self._align_limit = settings.motion.align_max_px
+        radius = math.sqrt(np.count_nonzero(first_mask) / math.pi)
         if guards.max_flow_shift:
-            radius = math.sqrt(np.count_nonzero(first_mask) / math.pi)
             self._align_limit = min(self._align_limit, guards.max_flow_shift * radius)
         self._resolved = {
             "margin_mm": margin_mm,
@@ -169,8 +170,9 @@ class XMemTracker(Tracker):
         arbitration = settings.arbitration
         self._offset = None
         if arbitration.steady_offset_factor and self._parts.names():
-            # An offset within the alignment's limit is as large as a flow's own steady error.
-            least = self._resolved["align_limit_px"]
+            # A flow's own steady error from a right network reaches the alignment's limit or
+            # STEADY_OFFSET_LEAST_RADII, whichever is larger: only an offset beyond both is the network's.
+            least = max(self._resolved["align_limit_px"], STEADY_OFFSET_LEAST_RADII * radius)
             self._offset = SteadyOffset(arbitration.steady_offset_factor, arbitration.trust_memory, least)
         if self._parts.trust:
             self._trust = NetworkTrust(
