@@ -70,8 +70,9 @@ EDGE_MIN_EVIDENCE = 10.0
 STEADY_OFFSET_MAX_PX = 2.0
 # A credible flow's own steady error from a right network: up to 0.14 first-mask radii on the
 # generated and real sets (a target of radius 4.7 px at SNR 2.4), where weights that sit off a
-# small target do so by 0.17 radii and more (docs/results.md, "A steady offset"). A correction
-# no larger than this many radii is the flow's error, not the network's.
+# small target do so by 0.17 radii and more (docs/results.md, "A steady offset, kept above the
+# flow's own error"). A correction no larger than this many radii is the flow's error, not the
+# network's.
 STEADY_OFFSET_LEAST_RADII = 0.15
 # Growth over carried tissue (`grown_over_carried_tissue`): fewer pixels than this beyond the flow
 # mask are an outline's noise, not growth ...
