@@ -209,9 +209,8 @@ def before_for(source: Path, before: list[Path]) -> Path | None:
 
 
 def is_one_of(source: Path, set_names: list[str]) -> bool:
-    """Whether a result (a folder SET or a CSV ...-SET.csv) is one of the named sets."""
-    name = result_name(source)
-    return any(name == set_name or name.endswith(f"-{set_name}") for set_name in set_names)
+    """Whether a result (a folder SET or a CSV WHAT-SET.csv) is of one of the named sets."""
+    return set_name(source) in set_names
 
 
 def format_checks(source: Path, checks: list[Check]) -> str:
@@ -244,14 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         "--arbitration", action="store_true", help="check the arbitration bar (scripts/arbitration_matrix.sh output)"
     )
     parser.add_argument(
-        "--before", type=Path, nargs="*", default=[], help="with --arbitration: earlier cases CSVs, -SET.csv"
+        "--before", type=Path, nargs="*", default=[], help="with --arbitration: earlier cases CSVs, WHAT-SET.csv"
     )
     parser.add_argument(
         "--exact-sets",
         nargs="*",
         default=["flowfail"],
-        help="with --arbitration: the sets (SET or ...-SET) where the bar's exact checks bind; "
-        "elsewhere they are reported beside it",
+        help="with --arbitration: the sets (by name: a folder SET, a CSV WHAT-SET.csv) where the bar's "
+        "exact checks bind; elsewhere they are reported beside it",
     )
     args = parser.parse_args(argv)
     if not args.max_time_ratio > 0:
