@@ -18,6 +18,8 @@ from model.pipeline.arbitration import (
     SteadyOffset,
     SustainedGrowth,
     align_to_flow,
+    at_flow_place,
+    differs_in_size,
     edge_has_moved,
     edge_shift,
     flow_is_credible,
@@ -152,10 +154,10 @@ def test_outline_disagreement_says_which_way_the_outlines_part():
     assert surface_agreement(shrunk, flow, 1.0) == pytest.approx(1.0 - short)
 
 
-def _trust_over(network_masks, flow_masks, own_change_allowance):
+def _trust_over(network_masks, flow_masks, own_change_allowance, image_sides_with_network=True, same_place=True):
     trust = NetworkTrust(0.7, 1.0, first_mask=flow_masks[0], own_change_allowance=own_change_allowance)
     return [
-        trust.update(network, flow, flow_credible=True, image_sides_with_network=True)
+        trust.update(network, flow, True, image_sides_with_network=image_sides_with_network, same_place=same_place)
         for network, flow in zip(network_masks, flow_masks, strict=True)
     ]
 
@@ -186,6 +188,37 @@ def test_own_change_allowance_never_excuses_growth_or_a_steady_shortfall():
     # The image sides with it again, but nothing changed: no allowance, no better than the mean.
     assert trust.update(steady[2], moving_flow[2], True, image_sides_with_network=True) == 0.0
     assert trust.unjudged_frames == 1
+
+
+def test_own_change_allowance_counts_wherever_the_network_lies_within_the_flow_mask():
+    # The image need not side with it: a network that follows the cut as it shrinks inside the
+    # carried mask keeps its trust on frames the flow judges too.
+    flow = [_cut(10.0)] * 6
+    network = [_cut(7.0), _cut(10.0)] * 3
+    assert min(_trust_over(network, flow, True, image_sides_with_network=False)) == 1.0
+    assert _trust_over(network, flow, False, image_sides_with_network=False)[0] == 0.0
+    # Beyond the flow mask's outline it is judged as before.
+    grown = [_cut(13.0), _cut(10.0)] * 3
+    assert _trust_over(grown, flow, True, image_sides_with_network=False)[0] == 0.0
+
+
+def test_own_change_allowance_and_the_decisive_image_are_for_a_network_at_the_flows_place():
+    flow = [_cut(10.0)] * 6
+    network = [_cut(7.0), _cut(10.0)] * 3
+    elsewhere = _trust_over(network, flow, True, same_place=False)
+    assert elsewhere == _trust_over(network, flow, False) and elsewhere[0] == 0.0
+    assert fusion_trust(0.4, 0.2, 0.7, same_place=True) == 1.0
+    assert fusion_trust(0.4, 0.2, 0.7, same_place=False) == 0.4
+    # The place: the network's centroid against the flow's centre, within the limit.
+    disc = _disc_probability((32.0, 32.0)) > 0.5  # centroid (32.5, 32.5): pixel i covers [i, i + 1)
+    assert at_flow_place(disc, (32.5, 32.9), 0.5) and not at_flow_place(disc, (32.5, 33.5), 0.5)
+    assert not at_flow_place(disc, None, 0.5) and not at_flow_place(np.zeros_like(disc), (32.5, 32.5), 0.5)
+
+
+def test_a_size_differs_beyond_a_fifth_of_the_area():
+    flow = _cut(10.0)
+    assert differs_in_size(_cut(7.0), flow) and differs_in_size(_cut(14.0), flow)
+    assert not differs_in_size(_cut(9.5), flow) and not differs_in_size(flow, flow)
 
 
 def _offset_pair(offset_cols: float, rng: np.random.Generator):
@@ -588,13 +621,29 @@ def test_a_decisive_image_reaches_the_tracker_only_when_asked():
     # The flow that keeps the first, small mask judges every frame; the `jitter` stand-in's
     # outline disagrees with it a little even where the flow is right, so its trust is below 1.
     frames, masks = growing_cut()
-    default, default_events = run_stand_in("jitter", frames, masks, **FLOW_TESTS_OFF)
-    decided, decided_events = run_stand_in("jitter", frames, masks, **FLOW_TESTS_OFF, decisive_contrast=0.7)
-    assert default_events["network_weighed_in_full_by_image"] == 0
+    off, off_events = track_with(StandInCore("jitter", masks, frames), frames, masks, **FLOW_TESTS_OFF)
+    decided, decided_events = track_with(
+        StandInCore("jitter", masks, frames), frames, masks, **FLOW_TESTS_OFF, decisive_contrast=0.7
+    )
+    assert off_events["network_weighed_in_full_by_image"] == 0
     assert decided_events["network_weighed_in_full_by_image"] > 0
-    assert decided.mean() >= default.mean()
+    # Where the image decides, the output takes the network's size (the grown cut's) ...
+    cut = np.count_nonzero(masks[:, :, -1])
+    assert abs(np.count_nonzero(decided.masks[:, :, -1]) - cut) < abs(np.count_nonzero(off.masks[:, :, -1]) - cut)
+    # ... at the flow's place: the size differs from the flow mask's, so the output is aligned.
+    assert decided_events["aligned_to_flow"] > off_events["aligned_to_flow"]
     with pytest.raises(ValueError, match="decisive_contrast"):
         XMemSettings(decisive_contrast=0.7, flow_min_contrast=0.0)  # a decisive case of no test
+
+
+def test_on_a_small_target_a_decisive_network_keeps_its_own_place(monkeypatch):
+    # The growing cut's first radius is 6 px: counted as small, its decided frames are not aligned.
+    monkeypatch.setattr("model.trackers.xmem.SMALL_TARGET_RADIUS_PX", 7.0)
+    frames, masks = growing_cut()
+    off, off_events = run_stand_in("jitter", frames, masks, **FLOW_TESTS_OFF)
+    decided, decided_events = run_stand_in("jitter", frames, masks, **FLOW_TESTS_OFF, decisive_contrast=0.7)
+    assert decided_events["network_weighed_in_full_by_image"] > 0
+    assert decided_events["aligned_to_flow"] == off_events["aligned_to_flow"]
 
 
 def test_the_own_change_allowance_reaches_the_tracker():
@@ -604,10 +653,10 @@ def test_the_own_change_allowance_reaches_the_tracker():
     # keeps to the network's outline.
     frames, masks = breathing_cut()
     shrunk = slice(0, None, 2)  # frames 1, 3, 5, ...: the scores' index is the frame's minus 1
-    default, default_events = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF)
-    allowed, allowed_events = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF, own_change_allowance=True)
-    assert default_events["flow_overruled_by_image"] > 0
-    assert np.all(allowed[shrunk] >= default[shrunk]) and allowed[0] > default[0] + 0.004
+    without, without_events = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF)
+    allowed, _ = run_stand_in("exact", frames, masks, **FLOW_TESTS_OFF, own_change_allowance=True)
+    assert without_events["flow_overruled_by_image"] > 0
+    assert np.all(allowed[shrunk] >= without[shrunk]) and allowed[0] > without[0] + 0.004
 
 
 class _OffsetStandIn(StandInCore):

@@ -74,6 +74,19 @@ STEADY_OFFSET_MAX_PX = 2.0
 # flow's own error"). A correction no larger than this many radii is the flow's error, not the
 # network's.
 STEADY_OFFSET_LEAST_RADII = 0.15
+# A network whose mask's centroid lies within this many first-mask radii of a credible flow's
+# centre agrees with the flow on where the target is; what they dispute is its size and shape,
+# which a flow carried from the first frame cannot follow (a cut that changes through the plane).
+# Only such a dispute earns the own-change allowance and the decisive image's full weight: a
+# network off the target by a few pixels on a faint one can out-contrast the flow's outline
+# (docs/results.md, "A change of size, told from a change of place").
+SAME_PLACE_RADII = 0.15
+# A network mask whose area is outside 1/x to x times the flow mask's differs from it in size.
+SIZE_CHANGE_AREA_RATIO = 1.2
+# On a target of a first-mask radius below this (pixels), the flow's centre is no better than a
+# right network's (docs/experiments/2026-12-07-evidence-probes.md, "Small targets"): there a
+# network the image decides for keeps its own place.
+SMALL_TARGET_RADIUS_PX = 4.0
 # Growth over carried tissue (`grown_over_carried_tissue`): fewer pixels than this beyond the flow
 # mask are an outline's noise, not growth ...
 GROWTH_MIN_PX = 10
@@ -155,18 +168,20 @@ class ArbitrationSettings:
         metadata={
             "help": "on a frame where the contrast across the flow mask's outline is below this times "
             "the contrast across the network mask's (a decisive case of --flow-min-contrast), the "
-            "fusion weighs the network in full, unless the flow has left it no trust (0 = off; at "
-            "most --flow-min-contrast)"
+            "fusion weighs a network centred where the flow puts the target in full, unless the flow "
+            "has left it no trust, and a network mask of another size than the flow mask's is still "
+            "aligned to the flow's centre (0 = off; at most --flow-min-contrast)"
         },
     )
 
     own_change_allowance: bool = field(
         default=False,
         metadata={
-            "help": "on a frame where the image sides with the network, the part of its outline that "
-            "falls short of a credible flow's counts as agreeing, up to how far the network's outline "
-            "changed since the last frame (moved by the flow): a cut that shrinks through the plane, "
-            "which the flow carried from the first frame cannot follow (docs/pipeline.md, "
+            "help": "for a network centred where a credible flow puts the target, on a frame where the "
+            "image sides with it or where it reaches nowhere beyond the flow mask, the part of its "
+            "outline that falls short of the flow's counts as agreeing, up to how far the network's "
+            "outline changed since the last frame (moved by the flow): a cut that shrinks through the "
+            "plane, which the flow carried from the first frame cannot follow (docs/pipeline.md, "
             '"An allowance for the network\'s own change")'
         },
     )
@@ -480,15 +495,31 @@ def growth_factor(offset_px: float) -> float:
     return float(np.clip(1.0 - (offset_px - GROWTH_DEAD_ZONE_PX), 0.0, 1.0))
 
 
-def fusion_trust(trust: float, contrast_ratio: float | None, decisive: float) -> float:
+def fusion_trust(trust: float, contrast_ratio: float | None, decisive: float, same_place: bool = True) -> float:
     """The network's trust as the fusion weighs it this frame: in full where the image's verdict
-    against the flow's outline is decisive (`contrast_ratio` below `decisive`), unless the flow
-    has left the network no trust: an image that shows no target (a faint one under noise) makes
-    any sharp structure the network lands on out-contrast the flow's outline. Otherwise the
-    trust as it is. `decisive` 0 is off."""
-    if decisive and trust > 0.0 and contrast_ratio is not None and contrast_ratio < decisive:
+    against the flow's outline is decisive (`contrast_ratio` below `decisive`) on a network at
+    the flow's place (`same_place`), unless the flow has left the network no trust: an image
+    that shows no target (a faint one under noise) makes any sharp structure the network lands
+    on out-contrast the flow's outline. Otherwise the trust as it is. `decisive` 0 is off."""
+    if decisive and same_place and trust > 0.0 and contrast_ratio is not None and contrast_ratio < decisive:
         return 1.0
     return trust
+
+
+def at_flow_place(network_mask: np.ndarray, flow_centre: tuple[float, float] | None, limit_px: float) -> bool:
+    """Whether the network's mask is centred where a credible flow puts the target: its centroid
+    within `limit_px` of the flow's centre (the tracker passes SAME_PLACE_RADII first-mask radii).
+    Then a disagreement between the two is one of size and shape."""
+    if flow_centre is None or not network_mask.any():
+        return False
+    return float(np.hypot(*np.subtract(mask_centroid(network_mask), flow_centre))) <= limit_px
+
+
+def differs_in_size(network_mask: np.ndarray, flow_mask: np.ndarray) -> bool:
+    """Whether the network mask's area is outside 1/SIZE_CHANGE_AREA_RATIO to
+    SIZE_CHANGE_AREA_RATIO times the (non-empty) flow mask's."""
+    ratio = np.count_nonzero(network_mask) / np.count_nonzero(flow_mask)
+    return not 1.0 / SIZE_CHANGE_AREA_RATIO <= ratio <= SIZE_CHANGE_AREA_RATIO
 
 
 class NetworkTrust:
@@ -531,6 +562,7 @@ class NetworkTrust:
         flow_credible: bool,
         image_sides_with_network: bool = False,
         grown_px: float | None = None,
+        same_place: bool = True,
     ) -> float:
         """Add this frame's agreement when the flow is credible; the trust now.
 
@@ -539,8 +571,11 @@ class NetworkTrust:
         it: the frame counts only when its agreement is above the mean so far (above 0 while none
         has counted). Left out altogether, those frames would leave the trust to the frames
         where the network is plainly wrong. With the own-change allowance, the network's outline
-        falling short of the flow's counts as agreeing there, up to how far the network's
-        outline moved since the last frame (docs/pipeline.md, "Network trust").
+        falling short of the flow's counts as agreeing there, and on any frame where it reaches
+        nowhere beyond the flow's, up to how far the network's outline moved since the last
+        frame; only for a network at the flow's place (`same_place`, `at_flow_place`): a dispute
+        of size, not of where the target is (docs/pipeline.md, "An allowance for the network's
+        own change").
 
         `grown_px`: the network's sustained growth over tissue the flow carries, when there is
         one (`SustainedGrowth`). Then the image's siding spares it nothing, and its agreement is
@@ -554,8 +589,9 @@ class NetworkTrust:
             agreement = surface_agreement(network_mask, flow_mask, self._tolerance)
             if grown_px is not None:
                 agreement *= growth_factor(grown_px)
-            if image_sides_with_network and self._own_change_allowance:
-                agreement += self._own_change(network_mask, flow_mask, last)
+            if self._own_change_allowance and same_place:
+                if image_sides_with_network or outline_disagreement(network_mask, flow_mask, self._tolerance)[0] == 0:
+                    agreement += self._own_change(network_mask, flow_mask, last)
             if image_sides_with_network and agreement <= self._mean:
                 self.unjudged_frames += 1
             else:

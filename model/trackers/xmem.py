@@ -17,12 +17,16 @@ import torch
 
 from model.device import describe_device
 from model.pipeline.arbitration import (
+    SAME_PLACE_RADII,
+    SMALL_TARGET_RADIUS_PX,
     STEADY_OFFSET_LEAST_RADII,
     NetworkTrust,
     SteadyOffset,
     SustainedGrowth,
     WindowSearch,
     align_to_flow,
+    at_flow_place,
+    differs_in_size,
     edge_has_moved,
     flow_is_credible,
     fuse_with_prior,
@@ -147,6 +151,8 @@ class XMemTracker(Tracker):
         radius = math.sqrt(np.count_nonzero(first_mask) / math.pi)
         if guards.max_flow_shift:
             self._align_limit = min(self._align_limit, guards.max_flow_shift * radius)
+        self._same_place_px = SAME_PLACE_RADII * radius
+        self._small_target = radius < SMALL_TARGET_RADIUS_PX
         self._resolved = {
             "margin_mm": margin_mm,
             "ema_weight": ema_weight,
@@ -249,13 +255,21 @@ class XMemTracker(Tracker):
         overruled = contrast_ratio is not None and contrast_ratio < arbitration.flow_min_contrast
         flow_judges = credible and not overruled
         self._image_overruled += overruled
+        # Where the network is centred as the flow puts the target, what they dispute is the
+        # cut's size, which the flow carried from the first frame cannot follow.
+        same_place = credible and at_flow_place(network_mask, motion.centre, self._same_place_px)
         trust = trust_in_fusion = 1.0
         if self._trust is not None and motion is not None:
             grown_px = self._growth.update(network_mask, motion, credible) if self._growth is not None else None
             trust = self._trust.update(
-                network_mask, motion.mask, credible, image_sides_with_network=overruled, grown_px=grown_px
+                network_mask,
+                motion.mask,
+                credible,
+                image_sides_with_network=overruled,
+                grown_px=grown_px,
+                same_place=same_place,
             )
-            trust_in_fusion = fusion_trust(trust, contrast_ratio, arbitration.decisive_contrast)
+            trust_in_fusion = fusion_trust(trust, contrast_ratio, arbitration.decisive_contrast, same_place)
             self._image_decided += trust_in_fusion > trust
         fused = self._probability
         if motion is not None and self._parts.prior:
@@ -270,7 +284,17 @@ class XMemTracker(Tracker):
                 settings.motion.motion_prior,
                 trust_in_fusion,
             )
-        if flow_judges and self._parts.align:
+        # Where the image decides for a network of another size than the flow mask's, centred
+        # within the alignment's limit of the flow's centre, the size is the network's and the
+        # place still the flow's, but for a small target (docs/pipeline.md, "A decisive image").
+        size_decided = (
+            overruled
+            and not self._small_target
+            and contrast_ratio < arbitration.decisive_contrast
+            and differs_in_size(network_mask, motion.mask)
+            and at_flow_place(network_mask, motion.centre, self._align_limit)
+        )
+        if (flow_judges or size_decided) and self._parts.align:
             # On a frame the flow can judge, its two-way centre places the target more precisely
             # than the project's weights do, and costs a right network little (docs/pipeline.md).
             fused, moved = align_to_flow(fused, self._post.last_mask, motion.centre, self._align_limit)
