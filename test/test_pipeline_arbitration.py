@@ -18,13 +18,13 @@ from model.pipeline.arbitration import (
     SteadyOffset,
     SustainedGrowth,
     align_to_flow,
-    at_flow_place,
     differs_in_size,
     edge_has_moved,
     edge_shift,
     flow_is_credible,
     fuse_with_prior,
     fusion_trust,
+    gap_to_flow_centre,
     grown_over_carried_tissue,
     growth_factor,
     image_contrast_ratio,
@@ -211,8 +211,9 @@ def test_own_change_allowance_and_the_decisive_image_are_for_a_network_at_the_fl
     assert fusion_trust(0.4, 0.2, 0.7, same_place=False) == 0.4
     # The place: the network's centroid against the flow's centre, within the limit.
     disc = _disc_probability((32.0, 32.0)) > 0.5  # centroid (32.5, 32.5): pixel i covers [i, i + 1)
-    assert at_flow_place(disc, (32.5, 32.9), 0.5) and not at_flow_place(disc, (32.5, 33.5), 0.5)
-    assert not at_flow_place(disc, None, 0.5) and not at_flow_place(np.zeros_like(disc), (32.5, 32.5), 0.5)
+    assert gap_to_flow_centre(disc, (32.5, 32.9)) == pytest.approx(0.4, abs=1e-6)
+    assert gap_to_flow_centre(disc, (35.5, 36.5)) == pytest.approx(5.0, abs=1e-6)
+    assert gap_to_flow_centre(disc, None) == np.inf and gap_to_flow_centre(np.zeros_like(disc), (32.5, 32.5)) == np.inf
 
 
 def test_a_size_differs_beyond_a_fifth_of_the_area():

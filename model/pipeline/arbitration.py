@@ -506,13 +506,13 @@ def fusion_trust(trust: float, contrast_ratio: float | None, decisive: float, sa
     return trust
 
 
-def at_flow_place(network_mask: np.ndarray, flow_centre: tuple[float, float] | None, limit_px: float) -> bool:
-    """Whether the network's mask is centred where a credible flow puts the target: its centroid
-    within `limit_px` of the flow's centre (the tracker passes SAME_PLACE_RADII first-mask radii).
-    Then a disagreement between the two is one of size and shape."""
+def gap_to_flow_centre(network_mask: np.ndarray, flow_centre: tuple[float, float] | None) -> float:
+    """How far (pixels) the network mask's centroid lies from the flow's centre of the target;
+    infinite without either. Within SAME_PLACE_RADII first-mask radii the network is centred
+    where the flow puts the target, and a disagreement between the two is one of size and shape."""
     if flow_centre is None or not network_mask.any():
-        return False
-    return float(np.hypot(*np.subtract(mask_centroid(network_mask), flow_centre))) <= limit_px
+        return math.inf
+    return float(np.hypot(*np.subtract(mask_centroid(network_mask), flow_centre)))
 
 
 def differs_in_size(network_mask: np.ndarray, flow_mask: np.ndarray) -> bool:
@@ -573,7 +573,7 @@ class NetworkTrust:
         where the network is plainly wrong. With the own-change allowance, the network's outline
         falling short of the flow's counts as agreeing there, and on any frame where it reaches
         nowhere beyond the flow's, up to how far the network's outline moved since the last
-        frame; only for a network at the flow's place (`same_place`, `at_flow_place`): a dispute
+        frame; only for a network at the flow's place (`same_place`, `gap_to_flow_centre`): a dispute
         of size, not of where the target is (docs/pipeline.md, "An allowance for the network's
         own change").
 
@@ -590,8 +590,7 @@ class NetworkTrust:
             if grown_px is not None:
                 agreement *= growth_factor(grown_px)
             if self._own_change_allowance and same_place:
-                if image_sides_with_network or outline_disagreement(network_mask, flow_mask, self._tolerance)[0] == 0:
-                    agreement += self._own_change(network_mask, flow_mask, last)
+                agreement += self._own_change(network_mask, flow_mask, last, image_sides_with_network)
             if image_sides_with_network and agreement <= self._mean:
                 self.unjudged_frames += 1
             else:
@@ -607,20 +606,27 @@ class NetworkTrust:
         return trust
 
     def _own_change(
-        self, network_mask: np.ndarray, flow_mask: np.ndarray, last: tuple[np.ndarray, np.ndarray] | None
+        self,
+        network_mask: np.ndarray,
+        flow_mask: np.ndarray,
+        last: tuple[np.ndarray, np.ndarray] | None,
+        image_sides_with_network: bool,
     ) -> float:
         """The part of the network's disagreement with the flow that its own change accounts
         for: where its outline falls short of the flow's (a cut shrinking through the plane,
         which a flow carried from the first frame cannot follow), at most the share of its
         outline that moved since the last frame, once carried along by the flow's move of the
         target. Never where it reaches beyond (growth over the tissue around the target is how
-        a network fails), and nothing for a network that stays where it was."""
+        a network fails), nothing for a network that stays where it was, and, unless the image
+        sides with it, nothing for one that reaches beyond the flow mask anywhere."""
         if last is None or not (network_mask.any() and flow_mask.any() and last[0].any() and last[1].any()):
+            return 0.0
+        beyond, short = outline_disagreement(network_mask, flow_mask, self._tolerance)
+        if beyond and not image_sides_with_network:
             return 0.0
         last_network, last_flow = last
         moved = shift_mask(last_network, tuple(np.subtract(mask_centroid(flow_mask), mask_centroid(last_flow))))
         changed = 1.0 - surface_agreement(network_mask, moved, self._tolerance)
-        _, short = outline_disagreement(network_mask, flow_mask, self._tolerance)
         return min(short, changed)
 
     @property

@@ -25,12 +25,12 @@ from model.pipeline.arbitration import (
     SustainedGrowth,
     WindowSearch,
     align_to_flow,
-    at_flow_place,
     differs_in_size,
     edge_has_moved,
     flow_is_credible,
     fuse_with_prior,
     fusion_trust,
+    gap_to_flow_centre,
     image_contrast_ratio,
 )
 from model.pipeline.crop import CropWindow, initial_box
@@ -257,7 +257,9 @@ class XMemTracker(Tracker):
         self._image_overruled += overruled
         # Where the network is centred as the flow puts the target, what they dispute is the
         # cut's size, which the flow carried from the first frame cannot follow.
-        same_place = credible and at_flow_place(network_mask, motion.centre, self._same_place_px)
+        size_settings = arbitration.own_change_allowance or arbitration.decisive_contrast > 0
+        gap = gap_to_flow_centre(network_mask, motion.centre) if credible and size_settings else math.inf
+        same_place = gap <= self._same_place_px
         trust = trust_in_fusion = 1.0
         if self._trust is not None and motion is not None:
             grown_px = self._growth.update(network_mask, motion, credible) if self._growth is not None else None
@@ -292,7 +294,7 @@ class XMemTracker(Tracker):
             and not self._small_target
             and contrast_ratio < arbitration.decisive_contrast
             and differs_in_size(network_mask, motion.mask)
-            and at_flow_place(network_mask, motion.centre, self._align_limit)
+            and gap <= self._align_limit
         )
         if (flow_judges or size_decided) and self._parts.align:
             # On a frame the flow can judge, its two-way centre places the target more precisely
