@@ -153,6 +153,8 @@ class XMemTracker(Tracker):
             self._align_limit = min(self._align_limit, guards.max_flow_shift * radius)
         self._same_place_px = SAME_PLACE_RADII * radius
         self._small_target = radius < SMALL_TARGET_RADIUS_PX
+        # Whether a setting that tells a change of size from a change of place is on.
+        self._sizes_disputed = settings.arbitration.own_change_allowance or settings.arbitration.decisive_contrast > 0
         self._resolved = {
             "margin_mm": margin_mm,
             "ema_weight": ema_weight,
@@ -257,8 +259,7 @@ class XMemTracker(Tracker):
         self._image_overruled += overruled
         # Where the network is centred as the flow puts the target, what they dispute is the
         # cut's size, which the flow carried from the first frame cannot follow.
-        size_settings = arbitration.own_change_allowance or arbitration.decisive_contrast > 0
-        gap = gap_to_flow_centre(network_mask, motion.centre) if credible and size_settings else math.inf
+        gap = gap_to_flow_centre(network_mask, motion.centre) if credible and self._sizes_disputed else math.inf
         same_place = gap <= self._same_place_px
         trust = trust_in_fusion = 1.0
         if self._trust is not None and motion is not None:
@@ -293,8 +294,8 @@ class XMemTracker(Tracker):
             overruled
             and not self._small_target
             and contrast_ratio < arbitration.decisive_contrast
-            and differs_in_size(network_mask, motion.mask)
             and gap <= self._align_limit
+            and differs_in_size(network_mask, motion.mask)
         )
         if (flow_judges or size_decided) and self._parts.align:
             # On a frame the flow can judge, its two-way centre places the target more precisely
